@@ -43,7 +43,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
 
         return Path(get_package_share_directory("hstnn_ros"))
-    except Exception:  # noqa: BLE001 - any failure means "not a ROS install"; fall back to the sources
+    except Exception:  # any failure means "not a ROS install": fall back to the sources
         return REPO_ROOT
 
 

@@ -1,0 +1,172 @@
+"""Feature sets: the ``[N, T, F]`` tensors (plus labels and splits) that the HSTNN trains and evaluates on.
+
+The contract between the front-end feature cache (producer) and ``hstnn-train`` (consumer). Stored as one
+safetensors file (arrays) with a JSON header in the safetensors metadata; never pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from hstnn_ros.datasets.errors import DatasetError
+
+FORMAT = "hstnn_ros.feature_set"
+FORMAT_VERSION = 1
+
+#: Split codes stored in ``FeatureSet.split``.
+SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
+SPLIT_NAMES = {SPLIT_TRAIN: "train", SPLIT_VAL: "val", SPLIT_TEST: "test"}
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Windows of per-step features with place labels.
+
+    Attributes:
+        features: ``[N, T, F]`` float32. The first ``input_spiking`` features of every step are binary spikes
+            (counted as ACs), the rest are real-valued (counted as MACs).
+        labels: ``[N]`` int64 place ids in ``0 .. num_classes - 1``.
+        split: ``[N]`` int8, one of ``SPLIT_TRAIN``, ``SPLIT_VAL``, ``SPLIT_TEST``.
+        group: ``[N]`` int32 traversal id (splits are made by traversal, never by window).
+        env: ``[N]`` int8 lighting environment index into ``env_names``.
+        num_classes: number of places.
+        input_spiking: how many leading features per step are spikes.
+        env_names: names of the environments (``env1``...).
+        meta: free JSON-serialisable provenance (source dataset fingerprint, front-end bundle, ...).
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    group: np.ndarray
+    env: np.ndarray
+    num_classes: int
+    input_spiking: int = 0
+    env_names: tuple[str, ...] = ("env",)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        f = self.features
+        if f.ndim != 3:
+            raise DatasetError(f"features must be [N, T, F], got shape {tuple(f.shape)}")
+        n = f.shape[0]
+        for name in ("labels", "split", "group", "env"):
+            arr = getattr(self, name)
+            if arr.shape != (n,):
+                raise DatasetError(f"{name} must have shape ({n},) to match features, got {tuple(arr.shape)}")
+        if n and (self.labels.min() < 0 or self.labels.max() >= self.num_classes):
+            raise DatasetError(
+                f"labels must lie in 0..{self.num_classes - 1}, found {self.labels.min()}..{self.labels.max()}"
+            )
+        if not 0 <= self.input_spiking <= f.shape[2]:
+            raise DatasetError(f"input_spiking={self.input_spiking} must lie in 0..{f.shape[2]} (feature size)")
+        if n and self.env.max() >= len(self.env_names):
+            raise DatasetError(f"env index {self.env.max()} has no name in env_names={self.env_names}")
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def feature_size(self) -> int:
+        return int(self.features.shape[2])
+
+    def subset(self, mask: np.ndarray) -> FeatureSet:
+        """The windows selected by a boolean mask or index array, with the same metadata."""
+        return FeatureSet(
+            features=self.features[mask],
+            labels=self.labels[mask],
+            split=self.split[mask],
+            group=self.group[mask],
+            env=self.env[mask],
+            num_classes=self.num_classes,
+            input_spiking=self.input_spiking,
+            env_names=self.env_names,
+            meta=dict(self.meta),
+        )
+
+    def split_set(self, code: int) -> FeatureSet:
+        """Windows of one split (``SPLIT_TRAIN``, ``SPLIT_VAL`` or ``SPLIT_TEST``)."""
+        return self.subset(self.split == code)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the arrays: identifies the exact data a model was trained on."""
+        h = hashlib.sha256()
+        for arr in (self.features, self.labels, self.split, self.group, self.env):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+def save_feature_set(path: Path | str, fs: FeatureSet) -> Path:
+    """Write ``fs`` to ``path`` (``.safetensors``) and return the path."""
+    path = Path(path)
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "num_classes": fs.num_classes,
+        "input_spiking": fs.input_spiking,
+        "env_names": list(fs.env_names),
+        "fingerprint": fs.fingerprint(),
+        "meta": fs.meta,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {
+            "features": np.ascontiguousarray(fs.features, dtype=np.float32),
+            "labels": np.ascontiguousarray(fs.labels, dtype=np.int64),
+            "split": np.ascontiguousarray(fs.split, dtype=np.int8),
+            "group": np.ascontiguousarray(fs.group, dtype=np.int32),
+            "env": np.ascontiguousarray(fs.env, dtype=np.int8),
+        },
+        str(path),
+        metadata={"hstnn_ros": json.dumps(header)},
+    )
+    return path
+
+
+def load_feature_set(path: Path | str) -> FeatureSet:
+    """Read a feature set written by :func:`save_feature_set`, checking format and fingerprint."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such feature set file (build one with `hstnn-frontends cache`)")
+    try:
+        from safetensors import safe_open  # noqa: PLC0415
+
+        with safe_open(str(path), framework="numpy") as fh:
+            header_txt = (fh.metadata() or {}).get("hstnn_ros")
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not a readable safetensors feature set ({exc})") from exc
+    if header_txt is None:
+        raise DatasetError(f"{path}: safetensors file without hstnn_ros metadata; not a feature set")
+    header = json.loads(header_txt)
+    if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: format {header.get('format')} v{header.get('format_version')}, "
+            f"expected {FORMAT} v{FORMAT_VERSION}"
+        )
+    missing = {"features", "labels", "split", "group", "env"} - set(arrays)
+    if missing:
+        raise DatasetError(f"{path}: missing arrays {sorted(missing)}")
+    fs = FeatureSet(
+        features=arrays["features"],
+        labels=arrays["labels"],
+        split=arrays["split"],
+        group=arrays["group"],
+        env=arrays["env"],
+        num_classes=int(header["num_classes"]),
+        input_spiking=int(header["input_spiking"]),
+        env_names=tuple(header["env_names"]),
+        meta=header.get("meta", {}),
+    )
+    if fs.fingerprint() != header["fingerprint"]:
+        raise DatasetError(f"{path}: fingerprint mismatch, the file is corrupt or was modified")
+    return fs
