@@ -1,0 +1,350 @@
+"""INT8 quantisation of a hybrid network and its integer forward pass written in the TianjicX primitives.
+
+Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neuromorphic hardware"):
+
+* Activations are INT8 with power-of-two scales: spikes are 0/1 (scale 1), RNN outputs are a sigmoid in (0, 1)
+  stored as ``round(128 * r)`` clipped to 127 (scale 2**-7), real-valued network inputs use ``2**-k`` with k chosen
+  by calibration so that the largest calibration value maps to at most 127. The layer output is the concatenation
+  ``[spikes, INT8 RNN outputs]`` exactly as in the float model.
+* Weights are INT8 and accumulate in INT32 (P04, saturating per add). Each population has one power-of-two
+  accumulator scale ``s_acc`` for which ``|W[r] * s_in[r]| / s_acc <= 127`` for every input row r; the INT8 weight of
+  row r is ``round(W[r] * s_in[r] / s_acc)`` (input scales are folded into the weights, so one INT8 vector can mix
+  spikes and real values). Biases become INT32 ``round(b / s_acc)``.
+* Spiking populations are P08 LIF neurons: the stored potential is the float model's ``decay * u * (1 - s)`` (reset
+  mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``), threshold ``round(v_th / s_acc)``, the 28-bit
+  membrane is the INT32 accumulator, no floor, no refractory time, fire type 4 (0/1 spikes).
+* RNN populations are one P04 over ``[y_t, r_{t-1}]`` (input and recurrent weights stacked) followed by a P07 lookup
+  of an INT8 sigmoid table (12-bit address by default, shift chosen so the table spans about +-8 of the float
+  pre-activation).
+* Readout: with the rate decoder the spikes of the last layer are summed over time by a P04 (spikes as ACs) into a P08
+  used as an integrator (no reset, no leak, threshold out of reach); the 1/T of the mean is folded into those weights.
+  At the last step a P04 over ``r_T`` adds the RNN part. With the last-step decoder one P04 runs over ``[s_T, r_T]``.
+  The predicted class is the argmax of the INT32 logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hstnn_ros.tianjicx.enums import FireType, LutWidth, ResetMode
+from hstnn_ros.tianjicx.errors import TianjicxError
+from hstnn_ros.tianjicx.primitives import (
+    V28_MAX,
+    V28_MIN,
+    LifParams,
+    lut_lookup,
+    p04_matvec,
+    p08_lif,
+    pack_v_state,
+    unpack_v_state,
+)
+
+log = logging.getLogger(__name__)
+
+#: Exponent of the INT8 RNN output scale: r_int = round(r * 2**RNN_OUT_EXP).
+RNN_OUT_EXP = 7
+#: Float pre-activation half-range the sigmoid table should span.
+SIGMOID_SPAN = 8.0
+
+
+# --------------------------------------------------------------------------------------------------- float side
+
+
+@dataclass(frozen=True)
+class FloatLayer:
+    """One float hybrid layer, weights as ``[out, in]`` numpy arrays (torch ``nn.Linear`` convention)."""
+
+    w_snn: np.ndarray  #: [n_snn, fan_in]
+    b_snn: np.ndarray  #: [n_snn]
+    w_rnn: np.ndarray  #: [n_rnn, fan_in]
+    w_rec: np.ndarray  #: [n_rnn, n_rnn]
+    b_rnn: np.ndarray  #: [n_rnn]
+    decay: float
+    v_th: float
+
+    @property
+    def n_snn(self) -> int:
+        return int(self.w_snn.shape[0])
+
+    @property
+    def n_rnn(self) -> int:
+        return int(self.w_rnn.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.w_snn.shape[1] if self.n_snn else self.w_rnn.shape[1])
+
+
+@dataclass(frozen=True)
+class FloatNet:
+    """The float weights of a hybrid network in the form the quantiser needs (extracted from an ``HSTNN``)."""
+
+    input_size: int
+    input_spiking: int
+    layers: tuple[FloatLayer, ...]
+    w_out: np.ndarray  #: [classes, n_snn_last + n_rnn_last], columns in the order [d(s), r_T]
+    b_out: np.ndarray  #: [classes]
+    rate_decoder: bool  #: True: d = mean of spikes over time; False: last step's spikes
+
+
+# --------------------------------------------------------------------------------------------------- integer side
+
+
+@dataclass
+class QuantLayer:
+    """One hybrid layer as INT8/INT32 primitive operands."""
+
+    n_snn: int
+    n_rnn: int
+    fan_in: int
+    w_snn: np.ndarray  #: int8 [fan_in, n_snn] (P04 layout: rows = inputs)
+    b_snn: np.ndarray  #: int32 [n_snn]
+    lif: LifParams
+    exp_snn: int  #: accumulator scale 2**exp_snn
+    w_rnn: np.ndarray  #: int8 [fan_in + n_rnn, n_rnn]
+    b_rnn: np.ndarray  #: int32 [n_rnn]
+    exp_rnn: int
+    lut: np.ndarray  #: int8 [2**lut_width]
+    lut_width: LutWidth
+    lut_shift: int
+
+
+@dataclass
+class QuantReadout:
+    """The readout: spike-count part (integrated each step) and RNN part (at the last step)."""
+
+    w_spk: np.ndarray  #: int8 [n_snn_last, classes]
+    w_rnn: np.ndarray  #: int8 [n_rnn_last, classes]
+    bias: np.ndarray  #: int32 [classes]
+    exp: int
+    rate_decoder: bool
+    integrator: LifParams
+
+
+@dataclass
+class QuantHSTNN:
+    """An INT8 hybrid network whose forward pass is made of P04, P07 and P08 calls only."""
+
+    input_size: int
+    input_spiking: int
+    input_exp: int  #: real-valued inputs: x_int = clip(round(x * 2**input_exp), -128, 127)
+    layers: list[QuantLayer]
+    readout: QuantReadout
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    def quantise_input(self, x: np.ndarray) -> np.ndarray:
+        """Float features ``[..., F]`` -> INT8: spike features stay 0/1, real ones scale by ``2**input_exp``."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.clip(np.round(x * 2.0**self.input_exp), -128, 127)
+        k = self.input_spiking
+        out[..., :k] = np.clip(np.round(x[..., :k]), -128, 127)
+        return out.astype(np.int8)
+
+    def run(self, x_int: np.ndarray) -> QuantRecord:
+        """Integer forward pass over ``x_int[B, T, F]`` int8; returns INT32 logits and per-layer activity."""
+        x_int = np.asarray(x_int)
+        if x_int.ndim != 3 or x_int.shape[2] != self.input_size:
+            raise TianjicxError(f"input must be int8 [B, T, {self.input_size}], got {x_int.shape} {x_int.dtype}")
+        b, steps, _ = x_int.shape
+        lif_state = [
+            pack_v_state(np.zeros((b, q.n_snn), np.int64), np.zeros((b, q.n_snn), np.int64)) for q in self.layers
+        ]
+        lif_theta = [np.zeros((b, max(q.n_snn, 1)), np.int32) for q in self.layers]
+        r_prev = [np.zeros((b, q.n_rnn), np.int8) for q in self.layers]
+        spikes_rec = [np.zeros((b, steps, q.n_snn), np.int8) for q in self.layers]
+        rnn_rec = [np.zeros((b, steps, q.n_rnn), np.int8) for q in self.layers]
+        ro = self.readout
+        n_spk = self.layers[-1].n_snn
+        integ_state = pack_v_state(np.zeros((b, ro.bias.shape[0]), np.int64), np.zeros((b, ro.bias.shape[0]), int))
+        integ_theta = np.zeros((b, 1), np.int32)
+        for t in range(steps):
+            y = x_int[:, t]
+            for i, q in enumerate(self.layers):
+                parts = []
+                if q.n_snn:
+                    u = p04_matvec(y, q.w_snn, pad_bias(q.b_snn))[:, : q.n_snn]
+                    st = p08_lif(lif_state[i], lif_theta[i][:, : q.n_snn], u, q.lif)
+                    lif_state[i], lif_theta[i] = st.state, st.vtheta
+                    s = st.output
+                    spikes_rec[i][:, t] = s
+                    parts.append(s)
+                if q.n_rnn:
+                    acc = p04_matvec(np.concatenate([y, r_prev[i]], axis=1), q.w_rnn, pad_bias(q.b_rnn))
+                    r = lut_lookup(acc[:, : q.n_rnn], q.lut, q.lut_width, q.lut_shift)
+                    r_prev[i] = r
+                    rnn_rec[i][:, t] = r
+                    parts.append(r)
+                y = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            if ro.rate_decoder and n_spk:
+                u = p04_matvec(spikes_rec[-1][:, t], ro.w_spk)[:, : ro.bias.shape[0]]
+                integ_state = p08_lif(integ_state, integ_theta, u, ro.integrator).state
+        classes = ro.bias.shape[0]
+        if ro.rate_decoder:
+            spk_part = unpack_v_state(integ_state)[0].astype(np.int64) if n_spk else np.zeros((b, classes), np.int64)
+            logits = spk_part + p04_matvec(rnn_rec[-1][:, -1], ro.w_rnn, pad_bias(ro.bias))[:, :classes]
+        else:
+            feats = np.concatenate([spikes_rec[-1][:, -1], rnn_rec[-1][:, -1]], axis=1)
+            w = np.concatenate([ro.w_spk, ro.w_rnn], axis=0)
+            logits = p04_matvec(feats, w, pad_bias(ro.bias))[:, :classes].astype(np.int64)
+        return QuantRecord(logits=logits, spikes=spikes_rec, rnn_out=rnn_rec)
+
+
+@dataclass
+class QuantRecord:
+    """Integer forward results: logits (INT32 range, as int64) and the INT8 layer outputs over time."""
+
+    logits: np.ndarray
+    spikes: list[np.ndarray]
+    rnn_out: list[np.ndarray]
+
+
+def pad_bias(b: np.ndarray) -> np.ndarray:
+    """Bias padded with zeros to the P04 output width (a multiple of 32)."""
+    n = b.shape[0]
+    return np.pad(b.astype(np.int64), (0, -(-n // 32) * 32 - n))
+
+
+# --------------------------------------------------------------------------------------------------- quantiser
+
+
+def _pow2_exp_for(max_abs: float, limit: float) -> int:
+    """Exponent e with ``max_abs / 2**e <= limit`` and e as small as possible (finest power-of-two step)."""
+    if max_abs <= 0 or not math.isfinite(max_abs):
+        return -20
+    return math.ceil(math.log2(max_abs / limit))
+
+
+def _quantise_rows(w_t: np.ndarray, row_exps: np.ndarray) -> tuple[np.ndarray, int]:
+    """``w_t[in, out]`` with input row scales ``2**row_exps`` -> (INT8 weights, accumulator exponent)."""
+    scaled = w_t * np.exp2(row_exps)[:, None]
+    exp = _pow2_exp_for(float(np.abs(scaled).max(initial=0.0)), 127.0)
+    q = np.clip(np.round(scaled / 2.0**exp), -127, 127).astype(np.int8)
+    return q, exp
+
+
+def _bias(b: np.ndarray, exp: int) -> np.ndarray:
+    return np.clip(np.round(np.asarray(b, np.float64) / 2.0**exp), -(2**31), 2**31 - 1).astype(np.int64)
+
+
+def sigmoid_lut(acc_exp: int, width: LutWidth = LutWidth.BITS_12) -> tuple[np.ndarray, int]:
+    """INT8 sigmoid table for P07 reading an INT32 accumulator at scale ``2**acc_exp``, and its shift.
+
+    The shift s (address = floor(acc / 4**s)) is chosen so that the table's address range spans about
+    ``+-SIGMOID_SPAN`` of the float pre-activation. Entry at signed address a: ``round(128 * sigmoid(a * step))``
+    clipped to 127, with ``step = 4**s * 2**acc_exp``.
+    """
+    bits = int(width)
+    half = 2 ** (bits - 1)
+    # want half * 4**s * 2**acc_exp ~= SIGMOID_SPAN
+    s = max(0, round((math.log2(SIGMOID_SPAN / half) - acc_exp) / 2))
+    step = 4.0**s * 2.0**acc_exp
+    a = np.arange(2**bits, dtype=np.int64)
+    signed = np.where(a >= half, a - 2**bits, a)
+    table = np.clip(np.round(2.0**RNN_OUT_EXP / (1.0 + np.exp(-signed * step))), -128, 127).astype(np.int8)
+    return table, int(s)
+
+
+def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.BITS_12) -> QuantHSTNN:
+    """Quantise a float hybrid network, choosing the input scale on calibration data ``calib_x[N, T, F]``.
+
+    Weight and accumulator scales come from the weights themselves (power of two, per population); the input scale
+    from the largest absolute real-valued calibration feature.
+    """
+    calib_x = np.asarray(calib_x, dtype=np.float64)
+    if calib_x.ndim != 3 or calib_x.shape[2] != net.input_size:
+        raise TianjicxError(f"calibration data must be [N, T, {net.input_size}], got {calib_x.shape}")
+    real = calib_x[..., net.input_spiking :]
+    in_exp = -_pow2_exp_for(float(np.abs(real).max(initial=0.0)), 127.0) if real.size else 0
+    row_exps = np.concatenate(
+        [np.zeros(net.input_spiking), np.full(net.input_size - net.input_spiking, -float(in_exp))]
+    )
+    layers: list[QuantLayer] = []
+    for li, fl in enumerate(net.layers):
+        if fl.fan_in != row_exps.shape[0]:
+            raise TianjicxError(
+                f"layer {li}: fan-in {fl.fan_in} does not match the previous output {row_exps.shape[0]}"
+            )
+        if fl.n_snn:
+            w_snn, exp_snn = _quantise_rows(fl.w_snn.T.astype(np.float64), row_exps)
+            v_th_int = round(fl.v_th / 2.0**exp_snn)
+            if not 0 < v_th_int < V28_MAX:
+                raise TianjicxError(
+                    f"layer {li}: threshold {fl.v_th} at scale 2**{exp_snn} is {v_th_int}, outside 28 bits"
+                )
+        else:
+            w_snn, exp_snn, v_th_int = np.zeros((fl.fan_in, 0), np.int8), 0, 1
+        lif = LifParams(
+            v_threshold=v_th_int,
+            v_floor=V28_MIN,
+            reset_value=0,
+            reset_mode=ResetMode.TO_VALUE,
+            leak_multiplicative_enable=True,
+            leak_alpha_256=round(256 * fl.decay),
+            leak_beta=0,
+            fire_type=FireType.SPIKE,
+        )
+        if fl.n_rnn:
+            rec_exps = np.full(fl.n_rnn, -float(RNN_OUT_EXP))
+            w_cat = np.concatenate([fl.w_rnn.T, fl.w_rec.T], axis=0).astype(np.float64)
+            w_rnn, exp_rnn = _quantise_rows(w_cat, np.concatenate([row_exps, rec_exps]))
+            lut, shift = sigmoid_lut(exp_rnn, lut_width)
+        else:
+            w_rnn, exp_rnn = np.zeros((fl.fan_in, 0), np.int8), 0
+            lut, shift = np.zeros(2 ** int(lut_width), np.int8), 0
+        layers.append(
+            QuantLayer(
+                n_snn=fl.n_snn,
+                n_rnn=fl.n_rnn,
+                fan_in=fl.fan_in,
+                w_snn=w_snn,
+                b_snn=_bias(fl.b_snn, exp_snn),
+                lif=lif,
+                exp_snn=exp_snn,
+                w_rnn=w_rnn,
+                b_rnn=_bias(fl.b_rnn, exp_rnn),
+                exp_rnn=exp_rnn,
+                lut=lut,
+                lut_width=LutWidth(lut_width),
+                lut_shift=shift,
+            )
+        )
+        row_exps = np.concatenate([np.zeros(fl.n_snn), np.full(fl.n_rnn, -float(RNN_OUT_EXP))])
+    last = net.layers[-1]
+    steps = calib_x.shape[1]
+    spk_exps = np.full(last.n_snn, -math.log2(steps) if net.rate_decoder else 0.0)
+    w_all, exp_out = _quantise_rows(
+        net.w_out.T.astype(np.float64), np.concatenate([spk_exps, np.full(last.n_rnn, -float(RNN_OUT_EXP))])
+    )
+    classes = int(net.w_out.shape[0])
+    integrator = LifParams(
+        v_threshold=V28_MAX,
+        v_floor=V28_MIN,
+        reset_mode=ResetMode.NONE,
+        leak_multiplicative_enable=False,
+        leak_beta=0,
+        fire_type=FireType.SPIKE,
+    )
+    readout = QuantReadout(
+        w_spk=w_all[: last.n_snn],
+        w_rnn=w_all[last.n_snn :],
+        bias=_bias(net.b_out, exp_out),
+        exp=exp_out,
+        rate_decoder=net.rate_decoder,
+        integrator=integrator,
+    )
+    q = QuantHSTNN(
+        input_size=net.input_size,
+        input_spiking=net.input_spiking,
+        input_exp=in_exp,
+        layers=layers,
+        readout=readout,
+        num_classes=classes,
+        meta={"calibration_windows": int(calib_x.shape[0]), "steps": steps},
+    )
+    log.info("quantised %d layers: input scale 2**-%d", len(layers), in_exp)
+    return q
