@@ -1,0 +1,310 @@
+"""Execute an exported core program with the integer primitive semantics and estimate its cost on the chip.
+
+The simulator walks the manifest itself: for every time step, core groups in pipeline order, every core gathers its
+``reads`` buffers, runs its primitives (P04, P07, P08 from :mod:`hstnn_ros.tianjicx.primitives`) on its own weight
+slice and writes its INT8 outputs along its ``routes``. Batches are vectorised.
+
+Cycle model (per core and step; resources from BiMap ``top/config.toml``, see :mod:`hstnn_ros.tianjicx.mapping`):
+
+* P04: ``ceil(fan_in_padded / 16) * columns_padded / 32`` clocks: the 4-word x 32-column MAC array takes
+  16 INT8 inputs x 32 outputs per clock and P04 is dense (every padded row, spikes or not).
+* P07: ``columns_padded * 4 / 32`` clocks (INT32 operands at the 32-byte/clock runtime memory bandwidth).
+* P08: ``columns_padded * 12 / 32`` clocks (state word, input and threshold per neuron at 32 bytes/clock).
+* Router: ``ceil(bytes / 8)`` clocks per route (8-byte NoC flits) plus the Manhattan hop count to the farthest core
+  of the destination group.
+
+The cores of a group run in parallel; the groups form a pipeline (paper Fig. 5a, Supplementary Fig. 3b), so the
+estimated latency per sample is ``steps * slowest group`` clocks at ``clock_hz`` (an assumption: 300 MHz; BiMap's
+config gives no clock). Energy model (assumption, 45 nm figures of Horowitz, ISSCC 2014, "Computing's energy
+problem"): 0.23 pJ per INT8 MAC (8-bit multiply 0.2 + 32-bit add ~0.03-0.1), 0.1 pJ per AC (32-bit add for a
+spike input), 1.25 pJ per SRAM byte read (10 pJ per 64-bit read of an 8 KB SRAM), 0.5 pJ per byte per NoC hop,
+2 pJ per LUT lookup or LIF update. MACs count real-valued inputs (all rows, dense), ACs count spike inputs weighted
+by the spikes measured in this run (event-driven weight reads). Not measured on a TianjicX chip.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hstnn_ros.tianjicx.errors import TianjicxError
+from hstnn_ros.tianjicx.primitives import LifParams, lut_lookup, p04_matvec, p08_lif, pack_v_state, unpack_v_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Clock and energy constants (documented in the module docstring; all assumptions, not chip measurements)."""
+
+    clock_hz: float = 300e6
+    mac_in_per_clock: int = 16
+    mac_out_per_clock: int = 32
+    mem_bytes_per_clock: int = 32
+    noc_bytes_per_clock: int = 8
+    pj_mac: float = 0.23
+    pj_ac: float = 0.1
+    pj_sram_byte: float = 1.25
+    pj_noc_byte_hop: float = 0.5
+    pj_neuron_op: float = 2.0
+
+
+@dataclass
+class CoreWork:
+    """Workload of one core, summed over the simulated samples and steps."""
+
+    core_id: int
+    group: int
+    population: str
+    macs: float = 0.0
+    acs: float = 0.0
+    neuron_ops: float = 0.0
+    sram_bytes: float = 0.0
+    noc_byte_hops: float = 0.0
+    cycles_per_step: float = 0.0
+    memory_bytes: int = 0
+
+
+@dataclass
+class SimReport:
+    """What a simulation run measured and estimated (per-sample figures are means over the batch)."""
+
+    samples: int
+    logits: np.ndarray
+    predictions: np.ndarray
+    cores: list[CoreWork]
+    group_cycles_per_step: list[float]
+    latency_us: float
+    energy_uj: float
+    snn_ratio: float
+    agreement: float | None = None
+    accuracy_int: float | None = None
+    accuracy_float: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-friendly summary (no arrays)."""
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "snn_ratio": self.snn_ratio,
+            "agreement_top1": self.agreement,
+            "accuracy_int": self.accuracy_int,
+            "accuracy_float": self.accuracy_float,
+            "accuracy_change": None
+            if self.accuracy_int is None or self.accuracy_float is None
+            else self.accuracy_int - self.accuracy_float,
+            "latency_us_per_sample": self.latency_us,
+            "energy_uj_per_sample": self.energy_uj,
+            "group_cycles_per_step": self.group_cycles_per_step,
+            "cores": [
+                {
+                    **asdict(c),
+                    "macs": c.macs / n,
+                    "acs": c.acs / n,
+                    "neuron_ops": c.neuron_ops / n,
+                    "sram_bytes": c.sram_bytes / n,
+                    "noc_byte_hops": c.noc_byte_hops / n,
+                }
+                for c in self.cores
+            ],
+            **self.extra,
+        }
+
+
+def _spike_mask(manifest: dict) -> dict[str, np.ndarray]:
+    """Which elements of each buffer are spikes (0/1) rather than real-valued INT8."""
+    net = manifest["network"]
+    bufs = manifest["buffers"]
+    mask = {k: np.zeros(v, bool) for k, v in bufs.items()}
+    mask["input"][: net["input_spiking"]] = True
+    for i, lay in enumerate(net["layers"][:-1]):
+        mask[f"layer{i + 1}.in"][: lay["n_snn"]] = True
+    mask["readout.spk"][:] = True
+    return mask
+
+
+def _hops(manifest: dict) -> dict[tuple[int, str], int]:
+    """Manhattan hops from each core to the farthest core reading each buffer it writes."""
+    readers: dict[str, list[tuple[int, int]]] = {}
+    for c in manifest["cores"]:
+        for r in c["reads"]:
+            readers.setdefault(r, []).append(tuple(c["xy"]))
+        for p in c["primitives"]:
+            if "input" in p:
+                readers.setdefault(p["input"], []).append(tuple(c["xy"]))
+    out = {}
+    for c in manifest["cores"]:
+        x, y = c["xy"]
+        for r in c["routes"]:
+            dests = readers.get(r["buffer"], [(x, y)])
+            out[(c["core_id"], r["buffer"])] = max(abs(x - dx) + abs(y - dy) for dx, dy in dests)
+    return out
+
+
+def run_program(
+    manifest: dict,
+    tensors: dict[str, np.ndarray],
+    x_int: np.ndarray,
+    *,
+    cost: CostModel | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> SimReport:
+    """Run the program on INT8 inputs ``x_int[N, T, F]`` and account the work per core.
+
+    The number of steps is taken from ``x_int`` (the manifest's ``steps`` is what the model was calibrated on).
+    """
+    cost = cost or CostModel()
+    net = manifest["network"]
+    x_int = np.asarray(x_int)
+    if x_int.ndim != 3 or x_int.shape[2] != net["input_size"] or x_int.dtype != np.int8:
+        raise TianjicxError(f"program input must be int8 [N, T, {net['input_size']}], got {x_int.dtype} {x_int.shape}")
+    n, steps, _ = x_int.shape
+    cores = manifest["cores"]
+    bufs = manifest["buffers"]
+    smask = _spike_mask(manifest)
+    hops = _hops(manifest)
+    work = [CoreWork(c["core_id"], c["group"], c["population"], memory_bytes=c["memory_bytes"]) for c in cores]
+    order = [i for g in manifest["core_groups"] for i in g["cores"]]
+    logits_all = []
+    batches = range(0, n, batch_size)
+    for b0 in tqdm(batches, desc="tianjicx sim", unit="batch", disable=not progress or len(batches) < 2):
+        xb = x_int[b0 : b0 + batch_size]
+        nb = xb.shape[0]
+        rec = {k: np.zeros((nb, v), np.int8) for k, v in bufs.items() if k.endswith(".rec")}
+        lif_state: dict[int, np.ndarray] = {}
+        lif_theta: dict[int, np.ndarray] = {}
+        logits = np.zeros((nb, net["num_classes"]), np.int64)
+        for t in range(steps):
+            cur = {k: np.zeros((nb, v), np.int8) for k, v in bufs.items() if not k.endswith(".rec")}
+            cur["input"] = xb[:, t]
+            nxt_rec = {k: v.copy() for k, v in rec.items()}
+            view = {**cur, **rec}
+            last = t == steps - 1
+            for cid in order:
+                c = cores[cid]
+                lo, hi = c["columns"]
+                ncol = hi - lo
+                w = work[cid]
+                cycles = 0.0
+                out = None
+                prev = None
+                for p in c["primitives"]:
+                    if p["when"] == "last_step" and not last:
+                        continue
+                    if p["op"] == "P04":
+                        names = [p["input"]] if "input" in p else c["reads"]
+                        xin = np.concatenate([view[r] for r in names], axis=1)
+                        spk = np.concatenate([smask[r] for r in names])
+                        bias = tensors[p["bias"]] if p.get("bias") is not None else 0
+                        acc = p04_matvec(xin, tensors[p["weights"]], bias)[:, :ncol].astype(np.int64)
+                        if p.get("add_integrator"):
+                            acc = acc + unpack_v_state(lif_state[cid])[0]
+                        if p.get("add_previous") and prev is not None:
+                            acc = acc + prev
+                        prev = acc
+                        out = acc
+                        rows = xin.shape[1]
+                        w.macs += float((~spk).sum()) * ncol * nb
+                        w.acs += float((xin[:, spk] != 0).sum()) * ncol
+                        w.sram_bytes += (float((~spk).sum()) * nb + float((xin[:, spk] != 0).sum())) * ncol
+                        cycles += math.ceil(max(rows, 1) / cost.mac_in_per_clock) * c["columns_padded"] / 32
+                    elif p["op"] == "P07":
+                        out = lut_lookup(out.astype(np.int32), tensors[p["table"]], p["lut_width_bits"], p["shift"])
+                        w.neuron_ops += ncol * nb
+                        cycles += c["columns_padded"] * 4 / cost.mem_bytes_per_clock
+                    elif p["op"] == "P08":
+                        params = LifParams(**p["params"])
+                        if cid not in lif_state:
+                            lif_state[cid] = pack_v_state(
+                                np.zeros((nb, ncol), np.int64), np.zeros((nb, ncol), np.int64)
+                            )
+                            lif_theta[cid] = np.zeros((nb, p["vtheta_length"]), np.int32)
+                        st = p08_lif(lif_state[cid], lif_theta[cid], out.astype(np.int32), params)
+                        lif_state[cid], lif_theta[cid] = st.state, st.vtheta
+                        out = st.output if p.get("role") != "integrator" else None
+                        w.neuron_ops += ncol * nb
+                        cycles += c["columns_padded"] * 12 / cost.mem_bytes_per_clock
+                for r in c["routes"]:
+                    if r["buffer"] == "logits":
+                        if last:
+                            logits[:, r["offset"] : r["offset"] + ncol] = out
+                        continue
+                    if out is None:
+                        continue
+                    o = out.astype(np.int8)
+                    dst = nxt_rec if r["delay"] == 1 else cur
+                    dst[r["buffer"]][:, r["offset"] : r["offset"] + ncol] = o
+                    h = hops[(cid, r["buffer"])]
+                    w.noc_byte_hops += float(ncol * nb * max(h, 1))
+                    cycles += math.ceil(ncol / cost.noc_bytes_per_clock) + h
+                w.cycles_per_step = max(w.cycles_per_step, cycles)
+            rec = nxt_rec
+        logits_all.append(logits)
+    logits = np.concatenate(logits_all) if logits_all else np.zeros((0, net["num_classes"]), np.int64)
+    group_cycles = [max(work[i].cycles_per_step for i in g["cores"]) for g in manifest["core_groups"]]
+    latency_us = steps * max(group_cycles) / cost.clock_hz * 1e6
+    energy_pj = sum(
+        w.macs * cost.pj_mac
+        + w.acs * cost.pj_ac
+        + w.sram_bytes * cost.pj_sram_byte
+        + w.noc_byte_hops * cost.pj_noc_byte_hop
+        + w.neuron_ops * cost.pj_neuron_op
+        for w in work
+    )
+    n_snn = sum(lay["n_snn"] for lay in net["layers"])
+    n_all = sum(lay["n_snn"] + lay["n_rnn"] for lay in net["layers"])
+    return SimReport(
+        samples=n,
+        logits=logits,
+        predictions=logits.argmax(axis=1),
+        cores=work,
+        group_cycles_per_step=group_cycles,
+        latency_us=latency_us,
+        energy_uj=energy_pj / max(n, 1) * 1e-6,
+        snn_ratio=n_snn / max(n_all, 1),
+    )
+
+
+def compare(report: SimReport, float_logits: np.ndarray, labels: np.ndarray | None = None) -> SimReport:
+    """Fill in top-1 agreement with the float model and, with labels, both accuracies."""
+    fpred = np.asarray(float_logits).argmax(axis=1)
+    if fpred.shape != report.predictions.shape:
+        raise TianjicxError(f"float logits cover {fpred.shape[0]} samples, the simulation {report.samples}")
+    report.agreement = float((fpred == report.predictions).mean()) if report.samples else None
+    if labels is not None and report.samples:
+        labels = np.asarray(labels)
+        report.accuracy_int = float((report.predictions == labels).mean())
+        report.accuracy_float = float((fpred == labels).mean())
+    return report
+
+
+def plot_vs_snn_ratio(reports: list[SimReport], path: Path, title: str = "") -> Path:
+    """Latency and energy per sample against SNN ratio (like paper Fig. 5c), saved as PNG."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rs = sorted(reports, key=lambda r: r.snn_ratio)
+    x = [r.snn_ratio for r in rs]
+    fig, ax1 = plt.subplots(figsize=(5, 3.5))
+    ax1.plot(x, [r.latency_us for r in rs], "o-", color="tab:blue", label="latency")
+    ax1.set_xlabel("SNN ratio")
+    ax1.set_ylabel("latency per sample (us)", color="tab:blue")
+    ax2 = ax1.twinx()
+    ax2.plot(x, [r.energy_uj for r in rs], "s--", color="tab:red", label="energy")
+    ax2.set_ylabel("energy per sample (uJ)", color="tab:red")
+    ax1.set_title(title or "TianjicX-style estimate (cycle/energy model, not measured)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
