@@ -94,6 +94,15 @@ class FloatNet:
 # --------------------------------------------------------------------------------------------------- integer side
 
 
+def quantise_features(x: np.ndarray, input_spiking: int, input_exp: int) -> np.ndarray:
+    """Float features ``[..., F]`` -> INT8: the first ``input_spiking`` (spikes) stay 0/1, the rest scale by
+    ``2**input_exp``, round half to even and saturate to [-128, 127]."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.clip(np.round(x * 2.0**input_exp), -128, 127)
+    out[..., :input_spiking] = np.clip(np.round(x[..., :input_spiking]), -128, 127)
+    return out.astype(np.int8)
+
+
 @dataclass
 class QuantLayer:
     """One hybrid layer as INT8/INT32 primitive operands."""
@@ -138,12 +147,8 @@ class QuantHSTNN:
     meta: dict = field(default_factory=dict)
 
     def quantise_input(self, x: np.ndarray) -> np.ndarray:
-        """Float features ``[..., F]`` -> INT8: spike features stay 0/1, real ones scale by ``2**input_exp``."""
-        x = np.asarray(x, dtype=np.float64)
-        out = np.clip(np.round(x * 2.0**self.input_exp), -128, 127)
-        k = self.input_spiking
-        out[..., :k] = np.clip(np.round(x[..., :k]), -128, 127)
-        return out.astype(np.int8)
+        """Float features ``[..., F]`` -> INT8 (see :func:`quantise_features`)."""
+        return quantise_features(x, self.input_spiking, self.input_exp)
 
     def run(self, x_int: np.ndarray) -> QuantRecord:
         """Integer forward pass over ``x_int[B, T, F]`` int8; returns INT32 logits and per-layer activity."""
