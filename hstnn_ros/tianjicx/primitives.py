@@ -136,7 +136,7 @@ def p04_matvec(x: np.ndarray, weights: np.ndarray, bias: np.ndarray | int = 0) -
     b = np.asarray(bias, dtype=np.int64)
     b = np.broadcast_to(b, (nfp,)) if b.ndim == 0 else np.pad(b, (0, nfp - b.shape[0]))
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, nr).astype(np.float64)
+    x2 = x.reshape(int(np.prod(lead, dtype=np.int64)), nr).astype(np.float64)
     wf = np.zeros((nr, nfp), np.float64)
     wf[:, :nf] = w
     # All partial sums are integers far below 2**53, so float64 BLAS is exact here.
