@@ -103,12 +103,18 @@ class EngineConfig:
 
 @dataclass
 class EngineCounters:
-    """What the engine received, processed and dropped, and why (all monotone counts)."""
+    """What the engine received, processed and dropped, and why (all monotone counts).
+
+    Events are conserved: ``events_in == buffered + events_expired + events_dropped_overflow + events_dropped_late
+    + events_dropped_resolution`` (expired = left the buffer after every frame that could use them was processed;
+    malformed batches are counted in ``malformed`` and not in ``events_in``)."""
 
     event_batches: int = 0
     events_in: int = 0
     events_dropped_overflow: int = 0
     events_dropped_late: int = 0
+    events_dropped_resolution: int = 0
+    events_expired: int = 0
     frames_in: int = 0
     frames_processed: int = 0
     frames_dropped_overflow: int = 0
@@ -228,7 +234,7 @@ class PlaceRecognitionEngine:
         self.counters.events_in += n
         if self._sensor_wh is not None and wh != self._sensor_wh:
             self.counters.resolution_changes += 1
-            self.counters.events_dropped_overflow += self._ev_count
+            self.counters.events_dropped_resolution += self._ev_count
             LOG.warning("event sensor resolution changed %s -> %s: event buffer cleared", self._sensor_wh, wh)
             self._ev_chunks.clear()
             self._ev_count = 0
@@ -387,6 +393,7 @@ class PlaceRecognitionEngine:
             else end_ns
         horizon = min(horizon, end_ns)
         kept = allev[allev["t"] >= horizon]
+        self.counters.events_expired += len(allev) - len(kept)
         self._ev_chunks.clear()
         if len(kept):
             self._ev_chunks.append(kept)
