@@ -1,0 +1,210 @@
+"""Per-neuron Hessian traces by Hutchinson's estimator and the OBS-style neuron importance (paper Eq. 13).
+
+For neuron c with afferent weights ``w_c`` (every parameter row it owns), ``Tr(H_cc) = E[v_c . (H v)_c]`` for a
+Rademacher vector ``v`` over all afferent parameters at once: the cross terms ``H_cd v_d`` (d != c) vanish in
+expectation because the entries of ``v`` are independent with mean 0. One Hessian-vector product (double backward
+through the surrogate gradients) therefore gives an unbiased trace for every neuron of every population
+simultaneously. Importance = ``Tr(H_cc) * ||w_c||^2 / numel(w_c)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from hstnn_ros.learning.errors import LearningError
+
+log = logging.getLogger(__name__)
+
+#: Cache file format marker.
+CACHE_FORMAT = "hstnn_ros.importance"
+
+
+@dataclass(frozen=True)
+class NeuronGroup:
+    """One population's neurons: its afferent parameters and the map to a per-neuron view ``[size, k]``."""
+
+    layer: int
+    kind: str  #: "snn" or "rnn"
+    params: Sequence[torch.Tensor]
+    per_neuron: Callable[[list[torch.Tensor]], torch.Tensor]
+
+    @property
+    def key(self) -> str:
+        return f"L{self.layer}.{self.kind}"
+
+
+@dataclass
+class Importance:
+    """Selection-stage result: per group (keyed ``L<layer>.<kind>``) Hessian traces and importance scores."""
+
+    traces: dict[str, torch.Tensor]
+    scores: dict[str, torch.Tensor]
+    batches: int
+    probes: int
+    rel_stderr: float  #: standard error of the importance vector over batches, relative to its norm
+    converged: bool
+    log: list[dict[str, float]] = field(default_factory=list)
+
+    def meta(self) -> dict[str, object]:
+        return {"batches": self.batches, "probes": self.probes, "rel_stderr": self.rel_stderr,
+                "converged": self.converged, "log": self.log}
+
+
+def rademacher_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random +-1 entries shaped like ``t``."""
+    return (torch.randint(0, 2, t.shape, generator=generator, dtype=torch.int8) * 2 - 1).to(t.dtype)
+
+
+def hutchinson_vhv(loss: torch.Tensor, params: Sequence[torch.Tensor], probes: int,
+                   generator: torch.Generator) -> list[torch.Tensor]:
+    """Mean over ``probes`` Rademacher vectors of ``v * (H v)`` for each parameter tensor (same shapes).
+
+    ``H`` is the Hessian of ``loss`` w.r.t. all ``params`` jointly; the products come from one double backward per
+    probe (``torch.autograd.grad`` with ``create_graph=True``).
+    """
+    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+    live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    acc = [torch.zeros_like(p) for p in params]
+    if not live:
+        return acc
+    gl = [grads[i] for i in live]
+    pl = [params[i] for i in live]
+    for k in range(probes):
+        vs = [rademacher_like(p, generator) for p in pl]
+        hv = torch.autograd.grad(gl, pl, grad_outputs=vs, retain_graph=k < probes - 1, allow_unused=True)
+        for i, v, h in zip(live, vs, hv, strict=True):
+            if h is not None:
+                acc[i] += v * h.detach()
+    return [a / probes for a in acc]
+
+
+def neuron_importance(groups: Sequence[NeuronGroup], traces: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``Tr(H_cc) * ||w_c||^2 / numel(w_c)`` for every neuron of every group (vectorised per group)."""
+    out = {}
+    for g in groups:
+        w = g.per_neuron([p.detach() ** 2 for p in g.params])
+        out[g.key] = traces[g.key] * w.sum(dim=1) / w.shape[1]
+    return out
+
+
+def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                        batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[NeuronGroup], *,
+                        probes: int = 1, min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
+                        seed: int = 0, desc: str = "selection") -> Importance:
+    """Average per-neuron Hutchinson traces over batches until the importance converges.
+
+    Convergence: after at least ``min_batches`` (and 2) batches, stop when the standard error of the mean
+    importance vector (from the spread between batches) is below ``tolerance`` times its L2 norm; else stop at
+    ``max_batches`` and log that it did not converge.
+    """
+    if not groups:
+        raise LearningError("no neuron populations to rank: the model exposes no populations()")
+    gen = torch.Generator().manual_seed(seed)
+    params: list[torch.Tensor] = []
+    seen: dict[int, int] = {}
+    for g in groups:
+        for p in g.params:
+            if id(p) not in seen:
+                seen[id(p)] = len(params)
+                params.append(p)
+    sum_tr = {g.key: None for g in groups}
+    sum_imp: torch.Tensor | None = None
+    sum_imp2: torch.Tensor | None = None
+    history: list[dict[str, float]] = []
+    n, rel, converged = 0, math.inf, False
+    bar = tqdm(total=max_batches, desc=desc, leave=False, unit="batch")
+    for x, y in batches:
+        vhv = hutchinson_vhv(loss_fn(x, y), params, probes, gen)
+        tr = {g.key: g.per_neuron([vhv[seen[id(p)]] for p in g.params]).sum(dim=1) for g in groups}
+        imp = torch.cat([neuron_importance(groups, tr)[g.key] for g in groups]).double()
+        for k, v in tr.items():
+            sum_tr[k] = v if sum_tr[k] is None else sum_tr[k] + v
+        sum_imp = imp if sum_imp is None else sum_imp + imp
+        sum_imp2 = imp**2 if sum_imp2 is None else sum_imp2 + imp**2
+        n += 1
+        bar.update(1)
+        if n >= 2:
+            mean = sum_imp / n
+            var = (sum_imp2 / n - mean**2).clamp_min(0) * n / (n - 1)
+            rel = float(var.sum().sqrt() / math.sqrt(n) / mean.norm().clamp_min(1e-30))
+            history.append({"batch": n, "rel_stderr": rel})
+            bar.set_postfix(rel_stderr=f"{rel:.3g}")
+            log.debug("%s: batch %d relative standard error %.4g", desc, n, rel)
+            if n >= min_batches and rel <= tolerance:
+                converged = True
+                break
+        if n >= max_batches:
+            break
+    bar.close()
+    if n == 0:
+        raise LearningError(f"{desc}: no batches to estimate Hessian traces on; the training split is empty")
+    traces = {k: (v / n).detach() for k, v in sum_tr.items()}
+    scores = neuron_importance(groups, traces)
+    if converged:
+        log.info("%s: importance converged after %d batches x %d probes (relative std. error %.3g <= %.3g)",
+                 desc, n, probes, rel, tolerance)
+    else:
+        log.warning("%s: importance NOT converged after %d batches x %d probes (relative std. error %.3g > %.3g); "
+                    "raise selection.max_batches or selection.probes", desc, n, probes, rel, tolerance)
+    return Importance(traces=traces, scores=scores, batches=n, probes=probes, rel_stderr=rel,
+                      converged=converged, log=history)
+
+
+def weights_hash(model: nn.Module) -> str:
+    """SHA-256 over the model's state (names, shapes, values): the cache key of its importance scores."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_importance(path: Path | str, imp: Importance, key: str) -> Path:
+    """Write ``imp`` (safetensors + JSON metadata) atomically; ``key`` identifies model weights and settings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"trace.{k}": v.contiguous() for k, v in imp.traces.items()}
+    tensors |= {f"score.{k}": v.contiguous() for k, v in imp.scores.items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"format": CACHE_FORMAT, "key": key, "meta": json.dumps(imp.meta())})
+    tmp.replace(path)
+    return path
+
+
+def load_importance(path: Path | str, key: str) -> Importance | None:
+    """The cached importance at ``path`` if it exists and was computed for ``key``; else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open  # noqa: PLC0415
+
+        with safe_open(str(path), framework="pt") as fh:
+            md = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        log.warning("%s: unreadable importance cache (%s); recomputing", path, exc)
+        return None
+    if md.get("format") != CACHE_FORMAT or md.get("key") != key:
+        return None
+    meta = json.loads(md.get("meta", "{}"))
+    return Importance(
+        traces={k.removeprefix("trace."): v for k, v in tensors.items() if k.startswith("trace.")},
+        scores={k.removeprefix("score."): v for k, v in tensors.items() if k.startswith("score.")},
+        batches=int(meta.get("batches", 0)), probes=int(meta.get("probes", 0)),
+        rel_stderr=float(meta.get("rel_stderr", math.nan)), converged=bool(meta.get("converged", False)),
+        log=list(meta.get("log", [])),
+    )
