@@ -70,7 +70,7 @@ class SelectionConfig:
     min_batches: int = 3
     max_batches: int = 20
     tolerance: float = 0.02
-    empty_layer: EmptyPolicy = EmptyPolicy.REFUSE
+    empty_layer: EmptyPolicy = EmptyPolicy.REPAIR
     keep_both_populations: bool = True
     hardware_friendly: bool = False
     multiple: int = 32
