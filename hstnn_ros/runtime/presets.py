@@ -1,0 +1,108 @@
+"""Environment presets: which shipped model bundle to run, by name or chosen automatically.
+
+``auto`` measures the scene (mean RGB brightness in [0, 1] and event rate in events/s per pixel) and picks the
+lighting environment whose reference statistics are nearest in normalised log space. The reference statistics of the
+shipped models live in ``models/presets.json`` (written by ``build_models``); built-in fallbacks follow the paper's
+environments (env1 bright indoor, env2 outdoor varying light: bright and busy, env3 dim indoor: dark, few events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from hstnn_ros import defaults
+from hstnn_ros.runtime.enums import Environment
+from hstnn_ros.runtime.errors import RuntimeEngineError
+
+LOG = logging.getLogger(__name__)
+
+PRESETS_FILE = "presets.json"
+
+
+@dataclass(frozen=True)
+class SceneStats:
+    """Measured illumination and activity of a scene: mean RGB brightness in [0, 1] (``nan`` without RGB) and
+    events per second per pixel."""
+
+    brightness: float
+    event_rate_hz_px: float
+
+
+#: Fallback reference statistics per environment when ``models/presets.json`` does not provide them.
+DEFAULT_REFERENCES: dict[Environment, SceneStats] = {
+    Environment.ENV1: SceneStats(0.55, 0.5),
+    Environment.ENV2: SceneStats(0.65, 2.0),
+    Environment.ENV3: SceneStats(0.12, 0.1),
+}
+
+
+def parse_environment(name: str) -> Environment:
+    """``"env1"`` / ``"default"`` / ``"auto"``... -> ``Environment``; unknown names raise naming the choices."""
+    try:
+        return Environment(name.strip().lower())
+    except ValueError as exc:
+        choices = ", ".join(e.value for e in Environment)
+        raise RuntimeEngineError(f"unknown environment preset {name!r}: choose one of {choices}") from exc
+
+
+def choose_environment(stats: SceneStats, references: dict[Environment, SceneStats] | None = None) -> Environment:
+    """The environment whose reference statistics are nearest to ``stats`` (log brightness and log event rate,
+    each scaled by its spread across the references; brightness ignored when unknown)."""
+    refs = references or DEFAULT_REFERENCES
+    envs = list(refs)
+    lb = [math.log(max(refs[e].brightness, 1e-3)) for e in envs]
+    lr = [math.log(max(refs[e].event_rate_hz_px, 1e-6)) for e in envs]
+    sb = (max(lb) - min(lb)) or 1.0
+    sr = (max(lr) - min(lr)) or 1.0
+    q_r = math.log(max(stats.event_rate_hz_px, 1e-6))
+    has_b = not math.isnan(stats.brightness)
+    q_b = math.log(max(stats.brightness, 1e-3)) if has_b else 0.0
+
+    def dist(i: int) -> float:
+        d = ((q_r - lr[i]) / sr) ** 2
+        if has_b:
+            d += ((q_b - lb[i]) / sb) ** 2
+        return d
+
+    return envs[min(range(len(envs)), key=dist)]
+
+
+def load_references(models_dir: Path | None = None) -> dict[Environment, SceneStats]:
+    """Reference statistics from ``models/presets.json`` (``{"env1": {"brightness":..., "event_rate_hz_px":...}}``),
+    else the built-in defaults."""
+    path = (models_dir or defaults.shipped_models_dir()) / PRESETS_FILE
+    if not path.is_file():
+        return dict(DEFAULT_REFERENCES)
+    try:
+        raw = json.loads(path.read_text())
+        refs = {
+            Environment(k): SceneStats(float(v["brightness"]), float(v["event_rate_hz_px"]))
+            for k, v in raw.get("references", {}).items()
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RuntimeEngineError(f"{path}: malformed presets file ({exc}); rebuild it with build_models") from exc
+    return refs or dict(DEFAULT_REFERENCES)
+
+
+def resolve_bundle(preset: str | Environment, models_dir: Path | None = None) -> Path:
+    """Path of the bundle directory for a preset (``models/<env>/``, ``default`` -> ``models/default/``).
+
+    ``auto`` resolves to the default bundle here; the engine's caller switches once it has measured the scene."""
+    env = preset if isinstance(preset, Environment) else parse_environment(preset)
+    root = models_dir or defaults.shipped_models_dir()
+    name = Environment.DEFAULT.value if env is Environment.AUTO else env.value
+    path = root / name
+    if not (path / "bundle.json").is_file():
+        fallback = root / Environment.DEFAULT.value
+        if env is not Environment.DEFAULT and (fallback / "bundle.json").is_file():
+            LOG.warning("no bundle for preset %s in %s: using the default bundle", env.value, root)
+            return fallback
+        raise RuntimeEngineError(
+            f"no model bundle for preset {env.value!r} in {root}: build it with "
+            "`python -m hstnn_ros.data_tools.build_models` or pass an explicit bundle path"
+        )
+    return path
