@@ -1,0 +1,174 @@
+"""Configuration of synthetic routes: world geometry, cameras, motion, event simulator, lighting and size presets.
+
+Every number a route depends on lives here, so that a route is fully described by (preset, overrides, seed) and
+recorded in its ``route.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hstnn_ros.datasets.synth.enums import EventMessage, LightingEnv, Preset, Storage
+from hstnn_ros.datasets.synth.errors import SynthError
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Geometry of the procedurally generated corridor/street: a straight open path of ``path_length_m`` metres,
+    split into ``num_places`` equal segments, each with its own wall/floor textures, posters and objects."""
+
+    path_length_m: float = 100.0
+    num_places: int = 100
+    width_m: float = 3.2  #: wall to wall
+    height_m: float = 3.0  #: floor to ceiling
+    px_per_m: float = 48.0  #: texture resolution (reduced automatically for very long paths)
+    objects_per_place: float = 2.0  #: mean number of free-standing objects (boxes, pillars, signs) per place
+    posters_per_place: float = 3.0  #: mean number of wall posters per place
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Sensor sizes and optics: the DVS (DAVIS346 by default) and the RGB-D camera share the optical centre and
+    the horizontal field of view, so depth is aligned to colour and both see the same scene."""
+
+    dvs_width: int = 346
+    dvs_height: int = 260
+    rgb_width: int = 320
+    rgb_height: int = 240
+    hfov_deg: float = 70.0
+    height_m: float = 1.1  #: optical centre above the floor
+    max_depth_m: float = 10.0  #: depth beyond this is reported as 0 (invalid), as RealSense does
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Camera motion along the path: a mean speed that varies between traversals, a speed that varies within a
+    traversal, and small smooth lateral and yaw jitter."""
+
+    speed_mps: float = 1.0
+    speed_var_between: float = 0.2  #: traversal mean speed = speed_mps * (1 + U(-v, v))
+    speed_var_within: float = 0.25  #: relative amplitude of slow speed changes within a traversal
+    lateral_jitter_m: float = 0.12
+    yaw_jitter_deg: float = 3.0
+
+
+@dataclass(frozen=True)
+class EventSimConfig:
+    """ESIM/v2e-style pixel model: per-pixel contrast thresholds ~ N(C, sigma), refractory period, background
+    activity noise; the log intensity is rendered at ``render_hz`` and crossings are interpolated in between."""
+
+    contrast_on: float = 0.25
+    contrast_off: float = 0.25
+    contrast_sigma: float = 0.03
+    contrast_min: float = 0.05
+    refractory_us: int = 100
+    render_hz: float = 400.0
+    log_eps: float = 0.01  #: added to the linear intensity before the log (dark current; matters in low light)
+    noise: bool = True  #: background activity on/off (off only for tests of the contrast model)
+
+
+@dataclass(frozen=True)
+class LightingConfig:
+    """One lighting environment: overall scene luminance, temporal drift, cloud shadows, sensor noise."""
+
+    env: LightingEnv
+    gain: float  #: scene luminance relative to env1
+    drift_amp: float = 0.0  #: relative amplitude of the global illumination drift (env2)
+    drift_period_s: float = 7.0
+    cloud_depth: float = 0.0  #: how much a cloud shadow darkens (0 = no clouds)
+    cloud_speed_mps: float = 0.0
+    ceiling_lights: float = 0.3  #: modulation by ceiling lamps (indoor)
+    ba_rate_hz: float = 0.05  #: background-activity events per pixel per second
+    ba_on_fraction: float = 0.5
+    rgb_exposure: float = 1.0  #: auto-exposure gain applied to the RGB image
+    rgb_noise_sigma: float = 0.0  #: std of additive RGB noise at full scale (0..1)
+
+
+LIGHTING: dict[LightingEnv, LightingConfig] = {
+    LightingEnv.ENV1: LightingConfig(LightingEnv.ENV1, gain=1.0, ceiling_lights=0.3, ba_rate_hz=0.02),
+    LightingEnv.ENV2: LightingConfig(
+        LightingEnv.ENV2, gain=1.6, drift_amp=0.35, drift_period_s=6.0, cloud_depth=0.55, cloud_speed_mps=2.5,
+        ceiling_lights=0.0, ba_rate_hz=0.05, rgb_exposure=0.75,
+    ),
+    LightingEnv.ENV3: LightingConfig(
+        LightingEnv.ENV3, gain=0.06, ceiling_lights=0.15, ba_rate_hz=1.0, rgb_exposure=6.0, rgb_noise_sigma=0.06,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """Everything that defines a set of synthetic routes (besides the seed and the environments)."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    events: EventSimConfig = field(default_factory=EventSimConfig)
+    rgb_hz: float = 30.0
+    odom_hz: float = 50.0
+    packet_ms: float = 10.0  #: one event message per this many milliseconds
+    encoding: str = "evt3"
+    event_message: EventMessage = EventMessage.EVENT_PACKET
+    storage: Storage = Storage.MCAP
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (enums as their values)."""
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items()}
+            if hasattr(v, "value") and not isinstance(v, (int, float, str)):
+                return v.value
+            return v
+
+        return conv(dataclasses.asdict(self))
+
+    def with_overrides(self, **kw: Any) -> RouteConfig:
+        """Copy with top-level fields replaced (``world=``, ``motion=``, ``encoding=``, ...)."""
+        return dataclasses.replace(self, **kw)
+
+
+#: Documented sizes. Generation time per traversal on one 2020s laptop core (see bench/bench_synth.py):
+#: demo ~ a few seconds (12 m, 12 places, ~8 s of route), default ~ a minute or two (100 m, 100 places, ~100 s),
+#: bench ~ minutes (150 m, 100 places, RGB 640x480, finer event simulation).
+PRESETS: dict[Preset, RouteConfig] = {
+    Preset.DEMO: RouteConfig(
+        world=WorldConfig(path_length_m=12.0, num_places=12),
+        camera=CameraConfig(rgb_width=160, rgb_height=120),
+        motion=MotionConfig(speed_mps=1.5),
+        events=EventSimConfig(render_hz=250.0),
+    ),
+    Preset.DEFAULT: RouteConfig(),
+    Preset.BENCH: RouteConfig(
+        world=WorldConfig(path_length_m=150.0, num_places=100),
+        camera=CameraConfig(rgb_width=640, rgb_height=480),
+        events=EventSimConfig(render_hz=600.0),
+    ),
+}
+
+
+def preset_config(preset: Preset | str) -> RouteConfig:
+    """The configuration of a named preset; raises ``SynthError`` listing the valid names."""
+    try:
+        return PRESETS[Preset(preset)]
+    except ValueError:
+        raise SynthError(f"unknown preset {preset!r}; use one of {[p.value for p in Preset]}") from None
+
+
+def validate(cfg: RouteConfig) -> None:
+    """Refuse configurations that cannot produce a route, naming the field and the fix."""
+    w, c, e = cfg.world, cfg.camera, cfg.events
+    if w.path_length_m <= 0 or w.num_places < 1:
+        raise SynthError(f"world.path_length_m={w.path_length_m} and num_places={w.num_places} must be positive")
+    if min(c.dvs_width, c.dvs_height, c.rgb_width, c.rgb_height) < 8:
+        raise SynthError("camera sizes must be at least 8x8 pixels")
+    if not 0 < c.height_m < w.height_m:
+        raise SynthError(f"camera.height_m={c.height_m} must lie between floor and ceiling (0, {w.height_m})")
+    if e.render_hz < cfg.rgb_hz or e.render_hz <= 0:
+        raise SynthError(f"events.render_hz={e.render_hz} must be >= rgb_hz={cfg.rgb_hz}")
+    if min(e.contrast_on, e.contrast_off) <= 0 or e.contrast_min <= 0:
+        raise SynthError("contrast thresholds must be positive")
+    if cfg.packet_ms <= 0 or cfg.odom_hz <= 0 or cfg.rgb_hz <= 0:
+        raise SynthError("packet_ms, odom_hz and rgb_hz must be positive")
