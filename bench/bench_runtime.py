@@ -1,0 +1,123 @@
+"""Online runtime benchmark: per-decision latency, replay throughput vs real time, front-end FLOP/s vs GEMM peak.
+
+Drives the real engine with the shipped default model (``models/default``; ``HSTNN_BENCH_MODEL`` overrides) on a
+synthetic DAVIS346-sized stream: 30 Hz RGB frames and ~1 M events/s. Targets (issue 6): p99 <= 33 ms per decision
+(30 decisions/s) and replay >= 3x real time. The GEMM peak is measured in the same run (fp32 ``torch.mm``, same
+thread count) so the front-end share is comparable across machines. ``HSTNN_BENCH_QUICK=1``: fewer frames.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hstnn_ros import defaults
+from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
+from hstnn_ros.runtime.loading import load_pipeline
+
+QUICK = os.environ.get("HSTNN_BENCH_QUICK", "") not in ("", "0")
+PERIOD_NS = 33_333_333
+EVENTS_PER_S = 1_000_000
+
+
+@dataclass
+class _Batch:
+    t_ns: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+    width: int
+    height: int
+
+
+def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Best fp32 GEMM FLOP/s of ``torch.mm`` on ``n x n`` matrices (the machine's practical peak)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def _stream(n_frames: int, rng: np.random.Generator) -> list[tuple[_Batch, int, np.ndarray]]:
+    w, h = defaults.DAVIS346_WH
+    per = EVENTS_PER_S * PERIOD_NS // 1_000_000_000
+    out = []
+    for k in range(1, n_frames + 1):
+        t = np.sort(rng.integers((k - 1) * PERIOD_NS, k * PERIOD_NS, per)).astype(np.int64)
+        b = _Batch(t, rng.integers(0, w, per).astype(np.uint16), rng.integers(0, h, per).astype(np.uint16),
+                   rng.integers(0, 2, per).astype(np.uint8), w, h)
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        out.append((b, k * PERIOD_NS, img))
+    return out
+
+
+def _frontend_flops(engine: PlaceRecognitionEngine, frames: int) -> dict[str, float]:
+    """FLOP/s of the front-ends as the engine calls them (event: one call on ``bins`` frames, RGB: one frame);
+    FLOPs = 2 x MACs + ACs, both measured by the front-ends on their inputs."""
+    pipe = engine.pipeline
+    H, W = pipe.input_hw
+    rng = np.random.default_rng(1)
+    ev_in = torch.from_numpy(rng.poisson(0.3, (engine.config.bins, 2, H, W)).astype(np.float32))
+    rgb_in = torch.rand(1, pipe.rgb_channels, H, W)
+    flops = 0.0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(frames):
+            r = pipe.event_frontend(ev_in)
+            flops += 2 * r.macs + r.acs
+            if pipe.rgb_frontend is not None:
+                r = pipe.rgb_frontend(rgb_in)
+                flops += 2 * r.macs + r.acs
+    dt = time.perf_counter() - t0
+    return {"frontend_flops_per_s": flops / dt, "frontend_ms_per_frame": dt / frames * 1e3}
+
+
+def main() -> dict:
+    """Measure and print; returns the numbers for ``python -m bench``."""
+    model = Path(os.environ.get("HSTNN_BENCH_MODEL", defaults.shipped_models_dir() / "default"))
+    pipe = load_pipeline(model)
+    n_frames = 40 if QUICK else 300
+    engine = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0, max_pending_frames=4))
+    stream = _stream(n_frames, np.random.default_rng(0))
+    lat = []
+    t0 = time.perf_counter()
+    for batch, stamp, img in stream:
+        engine.push_events(batch)
+        engine.push_frame(stamp, img)
+        lat += [r.latency_s for r in engine.poll()]
+    lat += [r.latency_s for r in engine.flush()]
+    wall = time.perf_counter() - t0
+    lat_ms = np.asarray(lat) * 1e3
+    peak = gemm_peak_flops()
+    fe = _frontend_flops(engine, 10 if QUICK else 40)
+    res = {
+        "model": str(model),
+        "mode": engine.mode.value,
+        "decisions": len(lat),
+        "latency_p50_ms": float(np.percentile(lat_ms, 50)),
+        "latency_p99_ms": float(np.percentile(lat_ms, 99)),
+        "latency_target_p99_ms": 33.0,
+        "realtime_factor": n_frames * PERIOD_NS / 1e9 / wall,
+        "realtime_target": 3.0,
+        "gemm_peak_flops_per_s": peak,
+        **fe,
+        "frontend_share_of_gemm_peak": fe["frontend_flops_per_s"] / peak,
+        "threads": torch.get_num_threads(),
+        "quick": QUICK,
+    }
+    for k, v in res.items():
+        print(f"{k:>30}: {v:.4g}" if isinstance(v, float) else f"{k:>30}: {v}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

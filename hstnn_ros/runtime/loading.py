@@ -1,0 +1,107 @@
+"""Build a runtime ``Pipeline`` from model bundles: adapters from the model core and front-ends to the engine.
+
+Shipped layout (keeps the repository small: one front-end bundle shared by every environment bundle)::
+
+    models/frontends/   bundle with components ``scnn`` (events) and ``cnn`` (RGB(-D)), or only ``scnn``
+    models/<env>/       bundle with component ``hstnn``; metadata ``frontend_bundle`` = path relative to it
+                        (``../frontends``), ``events_only`` (bool), optional ``place_names``
+
+A bundle that holds ``scnn``/``cnn`` and ``hstnn`` together also works (``frontend_bundle`` absent).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hstnn_ros.runtime.errors import RuntimeEngineError
+from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
+
+LOG = logging.getLogger(__name__)
+
+HSTNN_COMPONENT = "hstnn"
+EVENT_COMPONENT = "scnn"
+RGB_COMPONENT = "cnn"
+
+
+class HstnnClassifier(nn.Module):
+    """``hstnn_ros.model.HSTNN`` as an engine ``Classifier``: logits plus the ops measured on the window (Eq. 23-25
+    through the model core's ``count_ops``) and the spike rate of each hidden SNN population."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = int(model.config.num_classes)
+        self.input_size = int(model.config.input_size)
+
+    def forward(self, x: torch.Tensor) -> ClassifierResult:
+        from hstnn_ros.model import count_ops  # noqa: PLC0415
+
+        record = self.model.run(x)
+        ops = count_ops(self.model, x, record)
+        rates = tuple(float(s.float().mean()) for s in record.spikes if s.numel())
+        b = x.shape[0]
+        return ClassifierResult(record.logits, float(ops.mac_per_sample) * b, float(ops.ac_per_sample) * b, rates)
+
+
+class FrontendAdapter(nn.Module):
+    """A ``hstnn_ros.perception.frontends`` extractor as an engine ``FrontEnd`` (features + measured ops)."""
+
+    def __init__(self, frontend: nn.Module) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.feature_size = int(frontend.feature_size)
+
+    def forward(self, x: torch.Tensor) -> FrontendResult:
+        out = self.frontend.extract(x)
+        rate = float(out.features.float().mean()) if getattr(self.frontend, "spiking", False) else None
+        return FrontendResult(out.features, float(out.macs), float(out.acs), rate)
+
+
+def _load(path: Path) -> Any:
+    from hstnn_ros.model import load_bundle  # noqa: PLC0415
+
+    if not (path / "bundle.json").is_file():
+        raise RuntimeEngineError(f"{path}: not a model bundle (no bundle.json); pass a bundle directory or a preset")
+    return load_bundle(path)
+
+
+def load_pipeline(bundle_dir: Path | str) -> Pipeline:
+    """The inference pipeline of a bundle directory (see the module docstring for the layout)."""
+    bundle_dir = Path(bundle_dir)
+    main = _load(bundle_dir)
+    comps = dict(main.components)
+    meta = dict(main.metadata)
+    if HSTNN_COMPONENT not in comps:
+        raise RuntimeEngineError(f"{bundle_dir}: bundle has no {HSTNN_COMPONENT!r} component (has {sorted(comps)})")
+    fe_rel = meta.get("frontend_bundle")
+    if fe_rel:
+        fe_dir = (bundle_dir / fe_rel).resolve()
+        fe = _load(fe_dir)
+        comps = {**dict(fe.components), **comps}
+        meta.setdefault("frontend_metadata", dict(fe.metadata))
+    if EVENT_COMPONENT not in comps:
+        raise RuntimeEngineError(f"{bundle_dir}: no {EVENT_COMPONENT!r} event front-end in the bundle or in its "
+                                 f"frontend_bundle ({fe_rel!r})")
+    events_only = bool(meta.get("events_only", False)) or RGB_COMPONENT not in comps
+    clf = HstnnClassifier(comps[HSTNN_COMPONENT])
+    ev = FrontendAdapter(comps[EVENT_COMPONENT])
+    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT])
+    rgb_size = clf.input_size - ev.feature_size
+    fe_meta = meta.get("frontend_metadata", meta)
+    hw = tuple(fe_meta.get("input_hw", (180, 240)))
+    names = meta.get("place_names")
+    return Pipeline(
+        event_frontend=ev,
+        rgb_frontend=rgb,
+        classifier=clf,
+        input_hw=(int(hw[0]), int(hw[1])),
+        rgb_channels=int(fe_meta.get("rgb_channels", 3)),
+        rgb_feature_size=rgb_size,
+        place_names=tuple(names) if names else None,
+        metadata={"bundle": str(bundle_dir), **{k: v for k, v in meta.items() if k != "frontend_metadata"}},
+    )
