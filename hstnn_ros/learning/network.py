@@ -1,0 +1,101 @@
+"""Glue between the learning stages and the model core (``hstnn_ros.model``): building an HSTNN from the training
+config, its populations as :class:`NeuronGroup` s, shrinking by kept indices, measured ops and spike rates, and
+bundles. Everything model-specific in the learning layer lives here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hstnn_ros.learning.config import TrainConfig
+from hstnn_ros.learning.data import TrainData
+from hstnn_ros.learning.errors import LearningError
+from hstnn_ros.learning.hessian import NeuronGroup
+from hstnn_ros.learning.ranking import Kept, LayerScores
+
+log = logging.getLogger(__name__)
+
+#: Component name of the HSTNN inside a model bundle.
+COMPONENT = "hstnn"
+
+
+def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]], seed: int) -> nn.Module:
+    """A freshly initialised HSTNN with ``sizes[n] = (n_snn, n_rnn)`` in hidden layer n, sized for ``data``.
+
+    Initialisation is seeded without touching the global RNG state of the caller.
+    """
+    from hstnn_ros.model import HSTNN, HSTNNConfig  # noqa: PLC0415
+
+    raw: dict[str, Any] = dict(cfg.network.model)
+    raw.update(input_size=data.feature_size, num_classes=data.num_classes, input_spiking=data.input_spiking,
+               hidden=[{"n_snn": s, "n_rnn": r} for s, r in sizes])
+    try:
+        mcfg = HSTNNConfig.from_dict(raw)
+    except Exception as exc:  # the model core's validation: report it against the training config
+        raise LearningError(f"config network.model={cfg.network.model!r} is not a valid HSTNN config: {exc}") from exc
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = HSTNN(mcfg)
+    return model
+
+
+def neuron_groups(model: nn.Module) -> list[NeuronGroup]:
+    """Every population of the model as a :class:`NeuronGroup` (afferent parameters + per-neuron view)."""
+    return [NeuronGroup(layer=int(layer), kind=str(kind), params=list(pop.afferent_parameters()),
+                        per_neuron=pop.per_neuron)
+            for layer, kind, pop in model.populations()]
+
+
+def layer_scores(model: nn.Module, scores: dict[str, torch.Tensor]) -> list[LayerScores]:
+    """Per hidden layer the SNN and RNN importance vectors (empty when a layer has no such population)."""
+    n_layers = len(model.config.hidden)
+    empty = torch.zeros(0)
+    return [LayerScores(snn=scores.get(f"L{i}.snn", empty), rnn=scores.get(f"L{i}.rnn", empty))
+            for i in range(n_layers)]
+
+
+def shrink_model(model: nn.Module, kept: list[Kept]) -> nn.Module:
+    """The compact network keeping ``kept`` neurons (the model core's ``shrink``, Eq. 14-17)."""
+    from hstnn_ros.model import KeptNeurons, shrink  # noqa: PLC0415
+
+    return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept])
+
+
+def sizes_of(model: nn.Module) -> list[tuple[int, int]]:
+    """``(n_snn, n_rnn)`` per hidden layer."""
+    return [(int(spec.n_snn), int(spec.n_rnn)) for spec in model.config.hidden]
+
+
+@torch.no_grad()
+def measure_ops(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """Measured MACs and ACs per sample (Eq. 23-25, via the model core's ``count_ops``) and the spike rate of each
+    hidden layer's SNN population (None where a layer has none), on windows ``x``."""
+    from hstnn_ros.model import count_ops  # noqa: PLC0415
+
+    model.eval()
+    record = model.run(x)
+    ops = count_ops(model, x, record)
+    rates = [float(s.float().mean()) if s.numel() else None for s in record.spikes]
+    return {"mac": float(ops.mac_per_sample), "ac": float(ops.ac_per_sample), "spike_rates": rates}
+
+
+def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Path:
+    """Write ``model`` as a bundle (the model core's ``save_bundle``) with ``metadata``."""
+    from hstnn_ros.model import save_bundle  # noqa: PLC0415
+
+    save_bundle(out_dir, {COMPONENT: model}, metadata)
+    return out_dir
+
+
+def load_model(bundle_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The HSTNN component and the metadata of a bundle written by :func:`save_model`."""
+    from hstnn_ros.model import load_bundle  # noqa: PLC0415
+
+    bundle = load_bundle(bundle_dir)
+    if COMPONENT not in bundle.components:
+        raise LearningError(f"{bundle_dir}: bundle has no {COMPONENT!r} component (has {sorted(bundle.components)})")
+    return bundle.components[COMPONENT], dict(bundle.metadata)

@@ -1,0 +1,267 @@
+"""The three-stage learning pipeline and the resumable sweep over SNN ratios and seeds.
+
+A sweep is a list of *units* (the Adaptation network of a seed; Selection + Restoration at a ratio and seed; the
+directly-hybrid baseline at a ratio and seed, which at r = 0 / r = 1 is the pure RNN / SNN). Each unit is built in
+a temporary directory and renamed into ``units/<name>/`` when complete (bundle + ``result.json``), so an
+interrupted sweep loses at most the unit in progress and a rerun skips every finished unit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hstnn_ros.datasets.features import FeatureSet
+from hstnn_ros.learning import network as net
+from hstnn_ros.learning.config import TrainConfig, population_sizes
+from hstnn_ros.learning.data import Split, TrainData, iter_batches, prepare_data
+from hstnn_ros.learning.enums import UnitKind
+from hstnn_ros.learning.errors import LearningError
+from hstnn_ros.learning.hessian import Importance, estimate_importance, load_importance, save_importance, weights_hash
+from hstnn_ros.learning.ranking import Kept, select_fixed, select_global, select_random
+from hstnn_ros.learning.report import build_report, write_report
+from hstnn_ros.learning.trainer import evaluate, fit
+
+log = logging.getLogger(__name__)
+
+RESULT = "result.json"
+BUNDLE = "bundle"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One resumable piece of a sweep."""
+
+    kind: UnitKind
+    seed: int
+    ratio: float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind is UnitKind.ADAPTATION:
+            return f"adaptation_s{self.seed}"
+        return f"{self.kind.value}_r{self.ratio:.4f}_s{self.seed}"
+
+
+def plan_units(cfg: TrainConfig) -> list[Unit]:
+    """Every unit of the sweep in execution order (each seed's Adaptation before the HSTNNs that use it)."""
+    units: list[Unit] = []
+    for seed in cfg.sweep.seeds:
+        units.append(Unit(UnitKind.ADAPTATION, seed))
+        units += [Unit(UnitKind.HSTNN, seed, float(r)) for r in cfg.sweep.ratios]
+        if cfg.sweep.direct_baselines:
+            units += [Unit(UnitKind.DIRECT, seed, float(r)) for r in cfg.sweep.ratios]
+    return units
+
+
+def _metrics(model: nn.Module, data: TrainData, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    tol, bs = cfg.eval.recall_tolerance, cfg.eval.batch_size
+    return {"val": evaluate(model, data.val, tolerance=tol, batch_size=bs).to_dict(),
+            "test": evaluate(model, data.test, tolerance=tol, batch_size=bs).to_dict()}
+
+
+def _kept_json(kept: list[Kept]) -> list[dict[str, list[int]]]:
+    return [{"snn": k.snn.tolist(), "rnn": k.rnn.tolist()} for k in kept]
+
+
+def _overlap(a: list[Kept], b: list[Kept]) -> float:
+    """Fraction of kept neurons that two selections share (same layer, same population, same index)."""
+    same = sum(len(set(x.snn.tolist()) & set(y.snn.tolist())) + len(set(x.rnn.tolist()) & set(y.rnn.tolist()))
+               for x, y in zip(a, b, strict=True))
+    total = sum(k.size for k in a)
+    return same / total if total else 1.0
+
+
+class Sweep:
+    """Runs the units of one training config on one feature set into ``out_dir``."""
+
+    def __init__(self, cfg: TrainConfig, fs: FeatureSet, out_dir: Path | str, *, name: str = "feature set") -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.data = prepare_data(fs, name=name)
+        self.units_dir = self.out / "units"
+        self.cache_dir = self.out / "cache"
+        # Build one redundant network now so that a bad network.model section or size fails before training.
+        net.build_model(cfg, self.data, self.adapt_sizes(), seed=0)
+
+    # -- shapes ---------------------------------------------------------------------------------------------------
+    def adapt_sizes(self) -> list[tuple[int, int]]:
+        """M SNN + M RNN per hidden layer (the redundant Adaptation network)."""
+        return [(m, m) for m in self.cfg.network.hidden]
+
+    def _ops_x(self) -> torch.Tensor:
+        return self.data.test.x[: self.cfg.eval.ops_samples]
+
+    # -- bookkeeping ----------------------------------------------------------------------------------------------
+    def unit_dir(self, unit: Unit) -> Path:
+        return self.units_dir / unit.name
+
+    def is_done(self, unit: Unit) -> bool:
+        return (self.unit_dir(unit) / RESULT).is_file()
+
+    def _commit(self, unit: Unit, tmp: Path, result: dict[str, Any]) -> dict[str, Any]:
+        (tmp / RESULT).write_text(json.dumps(result, indent=1))
+        final = self.unit_dir(unit)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.replace(final)
+        return result
+
+    def _tmp(self, unit: Unit) -> Path:
+        tmp = self.units_dir / f".tmp-{unit.name}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def _meta(self, unit: Unit, model: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
+        return {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "snn_ratio": unit.ratio,
+                "sizes": net.sizes_of(model), "place_count": self.data.num_classes,
+                "data_fingerprint": self.data.fingerprint, "train_config": self.cfg.to_dict(),
+                "versions": {"torch": torch.__version__}, **extra}
+
+    # -- stages ---------------------------------------------------------------------------------------------------
+    def _fit(self, model: nn.Module, epochs: int, seed: int, desc: str) -> dict[str, Any]:
+        res = fit(model, self.data.train, self.data.val, self.cfg.optim, epochs=epochs,
+                  patience=self.cfg.epochs.patience, seed=seed, tolerance=self.cfg.eval.recall_tolerance, desc=desc)
+        return res.to_dict()
+
+    def run_adaptation(self, unit: Unit) -> dict[str, Any]:
+        """Stage 1: train the redundant M SNN + M RNN network with BPTT, checkpoint on validation."""
+        t0 = time.perf_counter()
+        model = net.build_model(self.cfg, self.data, self.adapt_sizes(), seed=unit.seed)
+        fit_res = self._fit(model, self.cfg.epochs.adaptation, unit.seed, f"adapt s{unit.seed}")
+        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "ratio": None,
+                  "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
+                  **net.measure_ops(model, self._ops_x())}
+        result["seconds"] = time.perf_counter() - t0
+        tmp = self._tmp(unit)
+        net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
+        return self._commit(unit, tmp, result)
+
+    def importance(self, model: nn.Module, seed: int) -> Importance:
+        """Stage 2a: per-neuron importance of an adapted model, cached by weights hash (reused for every ratio)."""
+        sel = self.cfg.selection
+        key = json.dumps({"weights": weights_hash(model), "probes": sel.probes, "batch": sel.batch_size,
+                          "min": sel.min_batches, "max": sel.max_batches, "tol": sel.tolerance, "seed": seed,
+                          "data": self.data.fingerprint}, sort_keys=True)
+        path = self.cache_dir / f"importance_{weights_hash(model)[:16]}_s{seed}.safetensors"
+        cached = load_importance(path, key)
+        if cached is not None:
+            log.info("selection: reusing cached importance %s", path)
+            return cached
+        model.eval()
+
+        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return nn.functional.cross_entropy(model(x), y)
+
+        gen = torch.Generator().manual_seed(seed)
+        imp = estimate_importance(loss_fn, _cycle(self.data.train, sel.batch_size, gen),
+                                  net.neuron_groups(model), probes=sel.probes, min_batches=sel.min_batches,
+                                  max_batches=sel.max_batches, tolerance=sel.tolerance, seed=seed,
+                                  desc=f"selection s{seed}")
+        save_importance(path, imp, key)
+        return imp
+
+    def select(self, model: nn.Module, imp: Importance, ratio: float) -> list[Kept]:
+        """Stage 2b: grouped global ranking (or fixed hardware-friendly sizes) at SNN ratio ``ratio``."""
+        layers = net.layer_scores(model, imp.scores)
+        sel = self.cfg.selection
+        if sel.hardware_friendly:
+            return select_fixed(layers, population_sizes(self.cfg, ratio))
+        return select_global(layers, ratio, sum(self.cfg.network.hidden), policy=sel.empty_layer,
+                             keep_both=sel.keep_both_populations)
+
+    def run_hstnn(self, unit: Unit) -> dict[str, Any]:
+        """Stages 2 and 3 at one ratio: select from the seed's adapted network, shrink, retrain (Restoration)."""
+        assert unit.ratio is not None
+        t0 = time.perf_counter()
+        adapted, _ = net.load_model(self.unit_dir(Unit(UnitKind.ADAPTATION, unit.seed)) / BUNDLE)
+        t_sel = time.perf_counter()
+        imp = self.importance(adapted, unit.seed)
+        kept = self.select(adapted, imp, unit.ratio)
+        t_sel = time.perf_counter() - t_sel
+        model = net.shrink_model(adapted, kept)
+        selected = _metrics(model, self.data, self.cfg)
+        result: dict[str, Any] = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed,
+                                  "ratio": unit.ratio, "kept": _kept_json(kept), "selected": selected,
+                                  "importance": imp.meta(), "selection_seconds": t_sel}
+        if self.cfg.sweep.random_control:
+            rnd = select_random(net.layer_scores(adapted, imp.scores), kept, seed=unit.seed + 7919)
+            result["random"] = _metrics(net.shrink_model(adapted, rnd), self.data, self.cfg)
+            result["overlap_with_random"] = _overlap(kept, rnd)
+        result["fit"] = self._fit(model, self.cfg.epochs.restoration, unit.seed,
+                                  f"restore r={unit.ratio:g} s{unit.seed}")
+        result |= _metrics(model, self.data, self.cfg)
+        result |= {"sizes": net.sizes_of(model), **net.measure_ops(model, self._ops_x())}
+        result["seconds"] = time.perf_counter() - t0
+        tmp = self._tmp(unit)
+        net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {
+            "kept": result["kept"], "metrics": result["test"], "selected_metrics": selected["test"]}))
+        return self._commit(unit, tmp, result)
+
+    def run_direct(self, unit: Unit) -> dict[str, Any]:
+        """Baseline: a network of the final sizes trained from scratch (r = 0: pure RNN, r = 1: pure SNN)."""
+        assert unit.ratio is not None
+        t0 = time.perf_counter()
+        sizes = population_sizes(self.cfg, unit.ratio)
+        model = net.build_model(self.cfg, self.data, sizes, seed=unit.seed)
+        fit_res = self._fit(model, self.cfg.epochs.direct, unit.seed, f"direct r={unit.ratio:g} s{unit.seed}")
+        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "ratio": unit.ratio,
+                  "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
+                  **net.measure_ops(model, self._ops_x())}
+        result["seconds"] = time.perf_counter() - t0
+        tmp = self._tmp(unit)
+        net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
+        return self._commit(unit, tmp, result)
+
+    def run_unit(self, unit: Unit) -> dict[str, Any]:
+        runner = {UnitKind.ADAPTATION: self.run_adaptation, UnitKind.HSTNN: self.run_hstnn,
+                  UnitKind.DIRECT: self.run_direct}[unit.kind]
+        return runner(unit)
+
+    def run(self, *, plots: bool = True) -> dict[str, Any]:
+        """Run every unfinished unit, then write ``report.json`` (and plots) over every finished unit."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.units_dir.mkdir(exist_ok=True)
+        (self.out / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+        units = plan_units(self.cfg)
+        todo = [u for u in units if not self.is_done(u)]
+        if len(todo) < len(units):
+            log.info("resuming: %d of %d units already done", len(units) - len(todo), len(units))
+        failures: dict[str, str] = {}
+        for unit in tqdm(todo, desc="sweep", unit="unit"):
+            if unit.kind is UnitKind.HSTNN and not self.is_done(Unit(UnitKind.ADAPTATION, unit.seed)):
+                failures[unit.name] = "its adaptation unit failed"
+                continue
+            try:
+                self.run_unit(unit)
+            except LearningError as exc:  # a refused unit (e.g. an empty layer) must not lose the others
+                log.error("unit %s refused: %s", unit.name, exc)
+                failures[unit.name] = str(exc)
+        results = [json.loads((self.unit_dir(u) / RESULT).read_text()) for u in units if self.is_done(u)]
+        report = build_report(results, self.cfg, fingerprint=self.data.fingerprint, failures=failures)
+        write_report(self.out, report, plots=plots)
+        return report
+
+
+def _cycle(split: Split, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled passes over ``split``, so max_batches may exceed one epoch of a small training split."""
+    while True:
+        yield from iter_batches(split, batch_size, generator=gen)
+
+
+def run_sweep(cfg: TrainConfig, fs: FeatureSet, out_dir: Path | str, *, name: str = "feature set",
+              plots: bool = True) -> dict[str, Any]:
+    """Train and evaluate everything ``cfg.sweep`` asks for into ``out_dir`` (resumable); returns the report."""
+    return Sweep(cfg, fs, out_dir, name=name).run(plots=plots)
