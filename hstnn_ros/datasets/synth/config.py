@@ -50,8 +50,8 @@ class MotionConfig:
     speed_mps: float = 1.0
     speed_var_between: float = 0.2  #: traversal mean speed = speed_mps * (1 + U(-v, v))
     speed_var_within: float = 0.25  #: relative amplitude of slow speed changes within a traversal
-    lateral_jitter_m: float = 0.12
-    yaw_jitter_deg: float = 3.0
+    lateral_jitter_m: float = 0.08
+    yaw_jitter_deg: float = 1.5
 
 
 @dataclass(frozen=True)
