@@ -110,6 +110,7 @@ def test_refuses_bad_input_before_training(tmp_path: Path) -> None:
 
 def test_cli_train_and_robustness(tmp_path: Path) -> None:
     import yaml
+
     from data_tools.robustness import main as robustness_main
     from data_tools.train import main as train_main
 
