@@ -1,1 +1,35 @@
-"""TODO: filled in by its issue."""
+"""HSTNN model core: neuron populations, surrogate gradients, the hybrid network, shrinking, op counts, bundles."""
+
+from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
+from hstnn_ros.model.errors import BundleError, ModelError
+from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec, NetState, RunRecord
+from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, ConvLIF, ConvRNN, Population
+from hstnn_ros.model.shrink import KeptNeurons, shrink
+from hstnn_ros.model.surrogate import Surrogate, spike
+
+__all__ = [
+    "ALIF",
+    "HSTNN",
+    "LIF",
+    "LSTM",
+    "RNN",
+    "BundleError",
+    "ConvLIF",
+    "ConvRNN",
+    "Decoder",
+    "HSTNNConfig",
+    "HybridLayer",
+    "KeptNeurons",
+    "LayerSpec",
+    "ModelError",
+    "NetState",
+    "NonSpikingKind",
+    "Population",
+    "Role",
+    "RunRecord",
+    "SpikingKind",
+    "Surrogate",
+    "SurrogateKind",
+    "shrink",
+    "spike",
+]
