@@ -1,9 +1,11 @@
 """HSTNN model core: neuron populations, surrogate gradients, the hybrid network, shrinking, op counts, bundles."""
 
+from hstnn_ros.model.bundle import Bundle, Component, hstnn_from_component, load_bundle, save_bundle
 from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
 from hstnn_ros.model.errors import BundleError, ModelError
 from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec, NetState, RunRecord
 from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, ConvLIF, ConvRNN, Population
+from hstnn_ros.model.ops import OpsReport, count_conv_ops, count_ops
 from hstnn_ros.model.shrink import KeptNeurons, shrink
 from hstnn_ros.model.surrogate import Surrogate, spike
 
@@ -13,7 +15,9 @@ __all__ = [
     "LIF",
     "LSTM",
     "RNN",
+    "Bundle",
     "BundleError",
+    "Component",
     "ConvLIF",
     "ConvRNN",
     "Decoder",
@@ -24,12 +28,18 @@ __all__ = [
     "ModelError",
     "NetState",
     "NonSpikingKind",
+    "OpsReport",
     "Population",
     "Role",
     "RunRecord",
     "SpikingKind",
     "Surrogate",
     "SurrogateKind",
+    "count_conv_ops",
+    "count_ops",
+    "hstnn_from_component",
+    "load_bundle",
+    "save_bundle",
     "shrink",
     "spike",
 ]

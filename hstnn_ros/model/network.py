@@ -23,6 +23,7 @@ from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, Population, State
 from hstnn_ros.model.surrogate import Surrogate
 
 if TYPE_CHECKING:
+    from hstnn_ros.model.bundle import Component
     from hstnn_ros.model.shrink import KeptNeurons
 
 
@@ -250,6 +251,14 @@ class HSTNN(nn.Module):
             n_in = spec.size
         self.layers = nn.ModuleList(layers)
         self.readout = nn.Linear(n_in, config.num_classes, bias=config.readout_bias)
+
+    # ---------------------------------------------------------------- bundles
+    def to_component(self) -> Component:
+        """This network as a bundle component (kind ``"hstnn"``, JSON config, CPU state dict)."""
+        from hstnn_ros.model.bundle import HSTNN_KIND, Component  # noqa: PLC0415
+
+        return Component(kind=HSTNN_KIND, config=self.config.to_dict(),
+                         state={k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()})
 
     # ---------------------------------------------------------------- introspection
     def populations(self) -> Iterator[tuple[int, Role, Population]]:

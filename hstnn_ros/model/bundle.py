@@ -1,0 +1,197 @@
+"""Model bundles (DESIGN.md section 11): a directory with ``bundle.json`` + ``weights.safetensors``.
+
+``bundle.json`` carries the format name and version, the SHA-256 and size of the weights file, per component its
+``kind``, JSON ``config`` and tensor names/shapes/dtypes, and free JSON ``metadata``. Tensors are stored as
+``<component>.<state key>``. Loading verifies all of it and never executes code (no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from hstnn_ros.model.errors import BundleError, ModelError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "hstnn_ros.bundle"
+FORMAT_VERSION = 1
+JSON_NAME = "bundle.json"
+WEIGHTS_NAME = "weights.safetensors"
+HSTNN_KIND = "hstnn"
+
+
+@dataclass
+class Component:
+    """One stored network: what it is (``kind``), how to build it (``config``) and its tensors (``state``)."""
+
+    kind: str
+    config: dict[str, Any]
+    state: dict[str, torch.Tensor]
+
+
+class HasComponent(Protocol):
+    """Anything that can describe itself as a :class:`Component` (e.g. :class:`~hstnn_ros.model.HSTNN`)."""
+
+    def to_component(self) -> Component:
+        """This object as a bundle component."""
+        ...
+
+
+@dataclass
+class Bundle:
+    """A loaded, verified bundle."""
+
+    path: Path
+    components: dict[str, Component]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def hstnn(self, name: str = HSTNN_KIND) -> Any:
+        """The HSTNN stored as component ``name``, built and loaded (eval mode)."""
+        if name not in self.components:
+            raise BundleError(f"{self.path / JSON_NAME}: no component {name!r} (has {sorted(self.components)})")
+        return hstnn_from_component(self.components[name], source=self.path / JSON_NAME).eval()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def save_bundle(directory: Path | str, components: Mapping[str, Component | HasComponent],
+                metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``components`` (``Component`` s or objects with ``to_component()``) and JSON ``metadata`` into
+    ``directory`` (created); returns the directory. Files are written atomically (temp file + rename)."""
+    out = Path(directory)
+    comps: dict[str, Component] = {}
+    for name, c in components.items():
+        if not isinstance(name, str) or not name or "." in name:
+            raise BundleError(f"{out}: component names must be non-empty and contain no '.', got {name!r}")
+        comp = c if isinstance(c, Component) else getattr(c, "to_component", None)
+        if comp is None:
+            raise BundleError(f"{out}: component {name!r} is a {type(c).__name__}, not a Component or a model with "
+                              f"to_component()")
+        comps[name] = comp if isinstance(comp, Component) else comp()
+    tensors: dict[str, torch.Tensor] = {}
+    desc: dict[str, Any] = {}
+    for name, comp in comps.items():
+        tdesc = {}
+        for key, t in comp.state.items():
+            if not isinstance(t, torch.Tensor):
+                raise BundleError(f"{out}: component {name!r} state {key!r} is not a tensor")
+            tensors[f"{name}.{key}"] = t.detach().cpu().contiguous()
+            tdesc[key] = {"shape": list(t.shape), "dtype": _dtype_name(t.dtype)}
+        desc[name] = {"kind": comp.kind, "config": comp.config, "tensors": tdesc}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "components": desc,
+           "metadata": dict(metadata or {})}
+    try:
+        json.dumps(doc)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{out}: config/metadata must be JSON-serialisable: {exc}") from exc
+    out.mkdir(parents=True, exist_ok=True)
+    w_tmp = out / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(w_tmp))
+    doc["weights"] = {"file": WEIGHTS_NAME, "sha256": _sha256(w_tmp), "bytes": w_tmp.stat().st_size}
+    j_tmp = out / (JSON_NAME + ".tmp")
+    j_tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    os.replace(w_tmp, out / WEIGHTS_NAME)
+    os.replace(j_tmp, out / JSON_NAME)
+    log.info("saved bundle %s (%d components, %d tensors)", out, len(comps), len(tensors))
+    return out
+
+
+def load_bundle(directory: Path | str) -> Bundle:
+    """Read and verify a bundle: format, version, checksum, size, and every tensor's name, shape and dtype."""
+    root = Path(directory)
+    jpath, wpath = root / JSON_NAME, root / WEIGHTS_NAME
+    if not jpath.is_file():
+        raise BundleError(f"{jpath}: no bundle description here (expected a directory with {JSON_NAME} and "
+                          f"{WEIGHTS_NAME})")
+    try:
+        doc = json.loads(jpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{jpath}: not valid JSON ({exc}); the file is corrupt or truncated") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleError(f"{jpath}: format is {doc.get('format') if isinstance(doc, dict) else None!r}, "
+                          f"expected {FORMAT!r}")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{jpath}: format_version {doc.get('format_version')!r} is not supported "
+                          f"(this build reads {FORMAT_VERSION}); re-export the bundle")
+    winfo, comps = doc.get("weights"), doc.get("components")
+    if not isinstance(winfo, dict) or not isinstance(comps, dict) or winfo.get("file") != WEIGHTS_NAME:
+        raise BundleError(f"{jpath}: missing 'weights' or 'components' sections")
+    if not wpath.is_file():
+        raise BundleError(f"{wpath}: weights file missing")
+    if wpath.stat().st_size != winfo.get("bytes"):
+        raise BundleError(f"{wpath}: {wpath.stat().st_size} bytes, {JSON_NAME} says {winfo.get('bytes')} "
+                          f"(truncated or replaced)")
+    if _sha256(wpath) != winfo.get("sha256"):
+        raise BundleError(f"{wpath}: SHA-256 does not match {JSON_NAME} (corrupt or replaced)")
+    try:
+        tensors = load_file(str(wpath))
+    except Exception as exc:  # safetensors raises its own error types for any malformed file
+        raise BundleError(f"{wpath}: cannot be parsed as safetensors ({exc})") from exc
+    components: dict[str, Component] = {}
+    expected_names = set()
+    for name, c in comps.items():
+        if not isinstance(c, dict) or not {"kind", "config", "tensors"} <= set(c):
+            raise BundleError(f"{jpath}: component {name!r} needs kind, config and tensors")
+        state = {}
+        for key, td in c["tensors"].items():
+            full = f"{name}.{key}"
+            expected_names.add(full)
+            t = tensors.get(full)
+            if t is None:
+                raise BundleError(f"{wpath}: tensor {full!r} listed in {JSON_NAME} is missing")
+            if list(t.shape) != td.get("shape") or _dtype_name(t.dtype) != td.get("dtype"):
+                raise BundleError(f"{wpath}: tensor {full!r} is {list(t.shape)} {_dtype_name(t.dtype)}, "
+                                  f"{JSON_NAME} says {td.get('shape')} {td.get('dtype')}")
+            state[key] = t
+        components[name] = Component(kind=str(c["kind"]), config=dict(c["config"]), state=state)
+    extra = sorted(set(tensors) - expected_names)
+    if extra:
+        raise BundleError(f"{wpath}: tensors {extra[:5]} are not described in {JSON_NAME}")
+    metadata = doc.get("metadata", {})
+    return Bundle(path=root, components=components, metadata=metadata if isinstance(metadata, dict) else {})
+
+
+def hstnn_from_component(component: Component, source: Path | str = "<component>") -> Any:
+    """Build an :class:`~hstnn_ros.model.HSTNN` from a component, checking kind, config and every tensor shape."""
+    from hstnn_ros.model.network import HSTNN, HSTNNConfig  # noqa: PLC0415  (network imports this module lazily)
+
+    if component.kind != HSTNN_KIND:
+        raise BundleError(f"{source}: component kind is {component.kind!r}, expected {HSTNN_KIND!r}")
+    try:
+        model = HSTNN(HSTNNConfig.from_dict(component.config))
+    except ModelError as exc:
+        raise BundleError(f"{source}: invalid HSTNN config: {exc}") from exc
+    expected = model.state_dict()
+    got = component.state
+    if set(expected) != set(got):
+        raise BundleError(f"{source}: tensors {sorted(set(got) ^ set(expected))[:6]} do not match the HSTNN "
+                          f"config (missing or unexpected)")
+    for key, ref in expected.items():
+        if tuple(got[key].shape) != tuple(ref.shape):
+            raise BundleError(f"{source}: tensor {key!r} is {tuple(got[key].shape)}, the config needs "
+                              f"{tuple(ref.shape)}")
+        if not got[key].is_floating_point() or not bool(torch.isfinite(got[key]).all()):
+            raise BundleError(f"{source}: tensor {key!r} must be finite floating point")
+    model = model.to(dtype=next(iter(got.values())).dtype)
+    model.load_state_dict(got, strict=True)
+    return model

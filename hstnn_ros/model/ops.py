@@ -1,0 +1,132 @@
+"""Operation accounting (paper Eqs. 23-25), measured on the actual window.
+
+Per hybrid layer, sample and step: real-valued inputs cost MACs ``M_i1 (M_o1 + M_o2)`` plus the recurrent
+``M_o1^2`` (LSTM: every weight matrix has 4 gate blocks, so ``4 M_o1`` rows), spiking inputs cost ACs ``nnz(s_t)
+(M_o1 + M_o2)`` with ``nnz`` the spikes actually present at that step. Layer 1's spiking inputs are the first
+``input_spiking`` features. The readout is counted the same way on ``concat(d(s), r_T)``: ``r_T`` once (MACs), the
+spikes as ACs at each step they are accumulated (rate decoder: every step, its ``1/T`` folded into ``W_N``; last-step
+decoder: step T only). Convolutions: :func:`count_conv_ops`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hstnn_ros.model.enums import Decoder
+from hstnn_ros.model.errors import ModelError
+from hstnn_ros.model.network import HSTNN, RunRecord
+from hstnn_ros.model.neurons import RNN, ConvLIF, ConvRNN
+
+
+@dataclass
+class OpsReport:
+    """Measured operation counts of one batch of windows.
+
+    Attributes:
+        macs, acs: ``[B]`` int64 totals per sample.
+        per_layer_step_macs, per_layer_step_acs: ``[B, L + 1, T]`` int64; index ``L`` is the readout.
+        spike_rates: per hidden layer, the mean spike rate of its SNN population (None when it has none).
+        input_spike_rate: mean rate of the spiking input features (None when there are none).
+    """
+
+    macs: torch.Tensor
+    acs: torch.Tensor
+    per_layer_step_macs: torch.Tensor
+    per_layer_step_acs: torch.Tensor
+    spike_rates: list[float | None]
+    input_spike_rate: float | None
+
+    @property
+    def per_layer_step(self) -> torch.Tensor:
+        """``[B, L + 1, T, 2]``: (MACs, ACs) per sample, layer (readout last) and step."""
+        return torch.stack([self.per_layer_step_macs, self.per_layer_step_acs], dim=-1)
+
+    @property
+    def mac_per_sample(self) -> float:
+        """Mean MACs per sample over the batch."""
+        return float(self.macs.double().mean())
+
+    @property
+    def ac_per_sample(self) -> float:
+        """Mean ACs per sample over the batch."""
+        return float(self.acs.double().mean())
+
+
+def _gates(pop: object) -> int:
+    return pop.gates if isinstance(pop, RNN) else 1
+
+
+@torch.no_grad()
+def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
+    """Eq. 23-25 counts for windows ``x[B, T, F]`` given ``record = model.run(x)`` (its spikes are the measured
+    sparsity). Shrink a masked network first: a masked run still counts the removed neurons' weights."""
+    if not isinstance(model, HSTNN):
+        raise ModelError(f"count_ops needs an HSTNN, got {type(model).__name__}")
+    model._check_input(x)
+    B, T, _ = x.shape
+    L, cfg = len(model.layers), model.config
+    if len(record.spikes) != L or len(record.rnn_out) != L:
+        raise ModelError(f"record has {len(record.spikes)} layers of spikes, the model {L}: pass model.run(x)")
+    for i, (s, spec) in enumerate(zip(record.spikes, cfg.hidden, strict=True)):
+        if tuple(s.shape) != (B, T, spec.n_snn):
+            raise ModelError(f"record.spikes[{i}] is {tuple(s.shape)}, expected {(B, T, spec.n_snn)} for x "
+                             f"{tuple(x.shape)}: pass the record of model.run(x) on the same x")
+    macs = torch.zeros(B, L + 1, T, dtype=torch.long)
+    acs = torch.zeros(B, L + 1, T, dtype=torch.long)
+    spikes_in = (x[..., : cfg.input_spiking] != 0).sum(-1).long().cpu()  # [B, T]
+    n_real = cfg.input_size - cfg.input_spiking
+    for i, layer in enumerate(model.layers):
+        g = _gates(layer.rnn)
+        rows = layer.spec.n_snn + g * layer.spec.n_rnn
+        macs[:, i, :] = n_real * rows + g * layer.spec.n_rnn * layer.spec.n_rnn
+        acs[:, i, :] = spikes_in * rows
+        spikes_in = (record.spikes[i] != 0).sum(-1).long().cpu()
+        n_real = layer.spec.n_rnn
+    C = cfg.num_classes
+    macs[:, L, T - 1] = n_real * C
+    if cfg.decoder is Decoder.RATE:
+        acs[:, L, :] = spikes_in * C
+    else:
+        acs[:, L, T - 1] = spikes_in[:, T - 1] * C
+    rates = [float(s.float().mean()) if s.numel() else None for s in record.spikes]
+    in_rate = float((x[..., : cfg.input_spiking] != 0).float().mean()) if cfg.input_spiking else None
+    return OpsReport(macs=macs.sum((1, 2)), acs=acs.sum((1, 2)), per_layer_step_macs=macs,
+                     per_layer_step_acs=acs, spike_rates=rates, input_spike_rate=in_rate)
+
+
+@torch.no_grad()
+def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking_input: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(MACs[B], ACs[B])`` of one step of a convolution on ``x[B, C, H, W]``.
+
+    Every kernel tap that lands inside the input is one multiply per output channel: a MAC for real-valued input,
+    an AC for spiking input but only where the input is non-zero (padding costs nothing). A :class:`ConvRNN` adds the
+    MACs of its recurrent convolution on its (real-valued) state.
+    """
+    rec = None
+    if isinstance(conv, ConvLIF):
+        conv = conv.conv
+    elif isinstance(conv, ConvRNN):
+        conv, rec = conv.conv_in, conv.conv_rec
+    if not isinstance(conv, nn.Conv2d):
+        raise ModelError(f"count_conv_ops needs an nn.Conv2d, ConvLIF or ConvRNN, got {type(conv).__name__}")
+    if conv.groups != 1 or conv.dilation != (1, 1) or not isinstance(conv.padding, tuple):
+        raise ModelError("count_conv_ops supports groups=1, dilation=1 and numeric padding")
+    if x.dim() != 4 or x.shape[1] != conv.in_channels:
+        raise ModelError(f"count_conv_ops expects x[B, {conv.in_channels}, H, W], got {tuple(x.shape)}")
+    active = (x != 0).to(torch.float64) if spiking_input else torch.ones_like(x, dtype=torch.float64)
+    taps = F.unfold(active, conv.kernel_size, padding=conv.padding, stride=conv.stride).sum((1, 2))
+    count = (taps.round().long() * conv.out_channels).cpu()
+    zero = torch.zeros_like(count)
+    macs, acs = (zero, count) if spiking_input else (count, zero)
+    if rec is not None:
+        h_out = (x.shape[2] + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
+        w_out = (x.shape[3] + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
+        ones = torch.ones(1, rec.in_channels, h_out, w_out, dtype=torch.float64)
+        rec_taps = F.unfold(ones, rec.kernel_size, padding=rec.padding).sum()
+        macs = macs + int(rec_taps.round()) * rec.out_channels
+    return macs, acs
