@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from hstnn_ros import defaults
+from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine, assemble_window
 from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
+from hstnn_ros.runtime.loading import HstnnClassifier
+from hstnn_ros.runtime.pipeline import FrontendResult, Pipeline
 
 torch.set_num_threads(1)
 
@@ -44,22 +46,11 @@ class ConvFrontEnd(nn.Module):
         return FrontendResult(f, float(self._macs * x.shape[0]), 0.0, None)
 
 
-class RNNClassifier(nn.Module):
-    """A real recurrent classifier (nn.RNN + linear readout of the last step) with MACs per window."""
-
-    def __init__(self, input_size: int, hidden: int, num_classes: int) -> None:
-        super().__init__()
-        self.input_size, self.num_classes = input_size, num_classes
-        self.rnn = nn.RNN(input_size, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, num_classes)
-
-    def forward(self, x: torch.Tensor) -> ClassifierResult:
-        h, _ = self.rnn(x)
-        logits = self.out(h[:, -1])
-        T = x.shape[1]
-        macs = x.shape[0] * (T * (self.rnn.input_size + self.rnn.hidden_size) * self.rnn.hidden_size
-                             + self.rnn.hidden_size * self.num_classes)
-        return ClassifierResult(logits, float(macs), 0.0, (float((h > 0).float().mean()),))
+def hstnn_classifier(input_size: int, num_classes: int, input_spiking: int) -> HstnnClassifier:
+    """The model core's HSTNN (one hybrid layer of 12 LIF + 8 RNN neurons), randomly initialised."""
+    cfg = HSTNNConfig(input_size=input_size, hidden=(LayerSpec(12, 8),), num_classes=num_classes,
+                      input_spiking=input_spiking, v_th=0.2)
+    return HstnnClassifier(HSTNN(cfg))
 
 
 def make_pipeline(events_only: bool = False, seed: int = 0, rgb_channels: int = 3) -> Pipeline:
@@ -67,7 +58,7 @@ def make_pipeline(events_only: bool = False, seed: int = 0, rgb_channels: int = 
     f_ev, f_rgb = 16, 12
     ev = ConvFrontEnd(2, f_ev, HW, spiking=True)
     rgb = None if events_only else ConvFrontEnd(rgb_channels, f_rgb, HW, spiking=False)
-    clf = RNNClassifier(f_ev + f_rgb, 20, 7)
+    clf = hstnn_classifier(f_ev + f_rgb, 7, f_ev)
     return Pipeline(ev, rgb, clf, input_hw=HW, rgb_channels=rgb_channels, rgb_feature_size=f_rgb)
 
 
@@ -235,4 +226,4 @@ def test_bad_configuration_is_refused_with_a_named_fix() -> None:
             PlaceRecognitionEngine(make_pipeline(), EngineConfig(device="cuda"))
     torch.manual_seed(0)
     with pytest.raises(RuntimeEngineError, match="expects 99 features"):
-        Pipeline(ConvFrontEnd(2, 16, HW, True), None, RNNClassifier(99, 4, 3), input_hw=HW, rgb_feature_size=12)
+        Pipeline(ConvFrontEnd(2, 16, HW, True), None, hstnn_classifier(99, 3, 16), input_hw=HW, rgb_feature_size=12)

@@ -43,9 +43,8 @@ class HstnnClassifier(nn.Module):
 
         record = self.model.run(x)
         ops = count_ops(self.model, x, record)
-        rates = tuple(float(s.float().mean()) for s in record.spikes if s.numel())
-        b = x.shape[0]
-        return ClassifierResult(record.logits, float(ops.mac_per_sample) * b, float(ops.ac_per_sample) * b, rates)
+        rates = tuple(r for r in ops.spike_rates if r is not None)
+        return ClassifierResult(record.logits, float(ops.macs.sum()), float(ops.acs.sum()), rates)
 
 
 class FrontendAdapter(nn.Module):
@@ -88,7 +87,7 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
         raise RuntimeEngineError(f"{bundle_dir}: no {EVENT_COMPONENT!r} event front-end in the bundle or in its "
                                  f"frontend_bundle ({fe_rel!r})")
     events_only = bool(meta.get("events_only", False)) or RGB_COMPONENT not in comps
-    clf = HstnnClassifier(comps[HSTNN_COMPONENT])
+    clf = HstnnClassifier(main.hstnn(HSTNN_COMPONENT))
     ev = FrontendAdapter(comps[EVENT_COMPONENT])
     rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT])
     rgb_size = clf.input_size - ev.feature_size
