@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from test_engine import PERIOD, make_pipeline, random_events, random_image
 
@@ -80,3 +81,19 @@ def test_ground_truth_lookup() -> None:
     gt.add_environment(15, "env2")
     assert (gt.place_at(9), gt.place_at(10), gt.place_at(19), gt.place_at(99)) == (-1, 3, 3, 4)
     assert gt.envs == ["env2"]
+
+
+def test_ground_truth_from_route_sidecar(tmp_path: Path) -> None:
+    from hstnn_ros.runtime.errors import RuntimeEngineError
+    from hstnn_ros.runtime.replay import ground_truth_from_route
+
+    assert ground_truth_from_route(tmp_path) is None
+    (tmp_path / "route.json").write_text(json.dumps(
+        {"env": "env2", "t_start_ns": 100, "place_enter_ns": [100, 250, None, 400]}))
+    gt = ground_truth_from_route(tmp_path)
+    assert gt is not None
+    assert [gt.place_at(t) for t in (99, 100, 300, 399, 400, 10**12)] == [-1, 0, 1, 1, 3, 3]
+    assert gt.environment_at(150) == "env2"
+    (tmp_path / "route.json").write_text(json.dumps({"env": "env2", "place_enter_ns": "oops"}))
+    with pytest.raises(RuntimeEngineError, match="route sidecar"):
+        ground_truth_from_route(tmp_path)

@@ -7,17 +7,20 @@ rosbag2 recording into ``ReplayItem``s live in ``bag_source`` so that tests and 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from hstnn_ros.runtime.engine import EngineCounters, PlaceRecognitionEngine, PlaceResult
+from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.report import DecisionRecord
 
 LOG = logging.getLogger(__name__)
@@ -157,3 +160,27 @@ def merge_in_time_order(*streams: Iterable[ReplayItem]) -> Iterator[ReplayItem]:
 def label_items_from_array(stamps_ns: np.ndarray, places: np.ndarray, env: str = "") -> list[ReplayItem]:
     """Label items from arrays (e.g. odometry already converted to place ids)."""
     return [ReplayItem(ItemKind.LABEL, int(t), int(p), env) for t, p in zip(stamps_ns, places, strict=True)]
+
+
+ROUTE_SIDECAR = "route.json"
+
+
+def ground_truth_from_route(bag_dir: Path) -> GroundTruth | None:
+    """Labels from the ``route.json`` sidecar of a synthetic route bag (``place_enter_ns``: when the robot enters
+    each place, from odometry distance binned into equal segments) and its environment; ``None`` when absent."""
+    path = Path(bag_dir) / ROUTE_SIDECAR
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        enters = [(int(t), k) for k, t in enumerate(meta["place_enter_ns"]) if t is not None]
+        env = str(meta.get("env", ""))
+        t0 = int(meta.get("t_start_ns", enters[0][0] if enters else 0))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RuntimeEngineError(f"{path}: malformed route sidecar ({exc}); regenerate the route") from exc
+    truth = GroundTruth()
+    for t, k in sorted(enters):
+        truth.add_label(t, k)
+    if env:
+        truth.add_environment(t0, env)
+    return truth
