@@ -24,7 +24,7 @@ class WorldConfig:
     width_m: float = 3.2  #: wall to wall
     height_m: float = 3.0  #: floor to ceiling
     px_per_m: float = 48.0  #: texture resolution (reduced automatically for very long paths)
-    objects_per_place: float = 2.0  #: mean number of free-standing objects (boxes, pillars, signs) per place
+    objects_per_place: float = 1.2  #: mean number of free-standing objects (boxes, pillars, signs) per place
     posters_per_place: float = 3.0  #: mean number of wall posters per place
 
 

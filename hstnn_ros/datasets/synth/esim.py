@@ -82,31 +82,34 @@ class EventSimulator:
         L0, L1 = self.prev, log_frame.reshape(-1).astype(np.float32)
         dt = float(t1_us - t0_us)
         d = L1 - self.ref
-        n_on = np.floor(np.maximum(d, 0) / self.c_on).astype(np.int64)
-        n_off = np.floor(np.maximum(-d, 0) / self.c_off).astype(np.int64)
-        parts = [self._crossings(n_on, self.c_on, 1, L0=L0, L1=L1, t0_us=t0_us, dt=dt),
-                 self._crossings(n_off, self.c_off, -1, L0=L0, L1=L1, t0_us=t0_us, dt=dt)]
-        self.ref = self.ref + n_on * self.c_on - n_off * self.c_off
+        # only pixels past a threshold do any further work (most pixels of a frame are quiet)
+        on_pix = np.flatnonzero(d >= self.c_on)
+        off_pix = np.flatnonzero(d <= -self.c_off)
+        n_on = np.floor(d[on_pix] / self.c_on[on_pix]).astype(np.int64)
+        n_off = np.floor(-d[off_pix] / self.c_off[off_pix]).astype(np.int64)
+        parts = [self._crossings(on_pix, n_on, self.c_on, 1, L0=L0, L1=L1, t0_us=t0_us, dt=dt),
+                 self._crossings(off_pix, n_off, self.c_off, -1, L0=L0, L1=L1, t0_us=t0_us, dt=dt)]
+        self.ref[on_pix] += n_on * self.c_on[on_pix]
+        self.ref[off_pix] -= n_off * self.c_off[off_pix]
         self.prev = L1
         self.t_prev_us = t1_us
         if self.ba_rate_hz > 0:
             parts.append(self._noise(t0_us, t1_us))
+        n_px = self.width * self.height
         idx = np.concatenate([p[0] for p in parts])
         t_us = np.concatenate([p[1] for p in parts])
         pol = np.concatenate([p[2] for p in parts])
-        order = np.lexsort((idx, t_us))
+        order = np.argsort(t_us * n_px + idx, kind="stable")  # by time, then pixel
         idx, t_us, pol = idx[order], t_us[order], pol[order]
         return SimEvents(t_ns=t_us * 1000, x=(idx % self.width).astype(np.uint16),
                          y=(idx // self.width).astype(np.uint16), p=pol)
 
-    def _crossings(self, n: np.ndarray, c: np.ndarray, sign: int, *, L0: np.ndarray, L1: np.ndarray,
+    def _crossings(self, pix: np.ndarray, cnt: np.ndarray, c: np.ndarray, sign: int, *, L0: np.ndarray, L1: np.ndarray,
                    t0_us: int, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Interpolated crossing times of pixels with ``n`` crossings of step ``c`` in direction ``sign``,
-        thinned by the refractory period; updates ``last_us``."""
-        pix = np.nonzero(n)[0]
+        """Interpolated crossing times of pixels ``pix`` with ``cnt`` crossings of step ``c`` in direction
+        ``sign``, thinned by the refractory period; updates ``last_us``."""
         if pix.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
-        cnt = n[pix]
         slope = np.abs(L1[pix] - L0[pix]).astype(np.float64) / dt  # log units per microsecond
         slope = np.maximum(slope, 1e-12)
         ci = c[pix].astype(np.float64)
@@ -126,8 +129,9 @@ class EventSimulator:
         t_us = np.rint(t).astype(np.int64)
         t_us = np.clip(t_us, t0_us + 1, t0_us + int(dt))
         idx = pix[rep_pix]
-        if idx.size:
-            np.maximum.at(self.last_us, idx, t_us)
+        if idx.size:  # crossings are grouped by pixel with increasing times: the last of each group is the latest
+            last = np.append(idx[1:] != idx[:-1], True)
+            self.last_us[idx[last]] = t_us[last]
         return idx, t_us, np.full(idx.size, 1 if sign > 0 else 0, np.uint8)
 
     def _noise(self, t0_us: int, t1_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

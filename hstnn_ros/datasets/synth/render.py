@@ -21,6 +21,8 @@ from hstnn_ros.datasets.synth.world import MARGIN_M, World
 #: sRGB code -> linear intensity (0..1), simple 2.2 gamma.
 SRGB_TO_LINEAR = ((np.arange(256, dtype=np.float32) / 255.0) ** 2.2).astype(np.float32)
 _LAMP_SPACING_M = 2.5
+#: Objects farther ahead than this are not drawn (they would be a few pixels wide; keeps rendering cheap).
+_OBJECT_RANGE_M = 15.0
 
 
 @dataclass(frozen=True)
@@ -78,39 +80,52 @@ class Renderer:
             t_end = np.where(dx > 1e-9, (self.x_end_hi - pose.x) / dx,
                              np.where(dx < -1e-9, (self.x_end_lo - pose.x) / dx, np.inf)).astype(np.float32)
         t_side = np.minimum(t_wall, t_end)  # [W]
-        use_fc = self.t_fc[:, None] < t_side[None, :]  # [H, W]
-        t = np.where(use_fc, self.t_fc[:, None], t_side[None, :])
-        xh = pose.x + t * dx[None, :]
-        yh = pose.y + t * dy[None, :]
-        zh = self.z + t * self.b[:, None]
-        left = dy > 0
-        wall_row = np.where(left, w.rows["left"], w.rows["right"]).astype(np.float32)
-        fc_row = np.where(self.is_floor, w.rows["floor"], w.rows["ceiling"]).astype(np.float32)
-        mapx = (xh - self.x_end_lo) * ppm
-        side_is_end = (t_end < t_wall)[None, :]
-        mapy = np.where(use_fc, fc_row[:, None] + (self.half_w - yh) * ppm,
-                        np.where(side_is_end, w.rows["end"], wall_row[None, :]) + (self.ceil_h - zh) * ppm)
-        mapx = np.where(~use_fc & side_is_end, (self.half_w - yh) * ppm, mapx)
-        # free-standing objects ahead (they face -x, so only rays going forward see them)
+        side_is_end = t_end < t_wall
+        f32 = np.float32
+        use_fc = self.t_fc[:, None] < t_side[None, :]  # [H, W]: floor/ceiling hit before the side surface
+        t = np.minimum(self.t_fc[:, None], t_side[None, :])
+        # atlas coordinates are affine in t per row/column: walls (row from height), floor/ceiling (row from y)
+        dxp, dyp, bp = dx * f32(ppm), dy * f32(ppm), self.b * f32(ppm)
+        mapx = t * dxp[None, :] + f32((pose.x - self.x_end_lo) * ppm)
+        side_row = np.where(side_is_end, w.rows["end"], np.where(dy > 0, w.rows["left"], w.rows["right"]))
+        side_a = (side_row + (self.ceil_h - self.z) * ppm).astype(f32)
+        fc_a = (np.where(self.is_floor, w.rows["floor"], w.rows["ceiling"]) + (self.half_w - pose.y) * ppm).astype(f32)
+        mapy = np.where(use_fc, fc_a[:, None] - t * dyp[None, :], side_a[None, :] - t * bp[:, None])
+        ends = np.flatnonzero(side_is_end)
+        if ends.size:  # end walls: the column comes from y, not x
+            sub = np.s_[:, ends]
+            mapx[sub] = np.where(use_fc[sub], mapx[sub], f32((self.half_w - pose.y) * ppm) - t[sub] * dyp[ends])
+        xh = t * dx[None, :] + f32(pose.x)
+        # free-standing objects ahead (they face -x, so only rays going forward see them); each covers a contiguous
+        # block of columns (y on the plane is monotone in the column) and of rows, so work on views of that block
         ob = w.objects
-        lo, hi = np.searchsorted(ob.x_m, [pose.x + 0.05, pose.x + 30.0])
+        lo, hi = np.searchsorted(ob.x_m, [pose.x + 0.05, pose.x + _OBJECT_RANGE_M])
+        fwd = dx > 1e-6
         for k in range(lo, hi):
             with np.errstate(divide="ignore"):
                 t_o = (ob.x_m[k] - pose.x) / dx
             y_o = pose.y + t_o * dy
-            cols = np.nonzero((dx > 1e-6) & (y_o >= ob.y0_m[k]) & (y_o <= ob.y1_m[k]))[0]
+            cols = np.flatnonzero(fwd & (y_o >= ob.y0_m[k]) & (y_o <= ob.y1_m[k]))
             if cols.size == 0:
                 continue
-            tc = t_o[cols].astype(np.float32)
-            z_o = self.z + tc[None, :] * self.b[:, None]
-            hit = (z_o >= 0) & (z_o <= ob.top_m[k]) & (tc[None, :] < t[:, cols])
-            if not hit.any():
+            c0, c1 = int(cols[0]), int(cols[-1]) + 1
+            tc = t_o[c0:c1].astype(np.float32)
+            t_near, top = float(tc.min()), float(ob.top_m[k])
+            # rows whose ray can reach heights 0..top at distances >= t_near (b decreases with the row index)
+            b_hi = (top - self.z) / t_near if top > self.z else (top - self.z) / float(tc.max())
+            b_lo = -self.z / t_near
+            r0 = int(np.searchsorted(-self.b, -b_hi, side="left"))
+            r1 = int(np.searchsorted(-self.b, -b_lo, side="right"))
+            if r1 <= r0:
                 continue
-            sub = np.s_[:, cols]
-            t[sub] = np.where(hit, tc[None, :], t[sub])
-            xh[sub] = np.where(hit, ob.x_m[k], xh[sub])
-            mapx[sub] = np.where(hit, ob.atlas_col[k] + (ob.y1_m[k] - y_o[cols])[None, :] * ppm, mapx[sub])
-            mapy[sub] = np.where(hit, w.rows["objects"] + (self.ceil_h - z_o) * ppm, mapy[sub])
+            blk = np.s_[r0:r1, c0:c1]
+            z_o = self.z + tc[None, :] * self.b[r0:r1, None]
+            hit = (z_o >= 0) & (z_o <= top) & (tc[None, :] < t[blk])
+            np.copyto(t[blk], np.broadcast_to(tc[None, :], hit.shape), where=hit)
+            np.copyto(xh[blk], np.float32(ob.x_m[k]), where=hit)
+            obj_x = (ob.atlas_col[k] + (ob.y1_m[k] - y_o[c0:c1]) * ppm).astype(np.float32)
+            np.copyto(mapx[blk], np.broadcast_to(obj_x[None, :], hit.shape), where=hit)
+            np.copyto(mapy[blk], w.rows["objects"] + (self.ceil_h - z_o) * np.float32(ppm), where=hit)
         mapx = mapx.astype(np.float32)
         mapy = mapy.astype(np.float32)
         far = np.clip((t * (ppm / self.fx) - 1.0) * 0.5, 0.0, 1.0)
