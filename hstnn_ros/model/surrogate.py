@@ -47,7 +47,8 @@ class Surrogate:
         """``F(x)`` with ``F' =`` the surrogate derivative (smooth wherever the derivative is)."""
         if self.kind is SurrogateKind.RECT:
             a = self.width
-            return torch.clamp((x + a) / (2 * a), 0.0, 1.0)
+            # ramp inside |x| < a, flat outside (strict edges, as the rectangle 1[|x| < a] / (2a))
+            return torch.where(x.abs() < a, (x + a) / (2 * a), (x >= a).to(x.dtype))
         if self.kind is SurrogateKind.SIGMOID:
             return torch.sigmoid(self.slope * x)
         sig, h, s = self.mg_sigma, self.mg_h, self.mg_s
