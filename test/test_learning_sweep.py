@@ -32,12 +32,12 @@ def digits_features() -> FeatureSet:
                       env=np.zeros(n, np.int8), num_classes=10, meta={"source": "sklearn.load_digits"})
 
 
-def _cfg(ratios: list[float], seeds: list[int], epochs: int = 25) -> dict:
+def _cfg(ratios: list[float], seeds: list[int], epochs: int = 40) -> dict:
     return {
         "network": {"hidden": [24, 24]},
         "optim": {"lr": 5e-3, "batch_size": 64},
-        "epochs": {"adaptation": epochs, "restoration": epochs // 2, "direct": epochs, "patience": 6},
-        "selection": {"probes": 2, "batch_size": 128, "min_batches": 3, "max_batches": 12, "tolerance": 0.05},
+        "epochs": {"adaptation": epochs, "restoration": epochs // 2, "direct": epochs, "patience": 8},
+        "selection": {"probes": 8, "batch_size": 256, "min_batches": 3, "max_batches": 16, "tolerance": 0.15},
         "sweep": {"ratios": ratios, "seeds": seeds},
         "eval": {"recall_tolerance": 1, "ops_samples": 32},
     }
@@ -50,17 +50,22 @@ def _rows(report: dict, kind: str) -> dict[float, dict]:
 def _check_evidence(report: dict, ratios: list[float]) -> None:
     hstnn = _rows(report, "hstnn")
     assert sorted(hstnn) == sorted(ratios), report["failures"]
+    hybrid = {r: row for r, row in hstnn.items() if 0 < r < 1}
+    assert hybrid, "the evidence needs at least one hybrid ratio"
     for r, row in hstnn.items():
-        assert row["selected_top1"]["mean"] > 3 * CHANCE, (r, row["selected_top1"])
+        # far above chance right after Selection; removing a whole population (r = 0 or 1) costs the most
+        assert row["selected_top1"]["mean"] > (4 if r in hybrid else 2.5) * CHANCE, (r, row["selected_top1"])
         assert row["top1"]["mean"] >= row["selected_top1"]["mean"], (r, row)  # Restoration improves (or keeps)
-        assert row["overlap_with_random"]["mean"] < 0.9
         assert row["mac"]["mean"] > 0 or row["ac"]["mean"] > 0
         assert 0 <= row["top1"]["mean"] <= row["top5"]["mean"] <= 1
-    sel = np.mean([row["selected_top1"]["mean"] for row in hstnn.values()])
-    rnd = np.mean([row["random_top1"]["mean"] for row in hstnn.values()])
+    for row in hybrid.values():  # at r = 0 / 1 every neuron of one kind is kept, so only hybrid ratios choose
+        assert row["overlap_with_random"]["mean"] < 0.9
+    sel = np.mean([row["selected_top1"]["mean"] for row in hybrid.values()])
+    rnd = np.mean([row["random_top1"]["mean"] for row in hybrid.values()])
     restored = np.mean([row["top1"]["mean"] for row in hstnn.values()])
+    sel_all = np.mean([row["selected_top1"]["mean"] for row in hstnn.values()])
     assert sel > rnd, (sel, rnd)  # Hessian-aware choice keeps more of the trained function than a random one
-    assert restored > sel, (restored, sel)  # Restoration strictly improves on average
+    assert restored > sel_all + 0.1, (restored, sel_all)  # Restoration clearly improves on average
     direct = _rows(report, "direct")
     assert sorted(direct) == sorted(ratios)
     if 1.0 in ratios:  # pure SNN: every hidden neuron spikes, costs include ACs; pure RNN has none

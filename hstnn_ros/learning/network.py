@@ -28,7 +28,7 @@ def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]],
 
     Initialisation is seeded without touching the global RNG state of the caller.
     """
-    from hstnn_ros.model import HSTNN, HSTNNConfig  # noqa: PLC0415
+    from hstnn_ros.model.network import HSTNN, HSTNNConfig  # noqa: PLC0415
 
     raw: dict[str, Any] = dict(cfg.network.model)
     raw.update(input_size=data.feature_size, num_classes=data.num_classes, input_spiking=data.input_spiking,
@@ -60,7 +60,7 @@ def layer_scores(model: nn.Module, scores: dict[str, torch.Tensor]) -> list[Laye
 
 def shrink_model(model: nn.Module, kept: list[Kept]) -> nn.Module:
     """The compact network keeping ``kept`` neurons (the model core's ``shrink``, Eq. 14-17)."""
-    from hstnn_ros.model import KeptNeurons, shrink  # noqa: PLC0415
+    from hstnn_ros.model.shrink import KeptNeurons, shrink  # noqa: PLC0415
 
     return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept])
 
@@ -74,18 +74,17 @@ def sizes_of(model: nn.Module) -> list[tuple[int, int]]:
 def measure_ops(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     """Measured MACs and ACs per sample (Eq. 23-25, via the model core's ``count_ops``) and the spike rate of each
     hidden layer's SNN population (None where a layer has none), on windows ``x``."""
-    from hstnn_ros.model import count_ops  # noqa: PLC0415
+    from hstnn_ros.model.ops import count_ops  # noqa: PLC0415
 
     model.eval()
     record = model.run(x)
     ops = count_ops(model, x, record)
-    rates = [float(s.float().mean()) if s.numel() else None for s in record.spikes]
-    return {"mac": float(ops.mac_per_sample), "ac": float(ops.ac_per_sample), "spike_rates": rates}
+    return {"mac": ops.mac_per_sample, "ac": ops.ac_per_sample, "spike_rates": list(ops.spike_rates)}
 
 
 def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Path:
     """Write ``model`` as a bundle (the model core's ``save_bundle``) with ``metadata``."""
-    from hstnn_ros.model import save_bundle  # noqa: PLC0415
+    from hstnn_ros.model.bundle import save_bundle  # noqa: PLC0415
 
     save_bundle(out_dir, {COMPONENT: model}, metadata)
     return out_dir
@@ -93,9 +92,7 @@ def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Pat
 
 def load_model(bundle_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The HSTNN component and the metadata of a bundle written by :func:`save_model`."""
-    from hstnn_ros.model import load_bundle  # noqa: PLC0415
+    from hstnn_ros.model.bundle import load_bundle  # noqa: PLC0415
 
     bundle = load_bundle(bundle_dir)
-    if COMPONENT not in bundle.components:
-        raise LearningError(f"{bundle_dir}: bundle has no {COMPONENT!r} component (has {sorted(bundle.components)})")
-    return bundle.components[COMPONENT], dict(bundle.metadata)
+    return bundle.hstnn(COMPONENT), dict(bundle.metadata)

@@ -102,7 +102,7 @@ def fit(model: nn.Module, train: Split, val: Split, optim: OptimConfig, *, epoch
             loss.backward()
             nn.utils.clip_grad_norm_(params, optim.clip)
             opt.step()
-            total += float(loss) * len(y)
+            total += float(loss.detach()) * len(y)
             n += len(y)
         m = evaluate(model, val, tolerance=tolerance)
         history.append({"epoch": epoch, "train_loss": total / n, "val_top1": m.top1, "val_loss": m.loss})
