@@ -1,0 +1,120 @@
+"""hstnn-replay: a rosbag2 recording (sqlite3 or MCAP) through the online engine, without ROS 2.
+
+Writes ``decisions.csv`` / ``decisions.json`` (one row per decision) into --out and, when the bag has ground truth
+(a synthetic route's ``route.json`` sidecar, or --label-topic), prints accuracy, recall@1 within --tolerance places
+and ops per decision per environment and saves ``places.png`` (predicted vs true place over time).
+Event-only bags (no colour topic) run in events-only mode with an events-only bundle and are refused, with the
+fix named, for a model that needs RGB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hstnn_ros.errors import HstnnError
+from hstnn_ros.runtime.bag_source import BagTopics, open_bag, output_bag_writer
+from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
+from hstnn_ros.runtime.enums import DropPolicy, Environment
+from hstnn_ros.runtime.errors import RuntimeEngineError
+from hstnn_ros.runtime.loading import load_pipeline
+from hstnn_ros.runtime.presets import choose_environment, load_references, parse_environment, resolve_bundle
+from hstnn_ros.runtime.replay import ground_truth_from_route, run_replay
+from hstnn_ros.runtime.report import format_summary, plot_predictions, summarise, write_records
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hstnn-replay", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP)")
+    p.add_argument("--model", type=Path, help="model bundle directory (overrides --preset)")
+    p.add_argument("--preset", default="default", help="default | env1 | env2 | env3 | auto | events_only")
+    p.add_argument("--out", type=Path, help="output directory (default: replay_<bag name>)")
+    p.add_argument("--events-topic", help="event topic (default: the only event topic in the bag)")
+    p.add_argument("--image-topic", help="colour topic (default: the only sensor_msgs/Image colour topic)")
+    p.add_argument("--depth-topic", help="aligned depth topic (default: a 16UC1/32FC1 image topic, if any)")
+    p.add_argument("--label-topic", help="place-label topic (std_msgs integer types)")
+    p.add_argument("--tolerance", type=int, default=2, help="recall@1 tolerance in places")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--bin-ms", type=float, default=7.0, help="event-frame length (ms)")
+    p.add_argument("--output-bag", action="store_true", help="also write the node's topics to <out>/bag")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _choose_model(args: argparse.Namespace, topics: BagTopics) -> Path:
+    if args.model:
+        return args.model
+    if args.preset == "events_only":
+        return resolve_bundle_events_only()
+    env = parse_environment(args.preset)
+    if env is Environment.AUTO:
+        stats = open_bag(args.bag, topics).scene_stats(seconds=1.0)
+        env = choose_environment(stats, load_references())
+        print(f"auto preset: brightness {stats.brightness:.3f}, event rate {stats.event_rate_hz_px:.3f} ev/s/px "
+              f"-> {env.value}")
+    return resolve_bundle(env)
+
+
+def resolve_bundle_events_only() -> Path:
+    """The shipped events-only bundle (``models/events_only``)."""
+    from hstnn_ros import defaults  # noqa: PLC0415
+
+    path = defaults.shipped_models_dir() / "events_only"
+    if not (path / "bundle.json").is_file():
+        raise RuntimeEngineError(f"no events-only bundle in {path.parent}: build it with "
+                                 "`python -m hstnn_ros.data_tools.build_models` or pass --model")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    out = args.out or Path(f"replay_{args.bag.resolve().name}")
+    topics = BagTopics(events=args.events_topic, image=args.image_topic, depth=args.depth_topic,
+                       label=args.label_topic)
+    try:
+        source = open_bag(args.bag, topics)
+        model = _choose_model(args, source.topics)
+        pipeline = load_pipeline(model)
+        if not pipeline.events_only and source.topics.image is None:
+            raise RuntimeEngineError(
+                f"{args.bag}: no colour image topic, but model {model} needs RGB frames; replay it with an "
+                "events-only model (--preset events_only or --model <events-only bundle>)"
+            )
+        engine = PlaceRecognitionEngine(pipeline, EngineConfig(
+            bin_ns=int(args.bin_ms * 1e6), drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256,
+            reorder_delay_ns=100_000_000, device=args.device))
+        truth = ground_truth_from_route(args.bag)
+        writer = output_bag_writer(out / "bag", pipeline) if args.output_bag else None
+        try:
+            outcome = run_replay(source.items(), engine, truth, total=source.message_count,
+                                 progress=not args.no_progress, on_results=writer.write if writer else None)
+        finally:
+            if writer:
+                writer.close()
+    except HstnnError as e:
+        print(f"hstnn-replay: {e}", file=sys.stderr)
+        return 2
+    summary = summarise(outcome.records, tolerance=args.tolerance)
+    extra = {"bag": str(args.bag), "model": str(model), "mode": engine.mode.value,
+             "counters": outcome.counters.as_dict(), "wall_s": outcome.wall_s, "stream_s": outcome.stream_s,
+             "realtime_factor": outcome.realtime_factor}
+    write_records(outcome.records, out, {"per_environment": summary, **extra})
+    print(f"model {model} ({engine.mode.value}); {len(outcome.records)} decisions from {outcome.items} messages")
+    print(format_summary(summary))
+    print(f"throughput: {outcome.realtime_factor:.2f}x real time ({outcome.stream_s:.2f} s of data in "
+          f"{outcome.wall_s:.2f} s)")
+    print("counters: " + json.dumps({k: v for k, v in outcome.counters.as_dict().items() if v}))
+    if any(r.true_place >= 0 for r in outcome.records):
+        print(f"plot: {plot_predictions(outcome.records, out / 'places.png')}")
+    print(f"decisions: {out / 'decisions.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
