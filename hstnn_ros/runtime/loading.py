@@ -34,7 +34,7 @@ class HstnnClassifier(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model = model.float()  # bundles may store fp16 to stay small; inference runs in fp32
         self.num_classes = int(model.config.num_classes)
         self.input_size = int(model.config.input_size)
 
