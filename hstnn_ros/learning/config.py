@@ -69,7 +69,7 @@ class SelectionConfig:
     batch_size: int = 128
     min_batches: int = 3
     max_batches: int = 20
-    tolerance: float = 0.02
+    tolerance: float = 0.15
     empty_layer: EmptyPolicy = EmptyPolicy.REPAIR
     keep_both_populations: bool = True
     hardware_friendly: bool = False
