@@ -130,15 +130,17 @@ class RouteConfig:
         return dataclasses.replace(self, **kw)
 
 
-#: Documented sizes. Generation time per traversal on one 2020s laptop core (see bench/bench_synth.py):
-#: demo ~ a few seconds (12 m, 12 places, ~8 s of route), default ~ a minute or two (100 m, 100 places, ~100 s),
-#: bench ~ minutes (150 m, 100 places, RGB 640x480, finer event simulation).
+#: Documented sizes (simulated route length; generation wall time measured by bench/bench_synth.py on a shared
+#: 2-core machine at ~0.4-0.5 simulated s per wall s for the 346x260 DVS):
+#: demo: 8 m, 8 places, ~2 m/s -> ~4 s of route per traversal, ~10 s to generate, RGB 160x120, render 200 Hz;
+#: default: 100 m, 100 places, ~1 m/s -> ~100 s of route, a few minutes per traversal, RGB 320x240, render 400 Hz;
+#: bench: 150 m, 100 places, RGB 640x480, render 600 Hz -> ~150 s of route, several minutes per traversal.
 PRESETS: dict[Preset, RouteConfig] = {
     Preset.DEMO: RouteConfig(
-        world=WorldConfig(path_length_m=12.0, num_places=12),
+        world=WorldConfig(path_length_m=8.0, num_places=8),
         camera=CameraConfig(rgb_width=160, rgb_height=120),
-        motion=MotionConfig(speed_mps=1.5),
-        events=EventSimConfig(render_hz=250.0),
+        motion=MotionConfig(speed_mps=2.0),
+        events=EventSimConfig(render_hz=200.0),
     ),
     Preset.DEFAULT: RouteConfig(),
     Preset.BENCH: RouteConfig(
