@@ -26,6 +26,7 @@ class WorldConfig:
     px_per_m: float = 48.0  #: texture resolution (reduced automatically for very long paths)
     objects_per_place: float = 1.2  #: mean number of free-standing objects (boxes, pillars, signs) per place
     posters_per_place: float = 3.0  #: mean number of wall posters per place
+    texture_contrast: float = 0.6  #: textures are blended towards mid-grey by 1 - this (1 = full palette contrast)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,8 @@ def build_world(config: WorldConfig, seed: int) -> World:
     cloud_n = int(np.ceil(total_m * 2)) + 64
     cloud = gaussian_filter1d(rng.random(cloud_n), sigma=3.0, mode="wrap")
     cloud = np.clip((cloud - cloud.mean()) * 8 + 0.5, 0, 1)
+    # painted surfaces are far from black/white: compress contrast towards mid-grey (keeps event rates realistic)
+    atlas = cv2.addWeighted(atlas, config.texture_contrast, np.full_like(atlas, 128), 1 - config.texture_contrast, 0)
     sharp = cv2.GaussianBlur(atlas, (0, 0), sigmaX=0.7)
     blur = cv2.GaussianBlur(atlas, (0, 0), sigmaX=3.0)
     return World(config=config, seed=seed, atlas=sharp, atlas_blur=blur, px_per_m=ppm, rows=rows,
