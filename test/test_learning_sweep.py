@@ -142,6 +142,11 @@ def test_cli_train_and_robustness(tmp_path: Path) -> None:
         clean, noisy = model_res[kind]
         assert clean["top1"] > 3 * CHANCE and noisy["top1"] < clean["top1"]
     assert (tmp_path / "rob.png").is_file()
+    other = digits_features()
+    wide = FeatureSet(features=np.concatenate([other.features, other.features], axis=2), labels=other.labels,
+                      split=other.split, group=other.group, env=other.env, num_classes=10)
+    wide_path = save_feature_set(tmp_path / "wide.safetensors", wide)
+    assert robustness_main([str(out / "units" / "hstnn_r0.5000_s1" / "bundle"), "--features", str(wide_path)]) == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: {clip: -1}\n")
     assert train_main(["--config", str(bad), "--features", str(feats), "--out", str(tmp_path / "x")]) == 2

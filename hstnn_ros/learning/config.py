@@ -37,7 +37,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """BPTT with Adam and gradient-norm clipping."""
+    """BPTT with Adam and gradient-norm clipping; ``device`` is where models train (``cpu``, ``cuda:0``...)."""
 
     lr: float = 1e-3
     batch_size: int = 64
@@ -61,8 +61,8 @@ class SelectionConfig:
     """Hutchinson trace estimation and ranking options.
 
     Traces are averaged over batches of ``batch_size`` training windows, ``probes`` Rademacher vectors per batch,
-    until the running importance changes by less than ``tolerance`` (relative L2) after ``min_batches`` batches,
-    or ``max_batches`` is reached.
+    until the standard error of the mean importance vector (spread between batches) falls below ``tolerance``
+    times its L2 norm after ``min_batches`` batches, or ``max_batches`` is reached (logged as not converged).
     """
 
     probes: int = 1
@@ -174,7 +174,7 @@ def validate_config(cfg: TrainConfig) -> None:
         raise _fail("selection.min_batches/max_batches", (sel.min_batches, sel.max_batches),
                     "need 1 <= min_batches <= max_batches")
     if not sel.tolerance >= 0:
-        raise _fail("selection.tolerance", sel.tolerance, "use a relative tolerance >= 0 (e.g. 0.02)")
+        raise _fail("selection.tolerance", sel.tolerance, "use a relative tolerance >= 0 (e.g. 0.15)")
     if sel.multiple < 1:
         raise _fail("selection.multiple", sel.multiple, "use a positive size multiple (16 or 32 for TianjicX)")
     if sel.hardware_friendly:

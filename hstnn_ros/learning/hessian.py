@@ -64,7 +64,7 @@ class Importance:
 
 def rademacher_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random +-1 entries shaped like ``t``."""
-    return (torch.randint(0, 2, t.shape, generator=generator, dtype=torch.int8) * 2 - 1).to(t.dtype)
+    return (torch.randint(0, 2, t.shape, generator=generator, dtype=torch.int8) * 2 - 1).to(t.device, t.dtype)
 
 
 def hutchinson_vhv(loss: torch.Tensor, params: Sequence[torch.Tensor], probes: int,

@@ -40,7 +40,10 @@ def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]],
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HSTNN(mcfg)
-    return model
+    try:
+        return model.to(cfg.optim.device)
+    except (RuntimeError, AssertionError) as exc:
+        raise LearningError(f"config optim.device={cfg.optim.device!r} is not usable here ({exc}); use cpu") from exc
 
 
 def neuron_groups(model: nn.Module) -> list[NeuronGroup]:
@@ -62,7 +65,8 @@ def shrink_model(model: nn.Module, kept: list[Kept]) -> nn.Module:
     """The compact network keeping ``kept`` neurons (the model core's ``shrink``, Eq. 14-17)."""
     from hstnn_ros.model.shrink import KeptNeurons, shrink  # noqa: PLC0415
 
-    return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept])
+    device = next(model.parameters()).device
+    return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept]).to(device)
 
 
 def sizes_of(model: nn.Module) -> list[tuple[int, int]]:
@@ -77,6 +81,7 @@ def measure_ops(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     from hstnn_ros.model.ops import count_ops  # noqa: PLC0415
 
     model.eval()
+    x = x.to(next(model.parameters()).device)
     record = model.run(x)
     ops = count_ops(model, x, record)
     return {"mac": ops.mac_per_sample, "ac": ops.ac_per_sample, "spike_rates": list(ops.spike_rates)}
@@ -90,9 +95,9 @@ def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Pat
     return out_dir
 
 
-def load_model(bundle_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The HSTNN component and the metadata of a bundle written by :func:`save_model`."""
+def load_model(bundle_dir: Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The HSTNN component (on ``device``) and the metadata of a bundle written by :func:`save_model`."""
     from hstnn_ros.model.bundle import load_bundle  # noqa: PLC0415
 
     bundle = load_bundle(bundle_dir)
-    return bundle.hstnn(COMPONENT), dict(bundle.metadata)
+    return bundle.hstnn(COMPONENT).to(device), dict(bundle.metadata)

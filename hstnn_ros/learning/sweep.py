@@ -162,8 +162,10 @@ class Sweep:
             return cached
         model.eval()
 
+        device = next(model.parameters()).device
+
         def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return nn.functional.cross_entropy(model(x), y)
+            return nn.functional.cross_entropy(model(x.to(device)), y.to(device))
 
         gen = torch.Generator().manual_seed(seed)
         imp = estimate_importance(loss_fn, _cycle(self.data.train, sel.batch_size, gen),
@@ -186,7 +188,8 @@ class Sweep:
         """Stages 2 and 3 at one ratio: select from the seed's adapted network, shrink, retrain (Restoration)."""
         assert unit.ratio is not None
         t0 = time.perf_counter()
-        adapted, _ = net.load_model(self.unit_dir(Unit(UnitKind.ADAPTATION, unit.seed)) / BUNDLE)
+        adapted, _ = net.load_model(self.unit_dir(Unit(UnitKind.ADAPTATION, unit.seed)) / BUNDLE,
+                                    device=self.cfg.optim.device)
         t_sel = time.perf_counter()
         imp = self.importance(adapted, unit.seed)
         kept = self.select(adapted, imp, unit.ratio)

@@ -49,6 +49,11 @@ class FitResult:
                 "stopped_early": self.stopped_early, "history": self.history}
 
 
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, *, tolerance: int = 0, batch_size: int = 256) -> Metrics:
     """Top-1, top-5, recall@1 within ``tolerance`` places and mean cross-entropy of ``model`` on ``split``."""
@@ -58,7 +63,9 @@ def evaluate(model: nn.Module, split: Split, *, tolerance: int = 0, batch_size: 
     model.eval()
     c1 = c5 = cr = 0
     loss = 0.0
-    for x, y in iter_batches(split, batch_size, shuffle=False):
+    device = _device(model)
+    for xb, yb in iter_batches(split, batch_size, shuffle=False):
+        x, y = xb.to(device), yb.to(device)
         logits = model(x)
         loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
         k = min(5, logits.shape[1])
@@ -79,6 +86,7 @@ def fit(model: nn.Module, train: Split, val: Split, optim: OptimConfig, *, epoch
     The test split is never seen here. Returns the validation history; ``model`` ends with the best weights.
     """
     gen = torch.Generator().manual_seed(seed)
+    device = _device(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise LearningError(f"{desc}: the model has no trainable parameters")
@@ -93,7 +101,8 @@ def fit(model: nn.Module, train: Split, val: Split, optim: OptimConfig, *, epoch
     for epoch in bar:
         model.train()
         total, n = 0.0, 0
-        for x, y in iter_batches(train, optim.batch_size, generator=gen):
+        for xb, yb in iter_batches(train, optim.batch_size, generator=gen):
+            x, y = xb.to(device), yb.to(device)
             opt.zero_grad(set_to_none=True)
             loss = nn.functional.cross_entropy(model(x), y)
             if not torch.isfinite(loss):
