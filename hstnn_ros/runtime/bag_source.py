@@ -22,6 +22,7 @@ from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.pipeline import Pipeline
 from hstnn_ros.runtime.presets import SceneStats
 from hstnn_ros.runtime.replay import ItemKind, ReplayItem
+from hstnn_ros.runtime.ros_codec import stream_decoder
 
 LOG = logging.getLogger(__name__)
 
@@ -105,10 +106,8 @@ class BagSource:
     def items(self) -> Iterator[ReplayItem]:
         """Engine inputs in timestamp order (bag receive time). Depth frames are paired with the colour frame of the
         same header stamp; an undecodable message becomes a ``MALFORMED`` item (counted, never raised)."""
-        from hstnn_ros.perception import events as pev  # noqa: PLC0415
-
         t = self.topics
-        decoder = pev.make_decoder(self.types[t.events])
+        decoder = stream_decoder(self.types[t.events])
         depth_by_stamp: dict[int, np.ndarray] = {}
         pending_rgb: dict[int, tuple[int, np.ndarray]] = {}
         with self._bags.BagReader(self.path) as reader:

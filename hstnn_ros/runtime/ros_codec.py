@@ -1,0 +1,71 @@
+"""Event messages as ROS delivers them (serialized CDR bytes) -> ``EventBatch``es, without rclpy.
+
+The node subscribes with ``raw=True`` and hands the bytes here; replay hands deserialized bag messages. Both go
+through the same stateful stream decoder of ``hstnn_ros.perception.events`` (time-high words, wrap-around), one per
+topic. Decoder errors become ``RuntimeEngineError`` so the node counts them as malformed messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from hstnn_ros.errors import HstnnError
+from hstnn_ros.runtime.errors import RuntimeEngineError
+
+
+class EventMessageKind(enum.Enum):
+    """Event message types the node subscribes to (parameter ``event_msg_type``)."""
+
+    EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
+    DVS_EVENT_ARRAY = "dvs_msgs/msg/EventArray"
+
+    @classmethod
+    def from_type_name(cls, name: str) -> EventMessageKind:
+        """``"event_camera_msgs/msg/EventPacket"`` (or without ``/msg``) -> kind; unknown names list the choices."""
+        norm = name.strip()
+        if norm.count("/") == 1:
+            pkg, typ = norm.split("/")
+            norm = f"{pkg}/msg/{typ}"
+        try:
+            return cls(norm)
+        except ValueError as exc:
+            raise RuntimeEngineError(f"event_msg_type {name!r} is not supported: use one of "
+                                     f"{[k.value for k in cls]}") from exc
+
+    def message_class(self) -> Any:
+        """The rclpy message class (needs the ROS 2 message package installed)."""
+        pkg, _, typ = self.value.split("/")
+        try:
+            module = __import__(f"{pkg}.msg", fromlist=[typ])
+        except ImportError as exc:
+            raise RuntimeEngineError(f"ROS message package {pkg!r} is not installed: install ros-<distro>-"
+                                     f"{pkg.replace('_', '-')} or choose another event_msg_type") from exc
+        return getattr(module, typ)
+
+
+def stream_decoder(msgtype: str) -> Any:
+    """A fresh stateful decoder for one event topic of ``msgtype`` (deserialized message -> EventBatches)."""
+    from hstnn_ros.perception import events as pev  # noqa: PLC0415
+
+    return pev.make_decoder(msgtype)
+
+
+def make_event_decoder(kind: EventMessageKind) -> Callable[[bytes], list[Any]]:
+    """``raw CDR bytes -> list[EventBatch]`` for the node's event subscription."""
+    from hstnn_ros import bags  # noqa: PLC0415
+
+    typestore = bags.typestore()
+    decoder = stream_decoder(kind.value)
+
+    def decode(raw: bytes) -> list[Any]:
+        try:
+            msg = typestore.deserialize_cdr(raw, kind.value)
+            return list(decoder.decode(msg))
+        except HstnnError as exc:
+            raise RuntimeEngineError(f"{kind.value}: {exc}") from exc
+        except (ValueError, IndexError, KeyError, AssertionError) as exc:  # truncated/garbled CDR
+            raise RuntimeEngineError(f"{kind.value}: undecodable CDR ({exc})") from exc
+
+    return decode
