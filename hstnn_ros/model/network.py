@@ -224,17 +224,26 @@ class HybridLayer(nn.Module):
 
     def run(self, y: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor] | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """All steps of ``y[B, T, in]`` -> ``(s[B, T, n_snn], r[B, T, n_rnn])``."""
-        B, T, _ = y.shape
+        """All steps of a TIME-MAJOR input ``y[T, B, in]`` -> ``(s[T, B, n_snn], r[T, B, n_rnn])``.
+
+        Time-major keeps each step's drive a contiguous block and lets autograd undo the per-step slicing with one
+        ``stack`` instead of one full-size zero tensor per step.
+        """
+        B = y.shape[1]
         w, b = self.fused_input_weight()
-        drive = F.linear(y, w, b)  # one GEMM over B*T for both populations
-        state = self.init_state(B, y.device, y.dtype)
+        drive = F.linear(y, w, b)  # one GEMM over T*B rows for both populations
+        d_s, d_r = drive.split([self.spec.n_snn, drive.shape[-1] - self.spec.n_snn], dim=-1)
+        st_s, st_r = self.init_state(B, y.device, y.dtype)
         s_list, r_list = [], []
-        for t in range(T):
-            s, r, state = self.advance(drive[:, t], state, masks)
+        for ds_t, dr_t in zip(d_s.unbind(0), d_r.unbind(0), strict=True):
+            s, st_s = self.snn.advance(ds_t, st_s)
+            r, st_r = self.rnn.advance(dr_t, st_r)
+            if masks is not None:
+                s, r = s * masks[0], r * masks[1]
+                st_r = self.rnn.masked_state(st_r, masks[1])
             s_list.append(s)
             r_list.append(r)
-        return torch.stack(s_list, 1), torch.stack(r_list, 1)
+        return torch.stack(s_list, 0), torch.stack(r_list, 0)
 
 
 class HSTNN(nn.Module):
@@ -302,15 +311,16 @@ class HSTNN(nn.Module):
         """Batch run on ``x[B, T, F]``; ``keep`` masks every neuron not kept (outputs zero, as if removed)."""
         self._check_input(x)
         masks = self._masks(keep, x)
-        spikes, rnn_out, y = [], [], x
+        spikes, rnn_out, y = [], [], x.transpose(0, 1)  # time-major inside: [T, B, F]
         for layer, m in zip(self.layers, masks, strict=True):
             s, r = layer.run(y, m)
             spikes.append(s)
             rnn_out.append(r)
             y = torch.cat([s, r], dim=-1)
-        dec = spikes[-1].mean(1) if self.config.decoder is Decoder.RATE else spikes[-1][:, -1]
-        logits = self.readout(torch.cat([dec, rnn_out[-1][:, -1]], dim=-1))
-        return RunRecord(logits=logits, spikes=spikes, rnn_out=rnn_out)
+        dec = spikes[-1].mean(0) if self.config.decoder is Decoder.RATE else spikes[-1][-1]
+        logits = self.readout(torch.cat([dec, rnn_out[-1][-1]], dim=-1))
+        return RunRecord(logits=logits, spikes=[s.transpose(0, 1) for s in spikes],
+                         rnn_out=[r.transpose(0, 1) for r in rnn_out])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C]`` for windows ``x[B, T, F]``."""
