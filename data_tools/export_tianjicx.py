@@ -33,10 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        from hstnn_ros.model import hstnn_from_component, load_bundle  # noqa: PLC0415
+        from hstnn_ros.model import load_bundle  # noqa: PLC0415
 
-        bundle = load_bundle(args.model)
-        model = hstnn_from_component(bundle)
+        model = load_bundle(args.model).hstnn()
         cfg = model.config
         if args.calib:
             fs = load_feature_set(args.calib)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind
 from hstnn_ros.tianjicx.enums import LutWidth, MappingStrategy
 from hstnn_ros.tianjicx.errors import TianjicxError
 from hstnn_ros.tianjicx.manifest import build_program, load_program, network_shapes, save_program
@@ -34,15 +34,12 @@ def _np(t: torch.Tensor | None, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape) if t is None else t.detach().cpu().double().numpy().reshape(shape)
 
 
-def float_net_from_hstnn(model: Any) -> FloatNet:
+def float_net_from_hstnn(model: HSTNN) -> FloatNet:
     """Read the float weights of an ``hstnn_ros.model.HSTNN`` (LIF + vanilla RNN populations, dense layers).
 
     Raises:
         TianjicxError: a population kind the chip program does not express (ALIF, LSTM, convolutional).
     """
-    from hstnn_ros.model import HSTNN  # noqa: PLC0415  (model is the layer below; imported lazily)
-    from hstnn_ros.model.enums import Decoder, NonSpikingKind, SpikingKind  # noqa: PLC0415
-
     if not isinstance(model, HSTNN):
         raise TianjicxError(f"expected an hstnn_ros.model.HSTNN, got {type(model).__name__}")
     cfg = model.config

@@ -36,7 +36,7 @@ from hstnn_ros.tianjicx.enums import LutWidth, PopulationKind
 from hstnn_ros.tianjicx.errors import TianjicxError
 from hstnn_ros.tianjicx.mapping import CoreLimits, Mapping, PopulationShape
 from hstnn_ros.tianjicx.primitives import INPUT_ALIGN, OUTPUT_ALIGN, LifParams, ceil_to
-from hstnn_ros.tianjicx.quant import QuantHSTNN
+from hstnn_ros.tianjicx.quant import SPIKE_TABLE, QuantHSTNN
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +173,19 @@ def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, di
             lay = q.layers[c.group]
             tensors[f"{key}.w"] = np.ascontiguousarray(lay.w_snn[:, lo:hi])
             tensors[f"{key}.b"] = lay.b_snn[lo:hi].astype(np.int32)
+            tensors[f"{key}.spike_lut"] = SPIKE_TABLE
             reads = ["input" if c.group == 0 else f"layer{c.group}.in"]
             prims = [
                 {"op": "P04", "when": "every_step", "weights": f"{key}.w", "bias": f"{key}.b", "acc_exp": lay.exp_snn},
                 {"op": "P08", "when": "every_step", "params": _lif_dict(lay.lif), "vtheta_length": hi - lo},
+                {
+                    "op": "P07",
+                    "when": "every_step",
+                    "table": f"{key}.spike_lut",
+                    "lut_width_bits": 8,
+                    "shift": 0,
+                    "x_bits": 8,
+                },
             ]
             entry.update(fan_in=lay.fan_in, reads=reads, primitives=prims, routes=dest(c.group, c.kind, lo, hi))
         elif c.kind == PopulationKind.RNN:
@@ -193,6 +202,7 @@ def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, di
                     "table": f"{key}.lut",
                     "lut_width_bits": int(lay.lut_width),
                     "shift": lay.lut_shift,
+                    "x_bits": 32,
                 },
             ]
             entry.update(
@@ -419,6 +429,8 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray], where: Path |
                     raise bad(f"core {cid}: bias {p['bias']} must have {hi - lo} entries")
             elif p["op"] == "P07":
                 width = LutWidth(p["lut_width_bits"])
+                if p.get("x_bits") not in (8, 32):
+                    raise bad(f"core {cid}: P07 x_bits must be 8 or 32, got {p.get('x_bits')}")
                 if tensors[p["table"]].shape != (2 ** int(width),):
                     raise bad(f"core {cid}: table {p['table']} must have {2 ** int(width)} entries")
             elif p["op"] == "P08":

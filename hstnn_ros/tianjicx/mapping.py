@@ -157,7 +157,7 @@ def map_network(
         for p in pops:
             fin = ceil_to(p.fan_in, INPUT_ALIGN)
             spiking = p.kind == PopulationKind.SNN
-            lut = lut_entries if p.kind == PopulationKind.RNN else 0
+            lut = _lut_bytes(p.kind, lut_entries)
             cols = lim.max_columns(fin, spiking, lut)
             if cols == 0:
                 need = lim.core_bytes(fin, OUTPUT_ALIGN, spiking, lut)
@@ -187,7 +187,7 @@ def map_network(
             for lo, hi in _split(p, per):
                 colp = ceil_to(hi - lo, OUTPUT_ALIGN)
                 spiking = p.kind == PopulationKind.SNN
-                lut = lut_entries if p.kind == PopulationKind.RNN else 0
+                lut = _lut_bytes(p.kind, lut_entries)
                 xy = (core_id % lim.mesh_xy[0], (core_id // lim.mesh_xy[0]) % lim.mesh_xy[1])
                 group.cores.append(
                     CorePlacement(
@@ -212,6 +212,11 @@ def map_network(
         )
     log.info("mapped %d core groups onto %d cores", len(groups), core_id)
     return Mapping(groups=groups, limits=lim)
+
+
+def _lut_bytes(kind: PopulationKind, rnn_lut_entries: int) -> int:
+    """INT8 table bytes on a core: the sigmoid table (RNN) or the 256-entry spike-level table (SNN)."""
+    return {PopulationKind.RNN: rnn_lut_entries, PopulationKind.SNN: 256}.get(kind, 0)
 
 
 def _max_fan_in(lim: CoreLimits, spiking: bool, lut: int) -> int:

@@ -2,7 +2,9 @@
 
 Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neuromorphic hardware"):
 
-* Activations are INT8 with power-of-two scales: spikes are 0/1 (scale 1), RNN outputs are a sigmoid in (0, 1)
+* Activations are INT8 with power-of-two scales: a spike travels as the INT8 level ``2**SPIKE_EXP`` (scale
+  ``2**-SPIKE_EXP``; the P08 0/1 output goes through an INT8 P07 table ``{0: 0, 1: 64}``), so that spike rows and RNN
+  rows of the next P04 have comparable scales and one INT8 weight range serves both; RNN outputs are a sigmoid in (0, 1)
   stored as ``round(128 * r)`` clipped to 127 (scale 2**-7), real-valued network inputs use ``2**-k`` with k chosen
   by calibration so that the largest calibration value maps to at most 127. The layer output is the concatenation
   ``[spikes, INT8 RNN outputs]`` exactly as in the float model.
@@ -11,8 +13,10 @@ Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neurom
   row r is ``round(W[r] * s_in[r] / s_acc)`` (input scales are folded into the weights, so one INT8 vector can mix
   spikes and real values). Biases become INT32 ``round(b / s_acc)``.
 * Spiking populations are P08 LIF neurons: the stored potential is the float model's ``decay * u * (1 - s)`` (reset
-  mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``), threshold ``round(v_th / s_acc)``, the 28-bit
-  membrane is the INT32 accumulator, no floor, no refractory time, fire type 4 (0/1 spikes).
+  mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``), threshold ``ceil(v_th / s_acc) - 1`` (the
+  float model fires on ``u >= v_th``, P08 on ``V > th``), the 28-bit
+  membrane is the INT32 accumulator, no floor, no refractory time, fire type 4 (0/1 spikes) followed by the
+  spike-level P07.
 * RNN populations are one P04 over ``[y_t, r_{t-1}]`` (input and recurrent weights stacked) followed by a P07 lookup
   of an INT8 sigmoid table (12-bit address by default, shift chosen so the table spans about +-8 of the float
   pre-activation).
@@ -47,6 +51,18 @@ log = logging.getLogger(__name__)
 
 #: Exponent of the INT8 RNN output scale: r_int = round(r * 2**RNN_OUT_EXP).
 RNN_OUT_EXP = 7
+#: A spike travels between cores as the INT8 value 2**SPIKE_EXP.
+SPIKE_EXP = 6
+
+
+def spike_level_table() -> np.ndarray:
+    """INT8 P07 table (8-bit address, INT8 input: direct index) mapping a 0/1 spike to 0 / ``2**SPIKE_EXP``."""
+    table = np.zeros(256, np.int8)
+    table[1] = 2**SPIKE_EXP
+    return table
+
+
+SPIKE_TABLE = spike_level_table()
 #: Float pre-activation half-range the sigmoid table should span.
 SIGMOID_SPAN = 8.0
 
@@ -95,11 +111,11 @@ class FloatNet:
 
 
 def quantise_features(x: np.ndarray, input_spiking: int, input_exp: int) -> np.ndarray:
-    """Float features ``[..., F]`` -> INT8: the first ``input_spiking`` (spikes) stay 0/1, the rest scale by
-    ``2**input_exp``, round half to even and saturate to [-128, 127]."""
+    """Float features ``[..., F]`` -> INT8: the first ``input_spiking`` (0/1 spikes) become 0 / ``2**SPIKE_EXP``,
+    the rest scale by ``2**input_exp``, round half to even and saturate to [-128, 127]."""
     x = np.asarray(x, dtype=np.float64)
     out = np.clip(np.round(x * 2.0**input_exp), -128, 127)
-    out[..., :input_spiking] = np.clip(np.round(x[..., :input_spiking]), -128, 127)
+    out[..., :input_spiking] = np.clip(np.round(x[..., :input_spiking]) * 2**SPIKE_EXP, -128, 127)
     return out.astype(np.int8)
 
 
@@ -175,7 +191,7 @@ class QuantHSTNN:
                     u = p04_matvec(y, q.w_snn, pad_bias(q.b_snn))[:, : q.n_snn]
                     st = p08_lif(lif_state[i], lif_theta[i][:, : q.n_snn], u, q.lif)
                     lif_state[i], lif_theta[i] = st.state, st.vtheta
-                    s = st.output
+                    s = lut_lookup(st.output, SPIKE_TABLE, LutWidth.BITS_8, 0)  # 0/1 -> INT8 spike level
                     spikes_rec[i][:, t] = s
                     parts.append(s)
                 if q.n_rnn:
@@ -201,7 +217,8 @@ class QuantHSTNN:
 
 @dataclass
 class QuantRecord:
-    """Integer forward results: logits (INT32 range, as int64) and the INT8 layer outputs over time."""
+    """Integer forward results: logits (INT32 range, as int64) and the INT8 layer outputs over time (spikes as the
+    levels 0 / ``2**SPIKE_EXP``, RNN outputs as ``round(128 r)``)."""
 
     logits: np.ndarray
     spikes: list[np.ndarray]
@@ -266,7 +283,7 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
     real = calib_x[..., net.input_spiking :]
     in_exp = -_pow2_exp_for(float(np.abs(real).max(initial=0.0)), 127.0) if real.size else 0
     row_exps = np.concatenate(
-        [np.zeros(net.input_spiking), np.full(net.input_size - net.input_spiking, -float(in_exp))]
+        [np.full(net.input_spiking, -float(SPIKE_EXP)), np.full(net.input_size - net.input_spiking, -float(in_exp))]
     )
     layers: list[QuantLayer] = []
     for li, fl in enumerate(net.layers):
@@ -276,8 +293,9 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
             )
         if fl.n_snn:
             w_snn, exp_snn = _quantise_rows(fl.w_snn.T.astype(np.float64), row_exps)
-            v_th_int = round(fl.v_th / 2.0**exp_snn)
-            if not 0 < v_th_int < V28_MAX:
+            # The float model fires on u >= v_th (H(0) = 1); P08 fires on V > th, so th = ceil(v_th / s) - 1.
+            v_th_int = math.ceil(fl.v_th / 2.0**exp_snn) - 1
+            if not 0 <= v_th_int < V28_MAX:
                 raise TianjicxError(
                     f"layer {li}: threshold {fl.v_th} at scale 2**{exp_snn} is {v_th_int}, outside 28 bits"
                 )
@@ -318,10 +336,10 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
                 lut_shift=shift,
             )
         )
-        row_exps = np.concatenate([np.zeros(fl.n_snn), np.full(fl.n_rnn, -float(RNN_OUT_EXP))])
+        row_exps = np.concatenate([np.full(fl.n_snn, -float(SPIKE_EXP)), np.full(fl.n_rnn, -float(RNN_OUT_EXP))])
     last = net.layers[-1]
     steps = calib_x.shape[1]
-    spk_exps = np.full(last.n_snn, -math.log2(steps) if net.rate_decoder else 0.0)
+    spk_exps = np.full(last.n_snn, -SPIKE_EXP - (math.log2(steps) if net.rate_decoder else 0.0))
     w_all, exp_out = _quantise_rows(
         net.w_out.T.astype(np.float64), np.concatenate([spk_exps, np.full(last.n_rnn, -float(RNN_OUT_EXP))])
     )

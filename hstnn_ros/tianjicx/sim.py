@@ -216,7 +216,8 @@ def run_program(
                         w.sram_bytes += (float((~spk).sum()) * nb + float((xin[:, spk] != 0).sum())) * ncol
                         cycles += math.ceil(max(rows, 1) / cost.mac_in_per_clock) * c["columns_padded"] / 32
                     elif p["op"] == "P07":
-                        out = lut_lookup(out.astype(np.int32), tensors[p["table"]], p["lut_width_bits"], p["shift"])
+                        xin7 = out.astype(np.int8 if p["x_bits"] == 8 else np.int32)
+                        out = lut_lookup(xin7, tensors[p["table"]], p["lut_width_bits"], p["shift"])
                         w.neuron_ops += ncol * nb
                         cycles += c["columns_padded"] * 4 / cost.mem_bytes_per_clock
                     elif p["op"] == "P08":
