@@ -6,6 +6,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hstnn_ros.model import (
     HSTNN,
@@ -131,3 +133,31 @@ def test_unsaveable_inputs_are_refused(tmp_path):
         save_bundle(tmp_path, {"hstnn": _model()}, {"when": object()})
     with pytest.raises(BundleError, match="not a Component"):
         save_bundle(tmp_path, {"x": 3})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([JSON_NAME, WEIGHTS_NAME]), pos=st.floats(0, 1, exclude_max=True),
+       mask=st.integers(1, 255), cut=st.booleans())
+def test_any_corruption_is_refused_or_harmless(tmp_path, which, pos, mask, cut):
+    """Flipping any bits of, or truncating, either file yields BundleError or (JSON only, e.g. a changed metadata
+    digit) a bundle that still loads; never another exception, and never different weights."""
+    path = tmp_path / "b"
+    m = _model()
+    save_bundle(path, {"hstnn": m}, {"note": "x"})
+    f = path / which
+    data = bytearray(f.read_bytes())
+    i = int(pos * len(data))
+    if cut:
+        data = data[:i]
+    else:
+        data[i] ^= mask
+    f.write_bytes(bytes(data))
+    try:
+        b = load_bundle(path)
+        m2 = b.hstnn()
+    except BundleError as exc:
+        assert str(path) in str(exc)
+        return
+    assert which == JSON_NAME
+    for k, v in m.state_dict().items():
+        assert torch.equal(m2.state_dict()[k], v)

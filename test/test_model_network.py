@@ -122,6 +122,8 @@ def test_bad_inputs_raise_with_expected_shape():
         m(torch.rand(3, 7, 5, dtype=D))
     with pytest.raises(ModelError, match=r"\[B, T >= 1, 6\]"):
         m(torch.rand(7, 6, dtype=D))
+    with pytest.raises(ModelError, match="float32"):
+        m(torch.rand(3, 7, 6))
     x = _x()
     x[1, 2, 3] = math.nan
     with pytest.raises(ModelError, match="NaN"):

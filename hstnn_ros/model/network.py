@@ -287,6 +287,10 @@ class HSTNN(nn.Module):
             raise ModelError(f"{what} must be [B, T >= 1, {F_}] (batch, time steps, features), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ModelError(f"{what} must be floating point, got {x.dtype}")
+        w = self.readout.weight
+        if x.dtype != w.dtype or x.device != w.device:
+            raise ModelError(f"{what} is {x.dtype} on {x.device} but the model is {w.dtype} on {w.device}; "
+                             f"convert one (e.g. x.to(model.readout.weight))")
         if not bool(torch.isfinite(x).all()):
             raise ModelError(f"{what} contains NaN or inf values; clean the features before the model")
 
