@@ -159,3 +159,22 @@ def test_full_sweep_several_seeds(tmp_path: Path) -> None:
     _check_evidence(report, ratios)
     row = _rows(report, "hstnn")[0.5]
     assert row["top1"]["n"] == 2 and row["top1"]["std"] >= 0
+
+
+def test_hardware_friendly_selection_gives_aligned_layers(tmp_path: Path) -> None:
+    from hstnn_ros.learning import Sweep
+    from hstnn_ros.learning import network as net
+
+    raw = _cfg([0.25, 0.5], [0])
+    raw["network"]["hidden"] = [64, 96]
+    raw["selection"] |= {"hardware_friendly": True, "multiple": 16, "max_batches": 3, "probes": 1}
+    sweep = Sweep(config_from_dict(raw), digits_features(), tmp_path)
+    model = net.build_model(sweep.cfg, sweep.data, sweep.adapt_sizes(), seed=0)
+    imp = sweep.importance(model, seed=0)
+    assert imp.batches == 3 and set(imp.scores) == {"L0.snn", "L0.rnn", "L1.snn", "L1.rnn"}
+    for r in (0.25, 0.5):
+        small = net.shrink_model(model, sweep.select(model, imp, r))
+        sizes = net.sizes_of(small)
+        assert [s + n for s, n in sizes] == [64, 96]
+        assert all(s % 16 == 0 and n % 16 == 0 for s, n in sizes)
+        assert small(sweep.data.val.x[:4]).shape == (4, 10)
