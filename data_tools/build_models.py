@@ -1,0 +1,156 @@
+"""Build the shipped model bundles in ``models/`` with one reproducible command (``make models``).
+
+    python -m hstnn_ros.data_tools.build_models [--quick] [--work DIR] [--models models]
+
+Steps (each one of the package's own tools, so what ships is what users can rebuild):
+ 1. ``hstnn-synth-route``: the synthetic route in env1/env2/env3, N traversals each (seed 0).
+ 2. ``hstnn-dataset``: window datasets (9 event + 3 RGB frames per window, odometry-distance labels, splits by
+    traversal).
+ 3. ``hstnn-frontends``: pretrain the SCNN (events) and CNN (RGB) on the training split of all environments, freeze,
+    and cache ``[N, 9, F]`` features per environment and for all environments together.
+ 4. ``hstnn-train`` per environment (and on all of them for ``default``): the three-stage sweep over SNN ratios.
+ 5. Per environment the HSTNN with the best *validation* top-1 (test numbers are only reported) is copied into
+    ``models/<env>/`` stored as fp16 (loaded back as fp32), pointing at the shared ``models/frontends/`` bundle;
+    ``models/presets.json`` gets each environment's measured brightness and event rate for ``auto``;
+    ``models/build_report.json`` records every metric for MODEL_CARD.md.
+``--quick`` shrinks everything (demo route, fewer traversals and epochs, ratios 0.5/0.95) so that a first model exists
+within minutes on 2 cores; the model card says which mode built the shipped bundles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hstnn_ros import defaults
+from hstnn_ros.errors import HstnnError
+
+ENVS = ("env1", "env2", "env3")
+
+
+def _run(name: str, main: Any, argv: list[str]) -> None:
+    print(f"[build_models] {name} {' '.join(argv)}", flush=True)
+    t0 = time.perf_counter()
+    rc = main(argv)
+    if rc not in (0, None):
+        raise SystemExit(f"build_models: step {name} failed with exit code {rc}")
+    print(f"[build_models] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _train_config(work: Path, quick: bool) -> Path:
+    base = yaml.safe_load((defaults.share_dir() / "config" / "train_place_recognition.yaml").read_text())
+    if quick:
+        base["network"]["hidden"] = [128, 128]
+        base["epochs"] = {"adaptation": 15, "restoration": 10, "direct": 15, "patience": 5}
+        base["sweep"] = {"ratios": [0.5, 0.95], "seeds": [0], "direct_baselines": False, "random_control": False}
+        base["selection"]["max_batches"] = 5
+    else:
+        base["sweep"] = {**base["sweep"], "seeds": [0], "direct_baselines": False, "random_control": False}
+    path = work / "train.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def _best_unit(train_out: Path) -> dict[str, Any]:
+    """The HSTNN unit with the best validation top-1 (ties: the higher SNN ratio, cheaper on chip)."""
+    report = json.loads((train_out / "report.json").read_text())
+    units = [u for u in report["units"] if u["kind"] == "hstnn" and u.get("val")]
+    if not units:
+        raise SystemExit(f"build_models: {train_out}/report.json has no trained HSTNN unit")
+    return max(units, key=lambda u: (u["val"]["top1"], u["ratio"]))
+
+
+def _ship(unit: dict[str, Any], train_out: Path, dest: Path, extra: dict[str, Any]) -> None:
+    """Copy a unit's bundle to ``dest`` as fp16 with runtime metadata (shared front-end bundle path)."""
+    from hstnn_ros.model import Component, load_bundle, save_bundle  # noqa: PLC0415
+
+    src = load_bundle(train_out / "units" / unit["unit"] / "bundle")
+    comp = src.components["hstnn"]
+    half = Component(comp.kind, comp.config, {k: v.half() if v.is_floating_point() else v
+                                              for k, v in comp.state.items()})
+    meta = {**src.metadata, "frontend_bundle": "../frontends", "snn_ratio": unit["ratio"], "val": unit["val"],
+            "test": unit["test"], "mac_per_decision_hstnn": unit.get("mac"), "ac_per_decision_hstnn": unit.get("ac"),
+            "spike_rates": unit.get("spike_rates"), "storage_dtype": "float16", **extra}
+    if dest.exists():
+        shutil.rmtree(dest)
+    save_bundle(dest, {"hstnn": half}, meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="build_models", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small route and short training (minutes)")
+    p.add_argument("--work", type=Path, default=Path("build_models_work"), help="intermediate files")
+    p.add_argument("--models", type=Path, default=defaults.REPO_ROOT / "models", help="where bundles go")
+    p.add_argument("--traversals", type=int, help="traversals per environment (default 6, quick 3)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from hstnn_ros.data_tools import dataset, frontends, synth_route, train  # noqa: PLC0415
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    trav = args.traversals or (3 if args.quick else 6)
+    preset = "demo" if args.quick else "default"
+    t_start = time.perf_counter()
+    routes = work / "route"
+    if not (routes / "index.json").is_file():
+        _run("synth-route", synth_route.main, ["--out", str(routes), "--preset", preset, "--envs", ",".join(ENVS),
+                                               "--traversals", str(trav), "--seed", "0", "--quiet"])
+    data = work / "dataset"
+    _run("dataset", dataset.main, ["--route", str(routes), "--out", str(data)])
+    fe_dir = work / "frontends"
+    feats = work / "features"
+    _run("frontends", frontends.main, ["--dataset", str(data), "--out", str(fe_dir), "--features", str(feats)]
+         + (["--quick"] if args.quick else []))
+    cfg = _train_config(work, args.quick)
+    models = args.models
+    models.mkdir(parents=True, exist_ok=True)
+    if (models / "frontends").exists():
+        shutil.rmtree(models / "frontends")
+    shutil.copytree(fe_dir, models / "frontends")
+    index = json.loads((routes / "index.json").read_text())
+    report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "preset": preset, "traversals": trav,
+                              "train_config": yaml.safe_load(cfg.read_text()), "bundles": {}}
+    refs = {}
+    try:
+        for env in (*ENVS, "default"):
+            fs = feats / f"{'all' if env == 'default' else env}.safetensors"
+            out = work / f"train_{env}"
+            _run(f"train {env}", train.main, ["--config", str(cfg), "--features", str(fs), "--out", str(out),
+                                              "--no-plots"])
+            best = _best_unit(out)
+            _ship(best, out, models / env, {"environment": env, "build_mode": report["mode"]})
+            report["bundles"][env] = {"unit": best["unit"], "snn_ratio": best["ratio"], "val": best["val"],
+                                      "test": best["test"], "mac": best.get("mac"), "ac": best.get("ac"),
+                                      "sizes": best.get("sizes")}
+            if env in ENVS:
+                bags = [b for b in index["bags"] if b["env"] == env]
+                ev = sum(b["event_stats"]["events"] for b in bags)
+                dur = sum(b["event_stats"]["duration_s"] for b in bags)
+                w, h = index["config"]["camera"]["dvs_width"], index["config"]["camera"]["dvs_height"]
+                from hstnn_ros.runtime.bag_source import open_bag  # noqa: PLC0415
+
+                bright = open_bag(routes / bags[0]["bag"]).scene_stats(2.0).brightness
+                refs[env] = {"brightness": bright, "event_rate_hz_px": ev / dur / (w * h)}
+    except HstnnError as e:
+        print(f"build_models: {e}", file=sys.stderr)
+        return 2
+    (models / "presets.json").write_text(json.dumps({"references": refs}, indent=1))
+    report["presets"] = refs
+    report["seconds"] = time.perf_counter() - t_start
+    (models / "build_report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report["bundles"], indent=1))
+    print(f"[build_models] bundles in {models} ({report['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
