@@ -1,1 +1,9 @@
-"""TODO: filled in by its issue."""
+"""rosbag2 reading and writing (sqlite3 and MCAP) with the event-camera message types registered."""
+
+from hstnn_ros.bags.enums import Storage
+from hstnn_ros.bags.errors import BagError
+from hstnn_ros.bags.reader import BagReader, RawMessage, TopicInfo
+from hstnn_ros.bags.types import CUSTOM_MSGDEFS, typestore
+from hstnn_ros.bags.writer import BagWriter
+
+__all__ = ["CUSTOM_MSGDEFS", "BagError", "BagReader", "BagWriter", "RawMessage", "Storage", "TopicInfo", "typestore"]
