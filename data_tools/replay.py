@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from hstnn_ros.errors import HstnnError
-from hstnn_ros.runtime.bag_source import BagTopics, open_bag, output_bag_writer
+from hstnn_ros.runtime.bag_source import BagTopics, check_model_fits, open_bag, output_bag_writer
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.enums import DropPolicy, Environment
 from hstnn_ros.runtime.errors import RuntimeEngineError
@@ -81,11 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         source = open_bag(args.bag, topics)
         model = _choose_model(args, source.topics)
         pipeline = load_pipeline(model)
-        if not pipeline.events_only and source.topics.image is None:
-            raise RuntimeEngineError(
-                f"{args.bag}: no colour image topic, but model {model} needs RGB frames; replay it with an "
-                "events-only model (--preset events_only or --model <events-only bundle>)"
-            )
+        check_model_fits(source, pipeline)
         engine = PlaceRecognitionEngine(pipeline, EngineConfig(
             bin_ns=int(args.bin_ms * 1e6), drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256,
             reorder_delay_ns=100_000_000, device=args.device))

@@ -163,6 +163,16 @@ class BagSource:
         return SceneStats(float(np.mean(bright)) if bright else math.nan, rate)
 
 
+def check_model_fits(source: BagSource, pipeline: Pipeline) -> None:
+    """Refuse, naming the fix, a model that needs RGB frames on a bag without a colour topic (event-only bags run only
+    with an events-only model: the RGB part of each step must be what the model saw in training, not a silent zero)."""
+    if not pipeline.events_only and source.topics.image is None:
+        raise RuntimeEngineError(
+            f"{source.path}: no colour image topic, but model {pipeline.metadata.get('bundle', '(given)')} needs RGB "
+            "frames; replay it with an events-only model (--preset events_only or --model <events-only bundle>)"
+        )
+
+
 def replace_depth(items: Iterator[ReplayItem]) -> Iterator[ReplayItem]:
     """Items with depth dropped (statistics need colour only)."""
     for it in items:
