@@ -16,9 +16,10 @@ from hstnn_ros.model import (
     HSTNNConfig,
     hstnn_from_component,
     load_bundle,
+    register_builder,
     save_bundle,
 )
-from hstnn_ros.model.bundle import JSON_NAME, WEIGHTS_NAME
+from hstnn_ros.model.bundle import _BUILDERS, JSON_NAME, WEIGHTS_NAME
 
 torch.set_num_threads(1)
 
@@ -161,3 +162,28 @@ def test_any_corruption_is_refused_or_harmless(tmp_path, which, pos, mask, cut):
     assert which == JSON_NAME
     for k, v in m.state_dict().items():
         assert torch.equal(m2.state_dict()[k], v)
+
+
+def test_build_uses_registered_builders(saved):
+    path, m, extra, _ = saved
+    b = load_bundle(path)
+    x = torch.rand(2, 3, 6)
+    assert torch.equal(b.build("hstnn")(x), m.eval()(x))
+
+    def conv_builder(c):
+        conv = torch.nn.Conv2d(*c.config["channels"], 3, bias=False)
+        conv.load_state_dict({"weight": c.state["conv.weight"]})
+        return conv
+
+    try:
+        register_builder("scnn", conv_builder)
+        assert torch.equal(b.build("scnn").weight, extra.state["conv.weight"])
+        register_builder("scnn", lambda c: conv_builder({**c.__dict__}))  # a broken builder
+        with pytest.raises(BundleError, match=r"bundle\.json: component 'scnn' \(scnn\) cannot be built"):
+            b.build("scnn")
+    finally:
+        _BUILDERS.pop("scnn", None)
+    with pytest.raises(BundleError, match="no builder registered"):
+        b.build("scnn")
+    with pytest.raises(BundleError, match="no component 'cnn'"):
+        b.build("cnn")

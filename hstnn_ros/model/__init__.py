@@ -1,6 +1,13 @@
 """HSTNN model core: neuron populations, surrogate gradients, the hybrid network, shrinking, op counts, bundles."""
 
-from hstnn_ros.model.bundle import Bundle, Component, hstnn_from_component, load_bundle, save_bundle
+from hstnn_ros.model.bundle import (
+    Bundle,
+    Component,
+    hstnn_from_component,
+    load_bundle,
+    register_builder,
+    save_bundle,
+)
 from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
 from hstnn_ros.model.errors import BundleError, ModelError
 from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec, NetState, RunRecord
@@ -39,6 +46,7 @@ __all__ = [
     "count_ops",
     "hstnn_from_component",
     "load_bundle",
+    "register_builder",
     "save_bundle",
     "shrink",
     "spike",

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,6 +47,18 @@ class HasComponent(Protocol):
         ...
 
 
+#: Builders turning a component of a given ``kind`` into a live object; the model core registers ``"hstnn"``,
+#: other subpackages (e.g. the perception front-ends) register their kinds with :func:`register_builder`.
+_BUILDERS: dict[str, Callable[[Component], Any]] = {}
+
+
+def register_builder(kind: str, builder: Callable[[Component], Any]) -> None:
+    """Let :meth:`Bundle.build` construct components of ``kind`` with ``builder(component)`` (last one wins)."""
+    if not kind or not callable(builder):
+        raise ModelError(f"register_builder needs a non-empty kind and a callable, got {kind!r}, {builder!r}")
+    _BUILDERS[kind] = builder
+
+
 @dataclass
 class Bundle:
     """A loaded, verified bundle."""
@@ -60,6 +72,25 @@ class Bundle:
         if name not in self.components:
             raise BundleError(f"{self.path / JSON_NAME}: no component {name!r} (has {sorted(self.components)})")
         return hstnn_from_component(self.components[name], source=self.path / JSON_NAME).eval()
+
+    def build(self, name: str) -> Any:
+        """Component ``name`` built by the builder registered for its kind (see :func:`register_builder`)."""
+        if name not in self.components:
+            raise BundleError(f"{self.path / JSON_NAME}: no component {name!r} (has {sorted(self.components)})")
+        comp = self.components[name]
+        if comp.kind == HSTNN_KIND:
+            return self.hstnn(name)
+        builder = _BUILDERS.get(comp.kind)
+        if builder is None:
+            raise BundleError(f"{self.path / JSON_NAME}: no builder registered for component kind {comp.kind!r} "
+                              f"(known: {sorted({HSTNN_KIND, *_BUILDERS})}); import the module that registers it")
+        try:
+            return builder(comp)
+        except BundleError:
+            raise
+        except Exception as exc:  # a builder's own validation: report it against the file
+            raise BundleError(f"{self.path / JSON_NAME}: component {name!r} ({comp.kind}) cannot be built: "
+                              f"{exc}") from exc
 
 
 def _sha256(path: Path) -> str:
