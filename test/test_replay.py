@@ -12,6 +12,7 @@ import torch
 from test_engine import PERIOD, make_pipeline, random_events, random_image
 
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
+from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.replay import GroundTruth, ItemKind, ReplayItem, merge_in_time_order, run_replay
 from hstnn_ros.runtime.report import plot_predictions, summarise, write_records
 
@@ -97,3 +98,26 @@ def test_ground_truth_from_route_sidecar(tmp_path: Path) -> None:
     (tmp_path / "route.json").write_text(json.dumps({"env": "env2", "place_enter_ns": "oops"}))
     with pytest.raises(RuntimeEngineError, match="route sidecar"):
         ground_truth_from_route(tmp_path)
+
+
+def test_output_bag_has_the_node_topics(tmp_path: Path) -> None:
+    from hstnn_ros.bags import BagReader
+    from hstnn_ros.runtime.bag_source import OUT_OPS, OUT_PLACE, output_bag_writer
+
+    sensors, _ = _items(6, env_switch=99)
+    pipe = make_pipeline()
+    writer = output_bag_writer(tmp_path / "out", pipe)
+    out = run_replay(sensors, PlaceRecognitionEngine(pipe, EngineConfig()), progress=False, on_results=writer.write)
+    writer.close()
+    with BagReader(tmp_path / "out") as reader:
+        assert reader.message_counts[OUT_PLACE] == reader.message_counts[OUT_OPS] == len(out.results) == 4
+        places = [reader.deserialize(m) for m in reader.messages([OUT_PLACE])]
+        ops = [reader.deserialize(m) for m in reader.messages([OUT_OPS])]
+    for msg, res, o in zip(places, out.results, ops, strict=True):
+        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == res.stamp_ns
+        assert [h.class_id for h in msg.results] == [str(i) for i, _ in res.top_k]
+        assert [h.score for h in msg.results] == pytest.approx([p for _, p in res.top_k])
+        kv = {v.key: float(v.value) for v in o.status[0].values}
+        assert kv["total_macs"] == pytest.approx(res.ops.total_macs)
+    with pytest.raises(RuntimeEngineError, match="exists already"):
+        output_bag_writer(tmp_path / "out", pipe)

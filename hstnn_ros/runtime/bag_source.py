@@ -219,7 +219,7 @@ class OutputBagWriter:
                 ("event_frontend_macs", o.event_frontend_macs), ("event_frontend_acs", o.event_frontend_acs),
                 ("rgb_frontend_macs", o.rgb_frontend_macs), ("hstnn_macs", o.hstnn_macs), ("hstnn_acs", o.hstnn_acs),
                 ("total_macs", o.total_macs), ("total_acs", o.total_acs), ("latency_s", r.latency_s))]
-            status = T["diagnostic_msgs/msg/DiagnosticStatus"](level=b"\x00", name="hstnn_ros/ops",
+            status = T["diagnostic_msgs/msg/DiagnosticStatus"](level=0, name="hstnn_ros/ops",
                                                                 message="operations of this decision",
                                                                 hardware_id="hstnn", values=values)
             arr = T["diagnostic_msgs/msg/DiagnosticArray"](header=self._header(r.stamp_ns, ""), status=[status])
