@@ -36,7 +36,7 @@ from hstnn_ros.runtime.enums import DropPolicy, EventBinning
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.presets import resolve_bundle
-from hstnn_ros.runtime.ros_codec import EventMessageKind, make_event_decoder
+from hstnn_ros.runtime.ros_codec import EventMessageKind, image_to_array, make_event_decoder
 
 PARAMS: dict[str, tuple[Any, str]] = {
     "model_bundle": ("", "model bundle directory; empty = the shipped bundle of `environment`"),
@@ -64,27 +64,6 @@ def _stamp(ns: int) -> Any:
     from builtin_interfaces.msg import Time  # noqa: PLC0415
 
     return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
-
-
-def _image_array(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image -> ``[H, W, 3]`` uint8 RGB or ``[H, W]`` depth (16UC1 / 32FC1)."""
-    enc = msg.encoding.lower()
-    dtype = {"16uc1": ">u2" if msg.is_bigendian else "<u2", "mono16": "<u2",
-             "32fc1": ">f4" if msg.is_bigendian else "<f4"}.get(enc, np.uint8)
-    buf = np.frombuffer(bytes(msg.data), dtype=dtype)
-    item = np.dtype(dtype).itemsize
-    rows = buf.reshape(msg.height, msg.step // item)
-    if enc in ("16uc1", "mono16", "32fc1"):
-        return rows[:, : msg.width].astype(np.dtype(dtype).newbyteorder("="))
-    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}.get(enc)
-    if ch is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}: publish rgb8, bgr8, mono8 or rgba8")
-    img = rows[:, : msg.width * ch].reshape(msg.height, msg.width, ch)
-    if ch == 1:
-        return np.repeat(img, 3, axis=2)
-    if enc.startswith("bgr"):
-        img = img[..., 2::-1] if ch == 3 else img[..., [2, 1, 0]]
-    return np.ascontiguousarray(img[..., :3])
 
 
 class PlaceRecognitionNode(Node):
@@ -155,9 +134,9 @@ class PlaceRecognitionNode(Node):
         self._arrivals["image"].append(time.monotonic())
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         try:
-            img = _image_array(msg)
-            depth = _image_array(depth_msg) if depth_msg is not None else None
-        except ValueError as exc:
+            img = image_to_array(msg)
+            depth = image_to_array(depth_msg) if depth_msg is not None else None
+        except RuntimeEngineError as exc:
             self.engine.counters.malformed += 1
             self.get_logger().warn(f"image dropped: {exc}", throttle_duration_sec=5.0)
             return

@@ -22,7 +22,7 @@ from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.pipeline import Pipeline
 from hstnn_ros.runtime.presets import SceneStats
 from hstnn_ros.runtime.replay import ItemKind, ReplayItem
-from hstnn_ros.runtime.ros_codec import stream_decoder
+from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
 LOG = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ class BagTopics:
     image: str | None = None
     depth: str | None = None
     label: str | None = None
-
-
-def _decode_image(msg: Any) -> np.ndarray:
-    from hstnn_ros.perception import images  # noqa: PLC0415
-
-    return images.decode_image(msg)
 
 
 class BagSource:
@@ -122,7 +116,7 @@ class BagSource:
                         yield ReplayItem(ItemKind.LABEL, m.t_ns, int(msg.data))
                     else:
                         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                        img = _decode_image(msg)
+                        img = image_to_array(msg)
                         if m.topic == t.depth:
                             if stamp in pending_rgb:
                                 _, rgb = pending_rgb.pop(stamp)
