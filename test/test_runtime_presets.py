@@ -80,3 +80,23 @@ def test_references_from_presets_file(tmp_path: Path) -> None:
     (tmp_path / "presets.json").write_text('{"references": {"env9": {}}}')
     with pytest.raises(RuntimeEngineError, match=r"presets\.json"):
         load_references(tmp_path)
+
+
+def test_scene_meter_measures_rate_and_brightness() -> None:
+    from test_engine import Batch
+
+    from hstnn_ros.runtime.presets import SceneMeter
+
+    m = SceneMeter(seconds=1.0)
+    rng = np.random.default_rng(0)
+    for k in range(10):  # 10 x 0.1 s, 640 events each on a 64x48 sensor: 6400 ev/s / 3072 px
+        t = np.sort(rng.integers(k * 10**8, (k + 1) * 10**8, 640)).astype(np.int64)
+        t[0], t[-1] = k * 10**8, (k + 1) * 10**8
+        z = np.zeros(640, np.uint16)
+        assert not m.ready
+        m.add_events(Batch(t, z, z, z.astype(np.uint8)))
+        m.add_image((k + 1) * 10**8, np.full((4, 4, 3), 51, np.uint8))
+    assert m.ready
+    s = m.stats()
+    assert s.brightness == pytest.approx(0.2)
+    assert s.event_rate_hz_px == pytest.approx(6400 / 3072)

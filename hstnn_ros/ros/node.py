@@ -32,11 +32,20 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, ObjectHypothesis
 
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine, PlaceResult
-from hstnn_ros.runtime.enums import DropPolicy, EventBinning
+from hstnn_ros.runtime.enums import DropPolicy, Environment, EventBinning
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.loading import load_pipeline
-from hstnn_ros.runtime.presets import resolve_bundle
+from hstnn_ros.runtime.presets import (
+    SceneMeter,
+    choose_environment,
+    load_references,
+    parse_environment,
+    resolve_bundle,
+)
 from hstnn_ros.runtime.ros_codec import EventMessageKind, image_to_array, make_event_decoder
+
+#: Sensor time the ``auto`` preset measures before choosing an environment (s).
+AUTO_MEASURE_S = 2.0
 
 PARAMS: dict[str, tuple[Any, str]] = {
     "model_bundle": ("", "model bundle directory; empty = the shipped bundle of `environment`"),
@@ -74,6 +83,7 @@ class PlaceRecognitionNode(Node):
         for name, (default, text) in PARAMS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=text))
         p = {name: self.get_parameter(name).value for name in PARAMS}
+        self._auto = not p["model_bundle"] and parse_environment(p["environment"]) is Environment.AUTO
         bundle = Path(p["model_bundle"]) if p["model_bundle"] else resolve_bundle(p["environment"])
         config = EngineConfig(
             bin_ns=int(p["bin_ms"] * 1e6),
@@ -87,6 +97,7 @@ class PlaceRecognitionNode(Node):
             device=str(p["device"]),
         )
         self.engine = PlaceRecognitionEngine(load_pipeline(bundle), config)
+        self._scene = SceneMeter(seconds=AUTO_MEASURE_S) if self._auto else None
         self.get_logger().info(f"model {bundle} ({self.engine.mode.value}) on {config.device}")
 
         kind = EventMessageKind.from_type_name(p["event_msg_type"])
@@ -121,10 +132,13 @@ class PlaceRecognitionNode(Node):
         except RuntimeEngineError as exc:  # the decoder's errors are mapped to the runtime's in ros_codec
             self._decode_errors += 1
             self.engine.counters.malformed += 1
-            self.get_logger().warn(f"malformed event message dropped: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"malformed event message dropped: {exc}", throttle_duration_sec=5.0)
             return
         for batch in batches:
             self.engine.push_events(batch)
+            if self._scene is not None:
+                self._scene.add_events(batch)
+        self._maybe_choose_environment()
         self._emit(self.engine.poll())
 
     def _on_image(self, msg: Image) -> None:
@@ -138,10 +152,27 @@ class PlaceRecognitionNode(Node):
             depth = image_to_array(depth_msg) if depth_msg is not None else None
         except RuntimeEngineError as exc:
             self.engine.counters.malformed += 1
-            self.get_logger().warn(f"image dropped: {exc}", throttle_duration_sec=5.0)
+            self.get_logger().warning(f"image dropped: {exc}", throttle_duration_sec=5.0)
             return
         self.engine.push_frame(stamp, img, depth)
+        if self._scene is not None:
+            self._scene.add_image(stamp, img)
+        self._maybe_choose_environment()
         self._emit(self.engine.poll())
+
+    def _maybe_choose_environment(self) -> None:
+        """``auto``: once AUTO_MEASURE_S of sensor time is measured, switch to the environment's bundle (once)."""
+        if self._scene is None or not self._scene.ready:
+            return
+        stats, self._scene = self._scene.stats(), None
+        env = choose_environment(stats, load_references())
+        bundle = resolve_bundle(env)
+        self.get_logger().info(f"auto preset: brightness {stats.brightness:.3f}, "
+                               f"{stats.event_rate_hz_px:.3f} ev/s/px -> {env.value} ({bundle})")
+        if str(bundle) != self.engine.pipeline.metadata.get("bundle"):
+            counters = self.engine.counters
+            self.engine = PlaceRecognitionEngine(load_pipeline(bundle), self.engine.config)
+            self.engine.counters = counters
 
     # outputs -------------------------------------------------------------
     def _emit(self, results: list[PlaceResult]) -> None:
@@ -189,12 +220,13 @@ class PlaceRecognitionNode(Node):
         c = self.engine.counters
         dropped = (c.frames_dropped_late + c.frames_dropped_overflow + c.frames_dropped_duplicate
                    + c.events_dropped_overflow + c.events_dropped_late)
-        level = DiagnosticStatus.WARN if (dropped or c.malformed) else DiagnosticStatus.OK
+        degraded = bool(dropped or c.malformed)
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status.append(DiagnosticStatus(
-            level=level, name="place_recognition_node: engine", hardware_id="hstnn",
-            message="inputs dropped or malformed (see values)" if level else "ok",
+            level=DiagnosticStatus.WARN if degraded else DiagnosticStatus.OK,
+            name="place_recognition_node: engine", hardware_id="hstnn",
+            message="inputs dropped or malformed (see values)" if degraded else "ok",
             values=[KeyValue(key=k, value=v) for k, v in values.items()]))
         self._pub_diag.publish(msg)
 

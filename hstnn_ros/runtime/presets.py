@@ -32,6 +32,48 @@ class SceneStats:
     event_rate_hz_px: float
 
 
+class SceneMeter:
+    """Accumulates brightness and event counts from live inputs until ``seconds`` of sensor time are covered (the
+    ``auto`` preset of the node; replay measures from the bag instead)."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self._t0: int | None = None
+        self._t1 = 0
+        self._events = 0
+        self._pixels = 0
+        self._bright: list[float] = []
+
+    def _span(self, t_ns: int) -> None:
+        self._t0 = t_ns if self._t0 is None else min(self._t0, t_ns)
+        self._t1 = max(self._t1, t_ns)
+
+    def add_events(self, batch: object) -> None:
+        """Count an ``EventBatch`` (columnar ``t_ns`` plus ``width``/``height``)."""
+        t = batch.t_ns  # type: ignore[attr-defined]
+        if len(t):
+            self._span(int(t[0]))
+            self._span(int(t[-1]))
+            self._events += len(t)
+            self._pixels = int(batch.width) * int(batch.height)  # type: ignore[attr-defined]
+
+    def add_image(self, stamp_ns: int, rgb: object) -> None:
+        """Record the mean brightness of an RGB frame (uint8)."""
+        self._span(stamp_ns)
+        self._bright.append(float(rgb.mean()) / 255.0)  # type: ignore[attr-defined]
+
+    @property
+    def ready(self) -> bool:
+        """True once ``seconds`` of sensor time have been seen."""
+        return self._t0 is not None and (self._t1 - self._t0) >= self.seconds * 1e9
+
+    def stats(self) -> SceneStats:
+        """The measured statistics (brightness ``nan`` without RGB)."""
+        span = max((self._t1 - (self._t0 or 0)) / 1e9, 1e-3)
+        rate = self._events / span / self._pixels if self._pixels else 0.0
+        return SceneStats(sum(self._bright) / len(self._bright) if self._bright else math.nan, rate)
+
+
 #: Fallback reference statistics per environment when ``models/presets.json`` does not provide them.
 DEFAULT_REFERENCES: dict[Environment, SceneStats] = {
     Environment.ENV1: SceneStats(0.55, 0.5),
