@@ -9,7 +9,8 @@ Steps (each one of the package's own tools, so what ships is what users can rebu
  3. ``hstnn-frontends``: pretrain the SCNN (events) and CNN (RGB) on the training split of all environments, freeze,
     and cache ``[N, 9, F]`` features per environment and for all environments together.
  4. ``hstnn-train`` per environment (and on all of them for ``default``): the three-stage sweep over SNN ratios.
- 5. Per environment the HSTNN with the best *validation* top-1 (test numbers are only reported) is copied into
+ 5. An events-only HSTNN on all environments with the RGB block zeroed (for event-only bags and cameras).
+ 6. Per environment the HSTNN with the best *validation* top-1 (test numbers are only reported) is copied into
     ``models/<env>/`` stored as fp16 (loaded back as fp32), pointing at the shared ``models/frontends/`` bundle;
     ``models/presets.json`` gets each environment's measured brightness and event rate for ``auto``;
     ``models/build_report.json`` records every metric for MODEL_CARD.md.
@@ -84,6 +85,20 @@ def _ship(unit: dict[str, Any], train_out: Path, dest: Path, extra: dict[str, An
     save_bundle(dest, {"hstnn": half}, meta)
 
 
+def _events_only_features(src: Path, dest: Path) -> Path:
+    """The all-environment feature set with the RGB block of every step zeroed: what an events-only model sees at run
+    time (the engine feeds zeros where RGB features would be), so it is trained on exactly that."""
+    import dataclasses  # noqa: PLC0415
+
+    from hstnn_ros.datasets.features import load_feature_set, save_feature_set  # noqa: PLC0415
+
+    fs = load_feature_set(src)
+    feats = fs.features.copy()
+    feats[..., defaults.FRONTEND_FEATURES:] = 0.0
+    meta = {**fs.meta, "events_only": True}
+    return save_feature_set(dest, dataclasses.replace(fs, features=feats, meta=meta))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="build_models", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,13 +136,15 @@ def main(argv: list[str] | None = None) -> int:
                               "train_config": yaml.safe_load(cfg.read_text()), "bundles": {}}
     refs = {}
     try:
-        for env in (*ENVS, "default"):
+        _events_only_features(feats / "all.safetensors", feats / "events_only.safetensors")
+        for env in (*ENVS, "default", "events_only"):
             fs = feats / f"{'all' if env == 'default' else env}.safetensors"
             out = work / f"train_{env}"
             _run(f"train {env}", train.main, ["--config", str(cfg), "--features", str(fs), "--out", str(out),
                                               "--no-plots"])
             best = _best_unit(out)
-            _ship(best, out, models / env, {"environment": env, "build_mode": report["mode"]})
+            _ship(best, out, models / env, {"environment": env, "build_mode": report["mode"],
+                                            "events_only": env == "events_only"})
             report["bundles"][env] = {"unit": best["unit"], "snn_ratio": best["ratio"], "val": best["val"],
                                       "test": best["test"], "mac": best.get("mac"), "ac": best.get("ac"),
                                       "sizes": best.get("sizes")}
