@@ -94,7 +94,7 @@ def _events_only_features(src: Path, dest: Path) -> Path:
 
     fs = load_feature_set(src)
     feats = fs.features.copy()
-    feats[..., defaults.FRONTEND_FEATURES:] = 0.0
+    feats[..., fs.input_spiking :] = 0.0  # leading spike features are the SCNN block
     meta = {**fs.meta, "events_only": True}
     return save_feature_set(dest, dataclasses.replace(fs, features=feats, meta=meta))
 
