@@ -6,6 +6,7 @@ interpolated from it. Seeded per (route seed, environment, traversal).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -34,11 +35,17 @@ class Trajectory:
 
     def velocity(self, t_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Forward speed (m/s, along the heading) and yaw rate (rad/s) at ``t_s``."""
-        dt = float(self.t_s[1] - self.t_s[0])
-        vx, vy = np.gradient(self.x, dt), np.gradient(self.y, dt)
-        v = np.hypot(vx, vy)
-        w = np.gradient(self.yaw, dt)
+        v, w = self._rate_cache
         return np.interp(t_s, self.t_s, v), np.interp(t_s, self.t_s, w)
+
+    @functools.cached_property
+    def _rate_cache(self) -> tuple[np.ndarray, np.ndarray]:
+        """Speed and yaw rate on the grid, computed once (odometry asks for them at every message)."""
+        if self.t_s.size < 2:
+            return np.zeros_like(self.x), np.zeros_like(self.x)
+        dt = float(self.t_s[1] - self.t_s[0])
+        v = np.hypot(np.gradient(self.x, dt), np.gradient(self.y, dt))
+        return v, np.gradient(self.yaw, dt)
 
 
 def _wiggle(rng: np.random.Generator, u: np.ndarray, periods: tuple[tuple[float, float], ...]) -> np.ndarray:
