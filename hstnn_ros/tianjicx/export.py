@@ -98,19 +98,27 @@ def export_program(
     net: FloatNet | None = None,
     strategy: MappingStrategy | None = None,
     limits: CoreLimits | None = None,
+    variable_columns: int | None = None,
     lut_width: LutWidth = LutWidth.BITS_12,
     with_onnx: bool = True,
     meta: dict | None = None,
 ) -> ExportResult:
     """Quantise ``model`` on ``calib_x[N, T, F]``, map it, and write the program (and ONNX) into ``out_dir``.
 
+    ``variable_columns`` fixes the workload (neurons) per core of variable-core layers (default: as many as fit).
     ``net`` overrides the weight extraction (default :func:`float_net_from_hstnn`). The ONNX graph is checked against
     PyTorch on the calibration windows and refused when they differ by more than ``ONNX_ATOL``.
     """
     calib_x = np.asarray(calib_x, dtype=np.float32)
     net = net or float_net_from_hstnn(model)
     q = quantise(net, calib_x, lut_width=lut_width)
-    mapping = map_network(network_shapes(q), limits=limits, strategy=strategy, lut_entries=2 ** int(lut_width))
+    mapping = map_network(
+        network_shapes(q),
+        limits=limits,
+        strategy=strategy,
+        lut_entries=2 ** int(lut_width),
+        variable_columns=variable_columns,
+    )
     manifest, tensors = build_program(q, mapping, steps=int(calib_x.shape[1]))
     manifest["meta"].update(meta or {})
     out_dir = Path(out_dir)

@@ -174,10 +174,23 @@ def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, di
             tensors[f"{key}.w"] = np.ascontiguousarray(lay.w_snn[:, lo:hi])
             tensors[f"{key}.b"] = lay.b_snn[lo:hi].astype(np.int32)
             tensors[f"{key}.spike_lut"] = SPIKE_TABLE
+            tensors[f"{key}.vtheta"] = lay.theta_snn[lo:hi].astype(np.int32)
             reads = ["input" if c.group == 0 else f"layer{c.group}.in"]
             prims = [
-                {"op": "P04", "when": "every_step", "weights": f"{key}.w", "bias": f"{key}.b", "acc_exp": lay.exp_snn},
-                {"op": "P08", "when": "every_step", "params": _lif_dict(lay.lif), "vtheta_length": hi - lo},
+                {
+                    "op": "P04",
+                    "when": "every_step",
+                    "weights": f"{key}.w",
+                    "bias": f"{key}.b",
+                    "acc_exp": [int(e) for e in lay.exp_snn[lo:hi]],
+                },
+                {
+                    "op": "P08",
+                    "when": "every_step",
+                    "params": _lif_dict(lay.lif),
+                    "vtheta_length": hi - lo,
+                    "vtheta_init": f"{key}.vtheta",
+                },
                 {
                     "op": "P07",
                     "when": "every_step",
@@ -284,7 +297,7 @@ def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, di
                     "n_snn": lay.n_snn,
                     "n_rnn": lay.n_rnn,
                     "fan_in": lay.fan_in,
-                    "exp_snn": lay.exp_snn,
+                    "exp_snn": [int(e) for e in lay.exp_snn],
                     "exp_rnn": lay.exp_rnn,
                 }
                 for lay in q.layers
@@ -416,7 +429,7 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray], where: Path |
         if sum(bufs.get(r, -(10**9)) for r in c["reads"]) != c["fan_in"]:
             raise bad(f"core {cid}: reads {c['reads']} do not add up to fan_in {c['fan_in']}")
         for p in c["primitives"]:
-            for key in ("weights", "bias", "table"):
+            for key in ("weights", "bias", "table", "vtheta_init"):
                 name = p.get(key)
                 if name is not None and name not in tensors:
                     raise bad(f"core {cid}: {p['op']} operand {key}={name} is not in the weights file")

@@ -13,8 +13,9 @@ Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neurom
   row r is ``round(W[r] * s_in[r] / s_acc)`` (input scales are folded into the weights, so one INT8 vector can mix
   spikes and real values). Biases become INT32 ``round(b / s_acc)``.
 * Spiking populations are P08 LIF neurons: the stored potential is the float model's ``decay * u * (1 - s)`` (reset
-  mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``), threshold ``ceil(v_th / s_acc) - 1`` (the
-  float model fires on ``u >= v_th``, P08 on ``V > th``), the 28-bit
+  mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``); each LIF neuron k has its own power-of-two
+  accumulator scale ``s_k`` (per weight column) and threshold ``ceil(v_th / s_k) - 1`` held in P08's per-neuron
+  Vtheta with Vth0 = 0 (the float model fires on ``u >= v_th``, P08 on ``V > th``), the 28-bit
   membrane is the INT32 accumulator, no floor, no refractory time, fire type 4 (0/1 spikes) followed by the
   spike-level P07.
 * RNN populations are one P04 over ``[y_t, r_{t-1}]`` (input and recurrent weights stacked) followed by a P07 lookup
@@ -129,7 +130,8 @@ class QuantLayer:
     w_snn: np.ndarray  #: int8 [fan_in, n_snn] (P04 layout: rows = inputs)
     b_snn: np.ndarray  #: int32 [n_snn]
     lif: LifParams
-    exp_snn: int  #: accumulator scale 2**exp_snn
+    exp_snn: np.ndarray  #: int [n_snn]: neuron k accumulates at scale 2**exp_snn[k]
+    theta_snn: np.ndarray  #: int32 [n_snn]: per-neuron threshold (P08 Vtheta, Vth0 = 0)
     w_rnn: np.ndarray  #: int8 [fan_in + n_rnn, n_rnn]
     b_rnn: np.ndarray  #: int32 [n_rnn]
     exp_rnn: int
@@ -175,7 +177,7 @@ class QuantHSTNN:
         lif_state = [
             pack_v_state(np.zeros((b, q.n_snn), np.int64), np.zeros((b, q.n_snn), np.int64)) for q in self.layers
         ]
-        lif_theta = [np.zeros((b, max(q.n_snn, 1)), np.int32) for q in self.layers]
+        lif_theta = [np.broadcast_to(q.theta_snn, (b, q.n_snn)).copy() for q in self.layers]
         r_prev = [np.zeros((b, q.n_rnn), np.int8) for q in self.layers]
         spikes_rec = [np.zeros((b, steps, q.n_snn), np.int8) for q in self.layers]
         rnn_rec = [np.zeros((b, steps, q.n_rnn), np.int8) for q in self.layers]
@@ -189,7 +191,7 @@ class QuantHSTNN:
                 parts = []
                 if q.n_snn:
                     u = p04_matvec(y, q.w_snn, pad_bias(q.b_snn))[:, : q.n_snn]
-                    st = p08_lif(lif_state[i], lif_theta[i][:, : q.n_snn], u, q.lif)
+                    st = p08_lif(lif_state[i], lif_theta[i], u, q.lif)
                     lif_state[i], lif_theta[i] = st.state, st.vtheta
                     s = lut_lookup(st.output, SPIKE_TABLE, LutWidth.BITS_8, 0)  # 0/1 -> INT8 spike level
                     spikes_rec[i][:, t] = s
@@ -249,8 +251,17 @@ def _quantise_rows(w_t: np.ndarray, row_exps: np.ndarray) -> tuple[np.ndarray, i
     return q, exp
 
 
-def _bias(b: np.ndarray, exp: int) -> np.ndarray:
-    return np.clip(np.round(np.asarray(b, np.float64) / 2.0**exp), -(2**31), 2**31 - 1).astype(np.int64)
+def _quantise_cols(w_t: np.ndarray, row_exps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_quantise_rows` but with one power-of-two accumulator exponent per output column."""
+    scaled = w_t * np.exp2(row_exps)[:, None]
+    exps = np.array([_pow2_exp_for(float(m), 127.0) for m in np.abs(scaled).max(axis=0, initial=0.0)], np.int64)
+    q = np.clip(np.round(scaled / np.exp2(exps)[None, :]), -127, 127).astype(np.int8)
+    return q, exps
+
+
+def _bias(b: np.ndarray, exp: int | np.ndarray) -> np.ndarray:
+    scale = np.exp2(np.asarray(exp, np.float64))
+    return np.clip(np.round(np.asarray(b, np.float64) / scale), -(2**31), 2**31 - 1).astype(np.int64)
 
 
 def sigmoid_lut(acc_exp: int, width: LutWidth = LutWidth.BITS_12) -> tuple[np.ndarray, int]:
@@ -291,18 +302,14 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
             raise TianjicxError(
                 f"layer {li}: fan-in {fl.fan_in} does not match the previous output {row_exps.shape[0]}"
             )
-        if fl.n_snn:
-            w_snn, exp_snn = _quantise_rows(fl.w_snn.T.astype(np.float64), row_exps)
-            # The float model fires on u >= v_th (H(0) = 1); P08 fires on V > th, so th = ceil(v_th / s) - 1.
-            v_th_int = math.ceil(fl.v_th / 2.0**exp_snn) - 1
-            if not 0 <= v_th_int < V28_MAX:
-                raise TianjicxError(
-                    f"layer {li}: threshold {fl.v_th} at scale 2**{exp_snn} is {v_th_int}, outside 28 bits"
-                )
-        else:
-            w_snn, exp_snn, v_th_int = np.zeros((fl.fan_in, 0), np.int8), 0, 1
+        # Per-neuron power-of-two accumulator scales: the threshold of neuron k is ceil(v_th / s_k) - 1 (the float
+        # model fires on u >= v_th, P08 on V > th), held in P08's per-neuron Vtheta with Vth0 = 0 and no adaptation.
+        w_snn, col_exps = _quantise_cols(fl.w_snn.T.astype(np.float64), row_exps)
+        theta = np.array([math.ceil(fl.v_th / 2.0 ** int(e)) - 1 for e in col_exps], np.int64)
+        if theta.size and not (theta.min() >= 0 and theta.max() < V28_MAX):
+            raise TianjicxError(f"layer {li}: thresholds {theta.min()}..{theta.max()} do not fit the 28-bit membrane")
         lif = LifParams(
-            v_threshold=v_th_int,
+            v_threshold=0,
             v_floor=V28_MIN,
             reset_value=0,
             reset_mode=ResetMode.TO_VALUE,
@@ -325,9 +332,10 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
                 n_rnn=fl.n_rnn,
                 fan_in=fl.fan_in,
                 w_snn=w_snn,
-                b_snn=_bias(fl.b_snn, exp_snn),
+                b_snn=_bias(fl.b_snn, col_exps),
                 lif=lif,
-                exp_snn=exp_snn,
+                exp_snn=col_exps,
+                theta_snn=theta.astype(np.int32),
                 w_rnn=w_rnn,
                 b_rnn=_bias(fl.b_rnn, exp_rnn),
                 exp_rnn=exp_rnn,

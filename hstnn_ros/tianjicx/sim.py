@@ -226,7 +226,9 @@ def run_program(
                             lif_state[cid] = pack_v_state(
                                 np.zeros((nb, ncol), np.int64), np.zeros((nb, ncol), np.int64)
                             )
-                            lif_theta[cid] = np.zeros((nb, p["vtheta_length"]), np.int32)
+                            init = p.get("vtheta_init")
+                            theta0 = tensors[init] if init else np.zeros(p["vtheta_length"], np.int32)
+                            lif_theta[cid] = np.broadcast_to(theta0, (nb, p["vtheta_length"])).astype(np.int32)
                         st = p08_lif(lif_state[cid], lif_theta[cid], out.astype(np.int32), params)
                         lif_state[cid], lif_theta[cid] = st.state, st.vtheta
                         out = st.output if p.get("role") != "integrator" else None
