@@ -227,3 +227,22 @@ def test_bad_configuration_is_refused_with_a_named_fix() -> None:
     torch.manual_seed(0)
     with pytest.raises(RuntimeEngineError, match="expects 99 features"):
         Pipeline(ConvFrontEnd(2, 16, HW, True), None, hstnn_classifier(99, 3, 16), input_hw=HW, rgb_feature_size=12)
+
+
+def test_event_transform_is_applied_before_the_event_frontend() -> None:
+    seen: list[np.ndarray] = []
+
+    def clip_and_record(f: np.ndarray) -> np.ndarray:
+        out = np.minimum(f, 1.0)
+        seen.append(out)
+        return out
+
+    pipe = make_pipeline()
+    pipe.event_transform = clip_and_record
+    eng = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0))
+    results, _ = stream(eng, 4)
+    assert len(seen) == 4 and all(f.shape == (3, 2, *HW) and f.max() <= 1.0 for f in seen)
+    with torch.no_grad():
+        expected = pipe.event_frontend(torch.from_numpy(seen[-1])).features
+    np.testing.assert_allclose(torch.stack(list(eng._event_feats))[-3:].numpy(), expected.numpy(), atol=1e-6)
+    assert len(results) == 2

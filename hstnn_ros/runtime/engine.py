@@ -433,6 +433,8 @@ class PlaceRecognitionEngine:
         self._last_frame_ns = frame.stamp_ns
         self.counters.frames_processed += 1
         frames = self.event_frames(events, start_ns, end_ns + 1)
+        if self.pipeline.event_transform is not None:
+            frames = np.ascontiguousarray(self.pipeline.event_transform(frames), dtype=np.float32)
         with torch.inference_mode():
             ev = self.pipeline.event_frontend(torch.from_numpy(frames).to(self.device))
             if self.pipeline.rgb_frontend is not None:

@@ -7,9 +7,11 @@ the operations it *measured* on its input (MACs for real-valued inputs, ACs for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from hstnn_ros import defaults
@@ -78,6 +80,8 @@ class Pipeline:
             zero during training (0 if the model never had one).
         place_names: optional names of the place ids (``class_id`` strings); defaults to the id itself.
         metadata: free provenance (bundle path, SNN ratio, environment).
+        event_transform: applied to the ``[bins, 2, H, W]`` event counts before the event front-end (the
+            normalisation the front-end was trained with, e.g. clip-and-scale); ``None`` = raw counts.
     """
 
     event_frontend: FrontEnd
@@ -88,6 +92,7 @@ class Pipeline:
     rgb_feature_size: int = defaults.FRONTEND_FEATURES
     place_names: tuple[str, ...] | None = None
     metadata: dict = field(default_factory=dict)
+    event_transform: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         expected = self.event_frontend.feature_size + self.rgb_feature_size
