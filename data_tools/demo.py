@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     work = args.out or Path(tempfile.mkdtemp(prefix="hstnn_demo_"))
     routes = work / "route"
-    from hstnn_ros.data_tools import synth_route  # noqa: PLC0415
+    try:  # installed: data_tools is hstnn_ros.data_tools; source checkout: the sibling package
+        from hstnn_ros.data_tools import synth_route  # noqa: PLC0415
+    except ImportError:
+        from data_tools import synth_route  # noqa: PLC0415
 
     t0 = time.perf_counter()
     rc = synth_route.main(["--out", str(routes), "--preset", "demo", "--envs", args.envs, "--traversals", "1",
