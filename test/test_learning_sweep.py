@@ -112,6 +112,10 @@ def test_sweep_end_to_end_and_resume(tmp_path: Path) -> None:
     assert set(after) == set(stamps)
     assert [n for n in after if after[n] != stamps[n]] == [unit.name]
     assert _rows(report2, "hstnn")[0.5]["top1"]["mean"] > 3 * CHANCE
+    # resuming with another recipe into the same directory is refused instead of mixing results
+    other = dict(raw, optim={"lr": 1e-2, "batch_size": 64})
+    with pytest.raises(LearningError, match="different recipe"):
+        run_sweep(config_from_dict(other), digits_features(), tmp_path, plots=False)
 
 
 def test_refuses_bad_input_before_training(tmp_path: Path) -> None:

@@ -130,6 +130,26 @@ class Sweep:
                 "data_fingerprint": self.data.fingerprint, "train_config": self.cfg.to_dict(),
                 "versions": {"torch": torch.__version__}, **extra}
 
+    def _check_resume(self) -> None:
+        """Refuse to mix units of different recipes or data in one output directory (only the sweep's ratios and
+        seeds may change between runs); record the recipe and data fingerprint on the first run."""
+        path = self.out / "sweep.json"
+        recipe = {k: v for k, v in self.cfg.to_dict().items() if k != "sweep"}
+        mine = {"recipe": recipe, "data_fingerprint": self.data.fingerprint}
+        if path.is_file():
+            prev = json.loads(path.read_text())
+            if prev.get("data_fingerprint") != self.data.fingerprint:
+                raise LearningError(f"{self.out}: holds a sweep on other data (fingerprint "
+                                    f"{str(prev.get('data_fingerprint'))[:12]}...); use a new --out directory")
+            if prev.get("recipe") != recipe:
+                changed = sorted(k for k in recipe if prev.get("recipe", {}).get(k) != recipe[k])
+                raise LearningError(f"{self.out}: holds a sweep with a different recipe (sections {changed} "
+                                    f"differ); only sweep.ratios/seeds may change on resume; use a new --out")
+        else:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(mine, indent=1))
+            tmp.replace(path)
+
     # -- stages ---------------------------------------------------------------------------------------------------
     def _fit(self, model: nn.Module, epochs: int, seed: int, desc: str) -> dict[str, Any]:
         res = fit(model, self.data.train, self.data.val, self.cfg.optim, epochs=epochs,
@@ -237,7 +257,7 @@ class Sweep:
         """Run every unfinished unit, then write ``report.json`` (and plots) over every finished unit."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.units_dir.mkdir(exist_ok=True)
-        (self.out / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+        self._check_resume()
         units = plan_units(self.cfg)
         todo = [u for u in units if not self.is_done(u)]
         if len(todo) < len(units):
