@@ -1,1 +1,36 @@
-"""TODO: filled in by its issue."""
+"""Event-camera input: the columnar ``EventBatch``, vectorised decoders and encoders for every ROS event format,
+stream decoding with bad-input counters, framing, AEDAT4 files and live cameras (dv-processing)."""
+
+from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr, encode_dvs_event_array
+from hstnn_ros.perception.events.codecs import (
+    Decoded,
+    Evt3State,
+    LibcaerCmpState,
+    decode_evt3,
+    decode_libcaer,
+    decode_libcaer_cmp,
+    decode_mono,
+    encode_evt3,
+    encode_libcaer,
+    encode_libcaer_cmp,
+    encode_mono,
+)
+from hstnn_ros.perception.events.enums import Encoding, Normalization, ResizeMode, TimeMode
+from hstnn_ros.perception.events.stream import (
+    ENCODERS,
+    EVENT_MSGTYPES,
+    PACKET_MSGTYPES,
+    DecodeCounters,
+    MessageDecoder,
+    StreamDecoder,
+    Triggers,
+    make_decoder,
+)
+
+__all__ = [
+    "DVS_MSGTYPES", "ENCODERS", "EVENT_MSGTYPES", "PACKET_MSGTYPES", "DecodeCounters", "Decoded", "Encoding",
+    "EventBatch", "Evt3State", "LibcaerCmpState", "MessageDecoder", "Normalization", "ResizeMode", "StreamDecoder",
+    "TimeMode", "Triggers", "decode_dvs_cdr", "decode_evt3", "decode_libcaer", "decode_libcaer_cmp", "decode_mono",
+    "encode_dvs_event_array", "encode_evt3", "encode_libcaer", "encode_libcaer_cmp", "encode_mono", "make_decoder",
+]
