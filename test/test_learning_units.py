@@ -164,3 +164,22 @@ def test_perturbation_strength() -> None:
     assert abs(float(noise.std()) - 0.5 * float(x.std())) < 0.01
     with pytest.raises(LearningError, match="probability"):
         perturb(x, Perturbation.FRAME_LOSS, 1.5, g)
+
+
+def test_report_aggregates_over_seeds(tmp_path) -> None:
+    from hstnn_ros.learning.report import build_report, write_report
+
+    def unit(seed: int, top1: float, rate: float | None) -> dict:
+        m = {"top1": top1, "top5": 1.0, "recall": top1, "loss": 0.1, "n": 10}
+        return {"unit": f"hstnn_r0.5_s{seed}", "kind": "hstnn", "ratio": 0.5, "seed": seed, "test": m, "val": m,
+                "mac": 100.0 * (seed + 1), "ac": 10.0, "spike_rates": [rate, None],
+                "selected": {"test": dict(m, top1=top1 / 2)}}
+
+    rep = build_report([unit(0, 0.6, 0.1), unit(1, 0.8, 0.3)], TrainConfig(), fingerprint="f")
+    (row,) = rep["summary"]
+    assert row["top1"]["mean"] == pytest.approx(0.7) and row["top1"]["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert row["selected_top1"]["mean"] == pytest.approx(0.35)
+    assert row["ops"]["mean"] == pytest.approx(160.0) and row["seeds"] == [0, 1]
+    assert row["spike_rates"][0]["mean"] == pytest.approx(0.2) and row["spike_rates"][1] is None
+    path = write_report(tmp_path, rep, plots=True)
+    assert path.is_file() and (tmp_path / "accuracy_vs_ops.png").is_file()
