@@ -33,10 +33,14 @@ def _tiny(storage: Storage = Storage.MCAP, length_m: float = 1.0):
                                                                               num_places=4))
 
 
-def _decode_all(reader: BagReader):
-    from hstnn_ros.perception.events import decode_event_messages
+def _decode_all(reader: BagReader) -> tuple[np.ndarray, ...]:
+    """All events of the event topic, decoded by the package's stream decoder (ROS time)."""
+    from hstnn_ros.perception.events import StreamDecoder
 
-    return decode_event_messages(reader, TOPIC_EVENTS)
+    dec = StreamDecoder()
+    batches = [dec.decode(m.msgtype, m.data) for m in reader.messages([TOPIC_EVENTS])]
+    assert dec.counters.problems == 0, dec.counters.summary()
+    return tuple(np.concatenate([getattr(b, f) for b in batches]) for f in ("t_ns", "x", "y", "p"))
 
 
 @pytest.mark.parametrize(("storage", "env"), [(Storage.MCAP, LightingEnv.ENV1), (Storage.SQLITE3, LightingEnv.ENV3)])

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hstnn_ros.datasets.synth.enums import EventMessage, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.messages import FRAME_DVS
@@ -62,15 +64,17 @@ class EventEncoder:
         self.msgtype = message.value
 
     def encode(self, rec: Any, mf: Any) -> bytes:
-        """One serialised message for an ``EventsRecord`` (header stamp = packet start)."""
+        """One serialised message for an ``EventsRecord``; the header stamp is the first event's time, as event
+        camera drivers stamp packets (decoders anchor sensor time to it)."""
         ev = rec.events
         batch = self.pev.EventBatch(t_ns=ev.t_ns, x=ev.x, y=ev.y, p=ev.p, width=self.width, height=self.height)
-        header = mf.header(rec.t_ns, FRAME_DVS)
+        header = mf.header(int(ev.t_ns[0]) if len(ev) else rec.t_ns, FRAME_DVS)
         if self.message is EventMessage.DVS_EVENT_ARRAY:
             return self.pev.encode_dvs_event_array(batch, header=header, typestore=mf.ts)
         payload, time_base = self.pev.ENCODERS[self.encoding](batch)
         Packet = mf.ts.types[self.msgtype]
         msg = Packet(header=header, height=self.height, width=self.width, seq=self.seq, time_base=time_base,
-                     encoding=self.encoding, is_bigendian=False, events=payload)
+                     encoding=self.encoding, is_bigendian=False,
+                     events=np.frombuffer(payload, np.uint8))
         self.seq += 1
         return mf.serialize(msg, self.msgtype)

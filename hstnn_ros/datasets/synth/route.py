@@ -84,7 +84,8 @@ def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, tra
                 TOPIC_ODOM: writer.add_connection(TOPIC_ODOM, MSG_ODOM)}
         for rec in sim.records(progress=progress):
             if isinstance(rec, EventsRecord):
-                writer.write(conn[TOPIC_EVENTS], rec.t_ns, encoder.encode(rec, mf))
+                # logged when the packet is complete (its end), as a driver would publish it
+                writer.write(conn[TOPIC_EVENTS], rec.t_end_ns, encoder.encode(rec, mf))
                 counts[TOPIC_EVENTS] += 1
                 stats.add(rec.events.t_ns, rec.events.p)
             elif isinstance(rec, RgbdRecord):
