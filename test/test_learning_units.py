@@ -178,7 +178,7 @@ def test_report_aggregates_over_seeds(tmp_path) -> None:
     rep = build_report([unit(0, 0.6, 0.1), unit(1, 0.8, 0.3)], TrainConfig(), fingerprint="f")
     (row,) = rep["summary"]
     assert row["top1"]["mean"] == pytest.approx(0.7) and row["top1"]["std"] == pytest.approx(0.1414, abs=1e-4)
-    assert row["selected_top1"]["mean"] == pytest.approx(0.35)
+    assert row["selected_top1"]["mean"] == pytest.approx(0.35) and row["model"] == "hstnn"
     assert row["ops"]["mean"] == pytest.approx(160.0) and row["seeds"] == [0, 1]
     assert row["spike_rates"][0]["mean"] == pytest.approx(0.2) and row["spike_rates"][1] is None
     path = write_report(tmp_path, rep, plots=True)

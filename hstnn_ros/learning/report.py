@@ -46,6 +46,13 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": n}
 
 
+def model_label(kind: str, ratio: float | None) -> str:
+    """What a summary row is in the paper's terms: adaptation, hstnn, or the baselines rnn / snn / direct_hybrid."""
+    if kind != "direct":
+        return kind
+    return {0.0: "rnn", 1.0: "snn"}.get(ratio, "direct_hybrid") if ratio is not None else kind
+
+
 def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fingerprint: str,
                  failures: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Aggregate finished unit results into the report dict (see module docstring)."""
@@ -54,7 +61,8 @@ def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fing
         groups.setdefault((r["kind"], r.get("ratio")), []).append(r)
     summary = []
     for (kind, ratio), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
-        row: dict[str, Any] = {"kind": kind, "ratio": ratio, "seeds": sorted(r["seed"] for r in rs)}
+        row: dict[str, Any] = {"kind": kind, "model": model_label(kind, ratio), "ratio": ratio,
+                               "seeds": sorted(r["seed"] for r in rs)}
         for name, path in SCALARS.items():
             vals = [v for r in rs if (v := _get(r, path)) is not None]
             if vals:
