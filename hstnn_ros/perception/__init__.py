@@ -2,5 +2,6 @@
 front-ends live in ``frontends``."""
 
 from hstnn_ros.perception.errors import DecodeError
+from hstnn_ros.perception.images import ImageEncoding, decode_compressed, decode_image, encode_image, preprocess_rgbd
 
-__all__ = ["DecodeError"]
+__all__ = ["DecodeError", "ImageEncoding", "decode_compressed", "decode_image", "encode_image", "preprocess_rgbd"]
