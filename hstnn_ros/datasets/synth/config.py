@@ -60,8 +60,8 @@ class EventSimConfig:
     """ESIM/v2e-style pixel model: per-pixel contrast thresholds ~ N(C, sigma), refractory period, background
     activity noise; the log intensity is rendered at ``render_hz`` and crossings are interpolated in between."""
 
-    contrast_on: float = 0.25
-    contrast_off: float = 0.25
+    contrast_on: float = 0.28  #: ON above OFF, as in real DVS pixels (real bags show ON ratios of 0.37-0.54)
+    contrast_off: float = 0.22
     contrast_sigma: float = 0.03
     contrast_min: float = 0.05
     refractory_us: int = 100
