@@ -118,3 +118,24 @@ def test_cli_writes_a_demo_route(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "env2_t0" in out and "index.json" in out
     assert main(["--out", str(tmp_path / "r"), "--envs", "env9", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["libcaer_cmp", "mono", "dvs_msgs"])
+def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
+    from hstnn_ros.datasets.synth import EventMessage
+
+    cfg = _tiny(length_m=0.4)
+    ref = write_traversal(tmp_path / "evt3", cfg, LightingEnv.ENV1, 0, seed=5)
+    if kind == "dvs_msgs":
+        cfg = dataclasses.replace(cfg, event_message=EventMessage.DVS_EVENT_ARRAY)
+    else:
+        cfg = dataclasses.replace(cfg, encoding=kind)
+    res = write_traversal(tmp_path / kind, cfg, LightingEnv.ENV1, 0, seed=5)
+    expect_type = "dvs_msgs/msg/EventArray" if kind == "dvs_msgs" else "event_camera_msgs/msg/EventPacket"
+    assert res.meta["topics"][TOPIC_EVENTS]["type"] == expect_type
+    with BagReader(tmp_path / "evt3") as a, BagReader(tmp_path / kind) as b:
+        assert str(b.topics[TOPIC_EVENTS]) == expect_type
+        ea, eb = _decode_all(a), _decode_all(b)
+    assert ref.meta["event_stats"]["events"] > 0
+    for x, y in zip(ea, eb, strict=True):
+        assert np.array_equal(x, y)
