@@ -11,6 +11,8 @@ from torch import nn
 
 from hstnn_ros import defaults
 from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec
+from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.framing import events_to_frames, split_interval
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine, assemble_window
 from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
@@ -127,18 +129,13 @@ def test_sliding_window_equals_offline_model() -> None:
     stamps = sorted(inputs)
     cfg = eng.config
     span = cfg.bins * cfg.bin_ns
-    # Offline: all events of the recording, framed per frame from scratch, front-ends run in one batch.
-    all_t = np.concatenate([inputs[s][0].t_ns for s in stamps])
-    all_x = np.concatenate([inputs[s][0].x for s in stamps]).astype(np.int64) * HW[1] // 64
-    all_y = np.concatenate([inputs[s][0].y for s in stamps]).astype(np.int64) * HW[0] // 48
-    all_p = np.concatenate([inputs[s][0].p for s in stamps])
-    frames = []
-    for s in stamps:
-        m = (all_t >= s - span) & (all_t <= s)
-        vol = np.zeros((cfg.bins, 2, *HW), np.float32)
-        b = np.clip((all_t[m] - (s - span)) * cfg.bins // (span + 1), 0, cfg.bins - 1)
-        np.add.at(vol, (b, all_p[m], all_y[m], all_x[m]), 1.0)
-        frames.append(vol)
+    # Offline: all events of the recording as one batch, framed per frame by the perception layer's framing (the
+    # dataset path), front-ends run in one batch.
+    every = EventBatch(np.concatenate([inputs[s][0].t_ns for s in stamps]),
+                       np.concatenate([inputs[s][0].x for s in stamps]),
+                       np.concatenate([inputs[s][0].y for s in stamps]),
+                       np.concatenate([inputs[s][0].p for s in stamps]), 64, 48)
+    frames = [events_to_frames(every, split_interval(s - span, s + 1, cfg.bins), (HW[1], HW[0])) for s in stamps]
     with torch.no_grad():
         ev = pipe.event_frontend(torch.from_numpy(np.concatenate(frames))).features.view(len(stamps), cfg.bins, -1)
         imgs = torch.stack([eng.preprocess_rgb(inputs[s][1], None) for s in stamps])

@@ -66,3 +66,25 @@ def test_garbage_images_raise_runtime_error_only(data: bytes, h: int, w: int, st
     except RuntimeEngineError:
         return
     assert out.shape[:2] == (h, w)
+
+
+@given(n=st.integers(1, 200), seed=st.integers(0, 2**31), cut=st.integers(1, 40))
+def test_node_decoder_round_trips_dvs_event_arrays_and_counts_garbage(n: int, seed: int, cut: int) -> None:
+    from hstnn_ros.perception.events.batch import EventBatch
+    from hstnn_ros.perception.events.cdr import encode_dvs_event_array
+    from hstnn_ros.runtime.ros_codec import make_event_decoder
+
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(10**9, 2 * 10**9, n)).astype(np.int64)
+    batch = EventBatch(t, rng.integers(0, 346, n), rng.integers(0, 260, n), rng.integers(0, 2, n), 346, 260)
+    decode = make_event_decoder(EventMessageKind.DVS_EVENT_ARRAY)
+    (out,) = decode(encode_dvs_event_array(batch))
+    for name in ("t_ns", "x", "y", "p"):
+        assert np.array_equal(getattr(out, name), getattr(batch, name))
+    assert (out.width, out.height) == (346, 260)
+    raw = encode_dvs_event_array(batch)
+    try:  # a truncated message is refused as malformed or yields only whole events
+        got = decode(raw[: len(raw) - cut])
+    except RuntimeEngineError:
+        return
+    assert sum(len(b) for b in got) <= n

@@ -249,11 +249,10 @@ class PlaceRecognitionEngine:
             n = len(t)
             if n == 0:
                 return False
-        H, W = self.pipeline.input_hw
         chunk = np.empty(n, dtype=_EV_DTYPE)
         chunk["t"] = t
-        chunk["x"] = (x.astype(np.int64) * W) // wh[0]
-        chunk["y"] = (y.astype(np.int64) * H) // wh[1]
+        chunk["x"] = x
+        chunk["y"] = y
         chunk["p"] = p
         if self._ev_count + n > self.config.max_buffered_events:
             if self.config.drop_policy is DropPolicy.DROP_NEWEST:
@@ -402,17 +401,18 @@ class PlaceRecognitionEngine:
         return sel
 
     def event_frames(self, events: np.ndarray, start_ns: int, end_ns: int) -> np.ndarray:
-        """Counts per (bin, polarity, y, x) on the front-end grid: ``[bins, 2, H, W]`` float32."""
+        """``[bins, 2, H, W]`` float32 event frames of ``[start_ns, end_ns)`` split into ``bins`` equal bins, on the
+        front-end grid, made by the perception layer's ``events_to_frames`` with the pipeline's framing (resize mode,
+        clipping, normalisation): the same function the offline datasets use."""
+        from hstnn_ros.perception.events.batch import EventBatch  # noqa: PLC0415
+        from hstnn_ros.perception.events.framing import events_to_frames, split_interval  # noqa: PLC0415
+
         H, W = self.pipeline.input_hw
-        bins = self.config.bins
-        out = np.zeros(bins * 2 * H * W, dtype=np.float32)
-        if len(events):
-            span = max(end_ns - start_ns, 1)
-            b = ((events["t"] - start_ns) * bins) // span
-            b = np.clip(b, 0, bins - 1)
-            lin = ((b * 2 + events["p"].astype(np.int64)) * H + events["y"]) * W + events["x"]
-            out += np.bincount(lin, minlength=out.size).astype(np.float32)
-        return out.reshape(bins, 2, H, W)
+        w, h = self._sensor_wh or (W, H)
+        batch = EventBatch(events["t"], events["x"], events["y"], events["p"], w, h)
+        f = self.pipeline.framing
+        return events_to_frames(batch, split_interval(start_ns, end_ns, self.config.bins), (W, H), mode=f.mode,
+                                clip=f.clip, normalize=f.normalize)
 
     def _bounds(self, stamp_ns: int) -> tuple[int, int]:
         span = self.config.bins * self.config.bin_ns
@@ -513,7 +513,7 @@ def assemble_window(event_feats: list[torch.Tensor], rgb_feats: list[torch.Tenso
     return torch.cat([ev, rgb], dim=1)
 
 
-_EV_DTYPE = np.dtype([("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.uint8)])
+_EV_DTYPE = np.dtype([("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)])
 
 
 def _device(name: str) -> torch.device:

@@ -19,6 +19,21 @@ from hstnn_ros.runtime.errors import RuntimeEngineError
 
 
 @dataclass(frozen=True)
+class EventFraming:
+    """How event counts become front-end input (must equal what the front-end was trained on; bundles record it).
+
+    Attributes:
+        mode: sensor -> front-end grid mapping (``ResizeMode`` of the perception layer: scale, crop, fit).
+        clip: cap on counts per pixel and bin (``None``: no cap).
+        normalize: per-frame normalisation (``Normalization``: none, max, clip).
+    """
+
+    mode: str = "scale"
+    clip: float | None = None
+    normalize: str = "none"
+
+
+@dataclass(frozen=True)
 class FrontendResult:
     """Output of one front-end call on ``N`` frames.
 
@@ -80,6 +95,7 @@ class Pipeline:
             zero during training (0 if the model never had one).
         place_names: optional names of the place ids (``class_id`` strings); defaults to the id itself.
         metadata: free provenance (bundle path, SNN ratio, environment).
+        framing: how events are framed for the event front-end (``EventFraming``).
         event_transform: applied to the ``[bins, 2, H, W]`` event counts before the event front-end (the
             normalisation the front-end was trained with, e.g. clip-and-scale); ``None`` = raw counts.
     """
@@ -93,6 +109,7 @@ class Pipeline:
     place_names: tuple[str, ...] | None = None
     metadata: dict = field(default_factory=dict)
     event_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    framing: EventFraming = field(default_factory=EventFraming)
 
     def __post_init__(self) -> None:
         expected = self.event_frontend.feature_size + self.rgb_feature_size

@@ -56,15 +56,11 @@ def stream_decoder(msgtype: str) -> Any:
 
 def make_event_decoder(kind: EventMessageKind) -> Callable[[bytes], list[Any]]:
     """``raw CDR bytes -> list[EventBatch]`` for the node's event subscription."""
-    from hstnn_ros import bags  # noqa: PLC0415
-
-    typestore = bags.typestore()
     decoder = stream_decoder(kind.value)
 
     def decode(raw: bytes) -> list[Any]:
         try:
-            msg = typestore.deserialize_cdr(raw, kind.value)
-            return list(decoder.decode(msg))
+            return list(decoder.decode(kind.value, raw))
         except HstnnError as exc:
             raise RuntimeEngineError(f"{kind.value}: {exc}") from exc
         except (ValueError, IndexError, KeyError, AssertionError) as exc:  # truncated/garbled CDR
