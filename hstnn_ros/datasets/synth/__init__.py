@@ -16,6 +16,7 @@ from hstnn_ros.datasets.synth.enums import EventMessage, LightingEnv, Preset, St
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
 from hstnn_ros.datasets.synth.messages import TOPIC_DEPTH, TOPIC_EVENTS, TOPIC_ODOM, TOPIC_RGB
+from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
 from hstnn_ros.datasets.synth.route import (
     generate_route_set,
     load_route_meta,
@@ -55,6 +56,8 @@ __all__ = [
     "generate_route_set",
     "load_route_meta",
     "preset_config",
+    "real_bag_stats",
+    "synthetic_env_stats",
     "traversal_name",
     "write_traversal",
 ]

@@ -34,7 +34,7 @@ from hstnn_ros.datasets.synth.messages import (
 )
 from hstnn_ros.datasets.synth.simulate import EventsRecord, OdomRecord, RgbdRecord, TraversalSimulator
 from hstnn_ros.datasets.synth.stats import StatsAccumulator
-from hstnn_ros.datasets.synth.world import build_world
+from hstnn_ros.datasets.synth.world import World, build_world
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def traversal_name(env: LightingEnv, traversal: int) -> str:
 
 
 def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, traversal: int, *, seed: int,
-                    preset: str | None = None, world: Any = None, progress: bool = False,
+                    preset: str | None = None, world: World | None = None, progress: bool = False,
                     overwrite: bool = False) -> TraversalResult:
     """Simulate one traversal and write it as a rosbag2 at ``bag_dir`` (which must not exist unless
     ``overwrite``). Returns the sidecar metadata."""
