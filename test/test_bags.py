@@ -61,10 +61,9 @@ def test_corrupt_bag_refused_naming_path(shared_data: Path, tmp_path: Path, name
     data = next(p for p in dst.iterdir() if p.suffix in (".db3", ".mcap"))
     raw = data.read_bytes()
     data.write_bytes(raw[: len(raw) // 3])  # half-written
-    with pytest.raises(BagError) as exc:
-        with BagReader(dst) as r:
-            for _ in r.messages():
-                pass
+    with pytest.raises(BagError) as exc, BagReader(dst) as r:
+        for _ in r.messages():
+            pass
     assert str(dst) in str(exc.value)
 
 

@@ -1,0 +1,260 @@
+"""Event decoding on the real recordings, encoder/decoder round trips (hypothesis) and fuzzing of every decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hstnn_ros.bags import BagReader, typestore
+from hstnn_ros.perception import DecodeError
+from hstnn_ros.perception import events as pev
+
+BAGS = {"event_array_legacy_640x480": (640, 480), "evt3_1280x720_trigger": (1280, 720),
+        "evt3_640x480": (640, 480), "libcaer_640x480_rollover": (640, 480), "libcaer_cmp_davis346_mcap": (346, 260)}
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _decode_bag(path: Path) -> tuple[pev.EventBatch, pev.StreamDecoder, list[int]]:
+    dec = pev.StreamDecoder()
+    out, stamps = [], []
+    with BagReader(path) as r:
+        for m in r.messages():
+            out.append(dec.decode(m.msgtype, m.data))
+            h = r.deserialize(m).header.stamp
+            stamps.append(h.sec * 10**9 + h.nanosec)
+    return pev.EventBatch.concat(out), dec, stamps
+
+
+@pytest.mark.parametrize("name", sorted(BAGS))
+def test_real_bags_decode_inside_sensor_and_monotonic(shared_data: Path, name: str) -> None:
+    batch, dec, stamps = _decode_bag(shared_data / "bags" / name)
+    c = dec.counters
+    assert c.messages == len(stamps) and c.events == len(batch) > 50_000
+    assert c.problems == 0, list(c.recent)
+    assert (batch.width, batch.height) == BAGS[name]
+    batch.validate()  # inside the sensor, polarity 0/1, time never goes back (after unwrapping)
+    assert batch.x.max() > batch.width * 0.9 and batch.y.max() > batch.height * 0.9
+    assert 0.2 < batch.p.mean() < 0.8
+    # event time is ROS time: within a second of the message header stamps
+    assert abs(int(batch.t_ns[0]) - stamps[0]) < 1_000_000_000
+    assert abs(int(batch.t_ns[-1]) - stamps[-1]) < 1_000_000_000
+
+
+def test_evt3_triggers_reported_separately(shared_data: Path) -> None:
+    dec = pev.StreamDecoder()
+    trig = []
+    with BagReader(shared_data / "bags" / "evt3_1280x720_trigger") as r:
+        for m in r.messages():
+            dec.decode(m.msgtype, m.data)
+            trig.append(dec.last_triggers.t_ns)
+    t = np.concatenate(trig)
+    assert dec.counters.triggers == len(t) >= 1
+
+
+def test_libcaer_rollover_bag_unwraps(shared_data: Path) -> None:
+    """The libcaer bag's 31-bit sensor timestamps wrap inside the recording; decoded times still increase."""
+    with BagReader(shared_data / "bags" / "libcaer_640x480_rollover") as r:
+        raw = [r.deserialize(m) for m in r.messages()]
+    low = np.concatenate([np.frombuffer(m.events, "<i4")[1::2] for m in raw])
+    assert np.any(np.diff(low.astype(np.int64)) < -(1 << 30)), "fixture should contain a wrap"
+    batch, _, _ = _decode_bag(Path(r.path))
+    assert batch.is_sorted()
+
+
+def test_evt3_time_wrap_across_packets() -> None:
+    """24-bit evt3 time wraps every 16.77 s: a stream crossing several wraps decodes monotonically."""
+    t = np.arange(0, 50_000_000, 7_919) * 1000  # 50 s in us steps
+    b = pev.EventBatch(t, t % 640, (t // 1000) % 480, (t // 1000) % 2, 640, 480)
+    dec = pev.StreamDecoder(time_mode=pev.TimeMode.SENSOR)
+    out = []
+    for chunk in np.array_split(np.arange(len(t)), 37):
+        part = b.select(chunk)
+        payload, tb = pev.encode_evt3(part)
+        out.append(dec.decode(_packet(part, "evt3", payload, tb)))
+    got = pev.EventBatch.concat(out)
+    np.testing.assert_array_equal(got.t_ns, t)
+
+
+def _packet(b: pev.EventBatch, enc: str, payload: bytes, tb: int, stamp_ns: int | None = None) -> object:
+    T = typestore().types
+    s = int(b.t_ns[0]) if stamp_ns is None and len(b) else (stamp_ns or 0)
+    hdr = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=s // 10**9, nanosec=s % 10**9),
+                                   frame_id="dvs")
+    return T["event_camera_msgs/msg/EventPacket"](header=hdr, height=b.height, width=b.width, seq=0, time_base=tb,
+                                                  encoding=enc, is_bigendian=False,
+                                                  events=np.frombuffer(payload, np.uint8))
+
+
+@st.composite
+def batches(draw: st.DrawFn, max_span_us: int = 16_000_000) -> pev.EventBatch:
+    w = draw(st.integers(1, 2047))
+    h = draw(st.integers(1, 2047))
+    n = draw(st.integers(0, 300))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    t0 = draw(st.integers(0, 2**40)) * 1000
+    dts = rng.integers(0, draw(st.sampled_from([1, 3, 1000, max_span_us // max(n, 1) + 1])), n)
+    t = t0 + np.cumsum(dts) * 1000
+    x = rng.integers(0, w, n)
+    if n and draw(st.booleans()):  # runs of consecutive x at one time/row exercise vector words
+        x = np.minimum(np.arange(n) % 40 + x[0] // 2, w - 1)
+        t = np.repeat(t[: (n + 39) // 40], 40)[:n]
+        t = np.sort(t)
+    return pev.EventBatch(t, x, rng.integers(0, h, n), rng.integers(0, 2, n), w, h)
+
+
+@pytest.mark.parametrize("enc", ["evt3", "libcaer_cmp", "libcaer", "mono"])
+@SETTINGS
+@given(b=batches(max_span_us=4_000_000))
+def test_packet_round_trip(enc: str, b: pev.EventBatch) -> None:
+    payload, tb = pev.ENCODERS[enc](b)
+    mode = pev.TimeMode.SENSOR if enc == "evt3" else pev.TimeMode.ROS
+    got = pev.StreamDecoder(time_mode=mode).decode(_packet(b, enc, payload, tb))
+    assert len(got) == len(b)
+    np.testing.assert_array_equal(got.x, b.x)
+    np.testing.assert_array_equal(got.y, b.y)
+    np.testing.assert_array_equal(got.p, b.p)
+    want_t = b.t_ns
+    if enc == "evt3":  # sensor time: 24-bit us, unwrapped (epoch 0 at the first TIME_HIGH)
+        low = b.t_ns // 1000 % (1 << 24)
+        want_t = (low + (np.cumsum(np.diff(low, prepend=low[:1]) < 0) << 24)) * 1000
+    np.testing.assert_array_equal(got.t_ns, want_t)
+
+
+@SETTINGS
+@given(b=batches(), big=st.booleans(), via_bytes=st.booleans())
+def test_dvs_cdr_round_trip_both_endiannesses(b: pev.EventBatch, big: bool, via_bytes: bool) -> None:
+    data = pev.encode_dvs_event_array(b, stamp_ns=1_700_000_000_123_456_789, frame_id="dvs", big_endian=big)
+    got, stamp, frame = pev.decode_dvs_cdr(data)
+    assert (stamp, frame, got.width, got.height) == (1_700_000_000_123_456_789, "dvs", b.width, b.height)
+    for col in ("t_ns", "x", "y", "p"):
+        np.testing.assert_array_equal(getattr(got, col), getattr(b, col))
+    # the bytes are exactly what rosbags serializes, for both message packages
+    for msgtype in pev.DVS_MSGTYPES:
+        msg = typestore().deserialize_cdr(data, msgtype)
+        assert typestore().serialize_cdr(msg, msgtype, little_endian=not big) == data
+        if via_bytes:
+            via = pev.StreamDecoder().decode(msgtype, data)
+            np.testing.assert_array_equal(via.t_ns, b.t_ns)
+
+
+def test_dvs_object_and_cdr_paths_agree() -> None:
+    rng = np.random.default_rng(3)
+    n = 500
+    b = pev.EventBatch(np.sort(rng.integers(0, 10**12, n)), rng.integers(0, 346, n), rng.integers(0, 260, n),
+                       rng.integers(0, 2, n), 346, 260)
+    data = pev.encode_dvs_event_array(b)
+    msg = typestore().deserialize_cdr(data, "dv_ros2_msgs/msg/EventArray")
+    a = pev.StreamDecoder().decode(msg)
+    c = pev.StreamDecoder().decode("dv_ros2_msgs/msg/EventArray", data)
+    for col in ("t_ns", "x", "y", "p"):
+        np.testing.assert_array_equal(getattr(a, col), getattr(c, col))
+
+
+FUZZ_TARGETS = {
+    "evt3": lambda d: pev.decode_evt3(d, pev.Evt3State()),
+    "libcaer_cmp": lambda d: pev.decode_libcaer_cmp(d, 0, pev.LibcaerCmpState()),
+    "libcaer": lambda d: pev.decode_libcaer(d, 0),
+    "mono": lambda d: pev.decode_mono(d, 0),
+    "dvs": pev.decode_dvs_cdr,
+}
+
+
+@pytest.mark.parametrize("target", sorted(FUZZ_TARGETS))
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=600))
+def test_fuzz_random_bytes_only_decode_error(target: str, data: bytes) -> None:
+    try:
+        out = FUZZ_TARGETS[target](data)
+    except DecodeError:
+        return
+    batch = out[0] if isinstance(out, tuple) else out
+    assert len(batch.t_ns) == len(batch.x) == len(batch.y) == len(batch.p)
+
+
+@pytest.mark.parametrize("enc", ["evt3", "libcaer_cmp", "libcaer", "mono", "dvs"])
+@settings(max_examples=60, deadline=None)
+@given(b=batches(max_span_us=2_000_000), cut=st.floats(0, 1), flip=st.integers(0, 2**16))
+def test_fuzz_truncated_and_flipped_packets_through_stream(enc: str, b: pev.EventBatch, cut: float,
+                                                           flip: int) -> None:
+    """Truncated or bit-flipped real payloads: the stream decoder returns a clean batch and counts the damage."""
+    if enc == "dvs":
+        data = bytearray(pev.encode_dvs_event_array(b))
+        msgtype = "dvs_msgs/msg/EventArray"
+    else:
+        payload, tb = pev.ENCODERS[enc](b)
+        data = bytearray(typestore().serialize_cdr(_packet(b, enc, payload, tb), "event_camera_msgs/msg/EventPacket"))
+        msgtype = "event_camera_msgs/msg/EventPacket"
+    if data:
+        data[flip % len(data)] ^= 1 << (flip % 8)
+    data = bytes(data[: max(4, int(len(data) * cut))])
+    dec = pev.StreamDecoder()
+    got = dec.decode(msgtype, data)
+    assert isinstance(got, pev.EventBatch)
+    got.validate()
+
+
+def test_bad_input_counted_and_stream_continues() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    b = pev.EventBatch(np.arange(n) * 1000 + 10**9, rng.integers(0, 64, n), rng.integers(0, 48, n),
+                       rng.integers(0, 2, n), 64, 48)
+    dec = pev.StreamDecoder()
+    payload, tb = pev.encode_mono(b)
+    good = _packet(b, "mono", payload, tb)
+    assert len(dec.decode(good)) == n
+    assert len(dec.decode(_packet(b, "evt4", payload, tb))) == 0  # unknown encoding
+    assert len(dec.decode(_packet(b, "mono", b"", tb))) == 0  # empty packet
+    later = pev.EventBatch(b.t_ns + 10**6, b.x, b.y, b.p, 64, 48)
+    pl, tbl = pev.encode_mono(later)
+    assert len(dec.decode(_packet(later, "mono", pl[:-3], tbl))) == n - 1  # truncated tail
+    assert len(dec.decode(_packet(b, "mono", payload, tb))) == 0  # earlier times again: time going backwards
+    big = pev.EventBatch(b.t_ns + 2 * 10**6, b.x + 60, b.y, b.p, 64, 48)  # some x beyond the 64-px sensor
+    pl, tb2 = pev.encode_mono(big)
+    got = dec.decode(_packet(big, "mono", pl, tb2))
+    assert len(got) == int(np.count_nonzero(big.x < 64)) and got.x.max() < 64
+    resized = pev.EventBatch(b.t_ns + 10**7, b.x, b.y, b.p, 32, 48)
+    pl, tb3 = pev.encode_mono(resized)
+    got = dec.decode(_packet(resized, "mono", pl, tb3))
+    assert got.width == 32 and np.all(got.x < 32)
+    c = dec.counters
+    assert (c.unknown_encoding, c.empty_packets, c.truncated, c.resolution_changes) == (1, 1, 1, 1)
+    assert c.time_backwards >= 1 and c.out_of_bounds >= 2
+    assert any("evt4" in s for s in c.recent)
+    with pytest.raises(DecodeError, match="evt4"):
+        pev.StreamDecoder(strict=True).decode(_packet(b, "evt4", payload, tb))
+
+
+def test_make_decoder_returns_list_and_refuses_unknown_type() -> None:
+    b = pev.EventBatch(np.arange(10) * 1000, np.arange(10), np.arange(10), np.ones(10), 16, 16)
+    payload, tb = pev.encode_mono(b)
+    dec = pev.make_decoder("event_camera_msgs/msg/EventPacket")
+    assert [len(x) for x in dec.decode(_packet(b, "mono", payload, tb))] == [10]
+    assert dec.decode(_packet(b, "mono", b"", tb)) == []
+    with pytest.raises(DecodeError, match="sensor_msgs"):
+        pev.make_decoder("sensor_msgs/msg/Image")
+
+
+def test_evt3_ros_time_anchored_to_first_header(shared_data: Path) -> None:
+    with BagReader(shared_data / "bags" / "evt3_640x480") as r:
+        msgs = [r.deserialize(m) for m in r.messages()]
+    ros = pev.StreamDecoder()
+    sensor = pev.StreamDecoder(time_mode=pev.TimeMode.SENSOR)
+    a = pev.EventBatch.concat([ros.decode(m) for m in msgs])
+    s = pev.EventBatch.concat([sensor.decode(m) for m in msgs])
+    stamp0 = msgs[0].header.stamp.sec * 10**9 + msgs[0].header.stamp.nanosec
+    assert int(a.t_ns[0]) == stamp0
+    np.testing.assert_array_equal(a.t_ns - s.t_ns, np.full(len(a), stamp0 - int(s.t_ns[0])))
+
+
+def test_aedat4_file(shared_data: Path) -> None:
+    b = pev.read_aedat4(shared_data / "aedat4" / "dvxplorer_320x240_person.aedat4")
+    assert (b.width, b.height) == (320, 240) and len(b) > 100_000
+    b.validate()
+    assert 0.5e9 < int(b.t_ns[-1] - b.t_ns[0]) < 0.7e9  # 0.59 s recording
+    with pytest.raises(DecodeError, match="no such"):
+        pev.read_aedat4(shared_data / "aedat4" / "missing.aedat4")
