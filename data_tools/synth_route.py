@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     data = json.loads(index.read_text())
     rows = [EventStats(b["bag"], cfg.camera.dvs_width, cfg.camera.dvs_height, b["event_stats"]["duration_s"],
-                       b["event_stats"]["events"], round(b["event_stats"]["on_ratio"] * b["event_stats"]["events"]))
+                       b["event_stats"]["events"], b["event_stats"]["on_events"])
             for b in data["bags"]]
     print(format_stats_table(rows))
     print(f"wrote {len(rows)} bags and {index}")

@@ -25,7 +25,7 @@ def synthetic_env_stats(index_path: Path | str) -> list[EventStats]:
     for env in index["envs"]:
         rows = [b["event_stats"] for b in index["bags"] if b["env"] == env]
         ev = sum(r["events"] for r in rows)
-        on = round(sum(r["on_ratio"] * r["events"] for r in rows if r["events"]))
+        on = sum(r["on_events"] for r in rows)
         out.append(EventStats(f"synthetic {env} ({len(rows)} traversals)", w, h,
                               sum(r["duration_s"] for r in rows), ev, on))
     return out

@@ -33,8 +33,9 @@ class EventStats:
 
     def to_dict(self) -> dict[str, float | int | str]:
         return {"name": self.name, "width": self.width, "height": self.height, "duration_s": self.duration_s,
-                "events": self.events, "events_per_s": self.events_per_s, "events_per_px_s": self.events_per_px_s,
-                "on_ratio": self.on_ratio}
+                "events": self.events, "on_events": self.on_events,
+                "events_per_s": self.events_per_s, "events_per_px_s": self.events_per_px_s,
+                "on_ratio": self.on_ratio if self.events else None}
 
 
 class StatsAccumulator:
