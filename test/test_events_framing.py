@@ -1,0 +1,95 @@
+"""Event framing: counts conserved on real data, resize modes, streaming framer, noise filter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hstnn_ros.bags import BagReader
+from hstnn_ros.perception import DecodeError
+from hstnn_ros.perception import events as pev
+
+
+@pytest.mark.parametrize("name", ["libcaer_cmp_davis346_mcap", "evt3_640x480"])
+def test_real_frames_sum_to_event_counts(shared_data: Path, name: str) -> None:
+    dec = pev.StreamDecoder()
+    with BagReader(shared_data / "bags" / name) as r:
+        b = pev.EventBatch.concat([dec.decode(m.msgtype, m.data) for m in r.messages()])
+    edges = pev.split_interval(int(b.t_ns[0]), int(b.t_ns[-1]) + 1, 9)
+    frames = pev.events_to_frames(b, edges)
+    assert frames.shape == (9, 2, 180, 240) and frames.dtype == np.float32
+    assert frames.sum() == len(b)
+    for i in range(9):
+        part = b.slice_time(int(edges[i]), int(edges[i + 1]))
+        assert frames[i].sum() == len(part)
+        assert frames[i, 1].sum() == int(part.p.sum())
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=st.integers(1, 700), h=st.integers(1, 500), ow=st.integers(1, 300), oh=st.integers(1, 300),
+       n=st.integers(0, 400), seed=st.integers(0, 2**31), mode=st.sampled_from(list(pev.ResizeMode)))
+def test_resize_modes_conserve_or_crop_counts(*, w: int, h: int, ow: int, oh: int, n: int, seed: int,
+                                              mode: pev.ResizeMode) -> None:
+    rng = np.random.default_rng(seed)
+    b = pev.EventBatch(rng.integers(0, 1000, n), rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n),
+                       w, h)
+    f = pev.events_to_frames(b, [0, 500, 1000], (ow, oh), mode=mode)  # unsorted batch: slow path
+    lx, ly = pev.coordinate_luts(w, h, (ow, oh), mode)
+    inside = (lx[b.x] >= 0) & (ly[b.y] >= 0)
+    assert f.sum() == int(inside.sum())
+    if mode is pev.ResizeMode.SCALE:
+        assert f.sum() == n  # scaling keeps every event; CROP and FIT drop the cropped margins
+    sorted_b = b.select(np.argsort(b.t_ns, kind="stable"))
+    np.testing.assert_array_equal(pev.events_to_frames(sorted_b, [0, 500, 1000], (ow, oh), mode=mode), f)
+
+
+def test_normalisation_and_clip() -> None:
+    b = pev.EventBatch(np.zeros(7), [0, 0, 0, 0, 0, 1, 1], [0] * 7, [1] * 7, 2, 1)
+    raw = pev.events_to_frames(b, [0, 1], (2, 1))
+    assert raw[0, 1].tolist() == [[5.0, 2.0]]
+    mx = pev.events_to_frames(b, [0, 1], (2, 1), normalize=pev.Normalization.MAX)
+    np.testing.assert_allclose(mx[0, 1], [[1.0, 0.4]])
+    cl = pev.events_to_frames(b, [0, 1], (2, 1), clip=4, normalize=pev.Normalization.CLIP)
+    np.testing.assert_allclose(cl[0, 1], [[1.0, 0.5]])
+    with pytest.raises(DecodeError, match="clip"):
+        pev.events_to_frames(b, [0, 1], (2, 1), normalize=pev.Normalization.CLIP)
+    with pytest.raises(DecodeError, match="increasing"):
+        pev.events_to_frames(b, [1, 1], (2, 1))
+
+
+def test_streaming_framer_matches_batch_framing() -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    b = pev.EventBatch(np.sort(rng.integers(0, 10**9, n)), rng.integers(0, 346, n), rng.integers(0, 260, n),
+                       rng.integers(0, 2, n), 346, 260)
+    fr = pev.StreamingFramer(33_000_000, (240, 180))
+    out = []
+    for chunk in np.array_split(np.arange(n), 13):
+        got = fr.push(b.select(chunk))
+        if got:  # a frame is only emitted once events past its end arrived
+            assert got[-1].t1_ns <= int(b.t_ns[chunk[-1]])
+        out += got
+    out += fr.flush()
+    t0 = int(b.t_ns[0])
+    edges = t0 + np.arange(len(out) + 1) * 33_000_000
+    ref = pev.events_to_frames(b, edges, (240, 180))
+    np.testing.assert_array_equal(np.stack([f.counts for f in out]), ref)
+    assert sum(f.counts.sum() for f in out) == n
+    assert fr.push(pev.EventBatch(b.t_ns[:5], b.x[:5], b.y[:5], b.p[:5], 346, 260)) == []
+    assert fr.late_events == 5
+
+
+def test_background_activity_filter_keeps_supported_events(shared_data: Path) -> None:
+    b = pev.EventBatch([0, 100, 200, 300, 5_000_000], [10, 11, 100, 11, 10], [10, 10, 100, 11, 10], [1] * 5, 346,
+                       260)
+    kept = pev.background_activity_filter(b, window_ns=1_000_000)
+    # (11,10) has neighbour (10,10) 100 ns before; (11,11) has (10,10)/(11,10); (100,100) is isolated;
+    # the last (10,10) event's neighbours are 5 ms old
+    assert kept.x.tolist() == [11, 11] and kept.y.tolist() == [10, 11]
+    real = pev.read_aedat4(shared_data / "aedat4" / "dvxplorer_320x240_person.aedat4")
+    filt = pev.background_activity_filter(real, 2_000_000)
+    assert 0.05 * len(real) < len(filt) < len(real)
