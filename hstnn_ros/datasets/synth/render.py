@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from hstnn_ros.datasets.synth.config import LightingConfig
-from hstnn_ros.datasets.synth.world import MARGIN_M, World
+from hstnn_ros.datasets.synth.world import CLOUD_FINE_PER_M, MARGIN_M, World
 
 #: sRGB code -> linear intensity (0..1), simple 2.2 gamma.
 SRGB_TO_LINEAR = ((np.arange(256, dtype=np.float32) / 255.0) ** 2.2).astype(np.float32)
@@ -126,16 +126,17 @@ class Renderer:
             obj_x = (ob.atlas_col[k] + (ob.y1_m[k] - y_o[c0:c1]) * ppm).astype(np.float32)
             np.copyto(mapx[blk], np.broadcast_to(obj_x[None, :], hit.shape), where=hit)
             np.copyto(mapy[blk], w.rows["objects"] + (self.ceil_h - z_o) * np.float32(ppm), where=hit)
-        mapx = mapx.astype(np.float32)
-        mapy = mapy.astype(np.float32)
+        mapx = mapx.astype(np.float32, copy=False)
+        mapy = mapy.astype(np.float32, copy=False)
         far = np.clip((t * (ppm / self.fx) - 1.0) * 0.5, 0.0, 1.0)
         if not gray:
             far = far[..., None]
         src, src_b = (self.gray, self.gray_blur) if gray else (w.atlas, w.atlas_blur)
         near_img = cv2.remap(src, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         far_img = cv2.remap(src_b, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        img = near_img + far * (far_img.astype(np.float32) - near_img)
-        return Rendered(image=img.astype(np.float32), depth_m=t.astype(np.float32), x_hit=xh.astype(np.float32))
+        img = near_img + far * (far_img.astype(np.float32, copy=False) - near_img)
+        return Rendered(image=img.astype(np.float32, copy=False), depth_m=t.astype(np.float32, copy=False),
+                        x_hit=xh.astype(np.float32, copy=False))
 
 
 def illumination(world: World, light: LightingConfig, x_hit: np.ndarray, t_s: float) -> np.ndarray:
@@ -150,11 +151,8 @@ def illumination(world: World, light: LightingConfig, x_hit: np.ndarray, t_s: fl
         f *= (1.0 - light.ceiling_lights) + light.ceiling_lights * (
             0.5 + 0.5 * np.cos(x_hit * np.float32(2 * math.pi / _LAMP_SPACING_M)))
     if light.cloud_depth:
-        n = world.cloud.shape[0]
-        pos = (x_hit - np.float32(light.cloud_speed_mps * t_s)) * 2.0
-        i0 = np.floor(pos)
-        fr = pos - i0
-        i0 = i0.astype(np.int64) % n
-        cov = world.cloud[i0] * (1 - fr) + world.cloud[(i0 + 1) % n] * fr
-        f *= 1.0 - light.cloud_depth * cov
+        # nearest sample of the finely resampled, periodic cloud profile: one gather per pixel
+        n = world.cloud_fine.shape[0]
+        idx = ((x_hit - np.float32(light.cloud_speed_mps * t_s)) * np.float32(CLOUD_FINE_PER_M)).astype(np.int32)
+        f *= 1.0 - light.cloud_depth * world.cloud_fine[idx % n]
     return f

@@ -9,6 +9,7 @@ texture atlas so that the renderer samples every pixel with a single ``cv2.remap
 from __future__ import annotations
 
 import colorsys
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Extra corridor beyond both ends of the path (metres), closed by end walls.
 MARGIN_M = 6.0
+#: Samples per metre of the resampled cloud profile used for shadow lookups.
+CLOUD_FINE_PER_M = 20
 _MAX_ATLAS_COLS = 32000  # cv2.remap maps are limited to 32767 pixels per side
 
 
@@ -48,6 +51,14 @@ class World:
     rows: dict[str, int]  #: first atlas row of each surface: left, right, floor, ceiling, objects, end
     objects: WorldObjects
     cloud: np.ndarray  #: float32 [n] periodic 1-D cloud-cover profile (0..1) along x, 0.5 m per sample
+
+    @functools.cached_property
+    def cloud_fine(self) -> np.ndarray:
+        """The cloud profile linearly resampled to ``CLOUD_FINE_PER_M`` samples per metre (still periodic)."""
+        n = self.cloud.shape[0]
+        k = CLOUD_FINE_PER_M // 2
+        u = np.arange(n * k) / k
+        return np.interp(u, np.arange(n + 1), np.append(self.cloud, self.cloud[0])).astype(np.float32)
 
     @property
     def length_m(self) -> float:
