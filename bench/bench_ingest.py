@@ -1,0 +1,123 @@
+"""Event ingestion speed on the real bags in ../shared/data: events/s per decoder (per message as recorded, and
+bulk over the whole stream's concatenated payload, which shows the codec's throughput without per-call overhead),
+framing events/s, and for dvs_msgs/EventArray the speed-up of the numpy CDR decoder over rosbags' deserialisation
+into per-event objects (on a dvs bag written from real events with the package's writer/encoder).
+
+Quick mode (``HSTNN_BENCH_QUICK=1``): one timing repeat and a smaller dvs bag.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hstnn_ros.bags import BagReader, BagWriter, typestore
+from hstnn_ros.perception import events as pev
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+QUICK = os.environ.get("HSTNN_BENCH_QUICK") == "1"
+REPEATS = 1 if QUICK else 3
+
+
+def _best(fn: Callable[[], Any]) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def _bulk(msgs: list[Any]) -> Callable[[], pev.Decoded]:
+    enc = msgs[0].encoding
+    buf = np.concatenate([np.asarray(m.events, np.uint8) for m in msgs])
+    if enc == "evt3":
+        return lambda: pev.decode_evt3(buf, pev.Evt3State())
+    if enc == "libcaer_cmp":
+        return lambda: pev.decode_libcaer_cmp(buf, 0, pev.LibcaerCmpState())
+    if enc == "libcaer":
+        return lambda: pev.decode_libcaer(buf, int(msgs[0].time_base))
+    return lambda: pev.decode_mono(buf, int(msgs[0].time_base))
+
+
+def _dvs(batch: pev.EventBatch, tmp: Path) -> dict[str, float]:
+    """Write real events as dvs_msgs/EventArray (chunks of ~the driver's packet size), then decode both ways."""
+    n_msgs = 40 if QUICK else 200
+    chunks = np.array_split(np.arange(min(len(batch), n_msgs * 2500)), n_msgs)
+    bag = tmp / "dvs"
+    with BagWriter(bag, storage="mcap") as w:
+        conn = w.add_connection("/dvs/events", "dvs_msgs/msg/EventArray")
+        for c in chunks:
+            part = batch.select(c)
+            w.write(conn, int(part.t_ns[0]), pev.encode_dvs_event_array(part, frame_id="dvs"))
+    with BagReader(bag) as r:
+        raws = list(r.messages())
+    ts = typestore()
+    n = sum(len(c) for c in chunks)
+
+    def numpy_path() -> int:
+        dec = pev.StreamDecoder("dvs_msgs/msg/EventArray")
+        return sum(len(dec.decode(m.msgtype, m.data)) for m in raws)
+
+    def objects_path() -> int:
+        total = 0
+        for m in raws:
+            msg = ts.deserialize_cdr(m.data, m.msgtype)
+            ev = msg.events
+            t = np.array([e.ts.sec * 1_000_000_000 + e.ts.nanosec for e in ev], np.int64)
+            x = np.array([e.x for e in ev], np.uint16)
+            total += len(t) + 0 * len(x)
+        return total
+
+    t_np, got = _best(numpy_path)
+    t_obj, got_obj = _best(objects_path)
+    assert got == got_obj == n
+    return {"events": n, "numpy_mev_s": n / t_np / 1e6, "rosbags_objects_mev_s": n / t_obj / 1e6,
+            "speedup": t_obj / t_np}
+
+
+def main() -> dict:
+    """Measure and print; returns the numbers."""
+    out: dict[str, Any] = {"quick": QUICK, "decoders": {}}
+    biggest: pev.EventBatch | None = None
+    for bag in sorted((DATA / "bags").iterdir()):
+        with BagReader(bag) as r:
+            raws = list(r.messages())
+            msgs = [r.deserialize(m) for m in raws]
+
+        def per_message(msgs: list[Any] = msgs) -> pev.EventBatch:
+            dec = pev.StreamDecoder()
+            return pev.EventBatch.concat([dec.decode(m) for m in msgs])
+
+        t_msg, batch = _best(per_message)
+        t_bulk, dec = _best(_bulk(msgs))
+        row = {"encoding": msgs[0].encoding, "events": len(batch), "messages": len(msgs),
+               "events_per_message": len(batch) / len(msgs), "per_message_mev_s": len(batch) / t_msg / 1e6,
+               "bulk_mev_s": len(dec.t_ns) / t_bulk / 1e6}
+        out["decoders"][bag.name] = row
+        print(f"{bag.name:28s} {row['encoding']:12s} {row['events']:8d} ev  per-message "
+              f"{row['per_message_mev_s']:6.1f} Mev/s  bulk {row['bulk_mev_s']:6.1f} Mev/s "
+              f"({row['events_per_message']:.0f} ev/msg)")
+        if biggest is None or len(batch) > len(biggest):
+            biggest = batch
+    assert biggest is not None
+    edges = pev.split_interval(int(biggest.t_ns[0]), int(biggest.t_ns[-1]) + 1, 9)
+    t_fr, _ = _best(lambda: pev.events_to_frames(biggest, edges))
+    out["framing_mev_s"] = len(biggest) / t_fr / 1e6
+    print(f"framing (9 bins, {biggest.width}x{biggest.height} -> 240x180): {out['framing_mev_s']:.1f} Mev/s")
+    with tempfile.TemporaryDirectory() as tmp:
+        out["dvs_msgs"] = _dvs(biggest, Path(tmp))
+    d = out["dvs_msgs"]
+    print(f"dvs_msgs/EventArray: numpy CDR {d['numpy_mev_s']:.1f} Mev/s vs rosbags objects "
+          f"{d['rosbags_objects_mev_s']:.2f} Mev/s: {d['speedup']:.0f}x")
+    return out
+
+
+if __name__ == "__main__":
+    main()
