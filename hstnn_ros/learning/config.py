@@ -68,7 +68,7 @@ class SelectionConfig:
     probes: int = 1
     batch_size: int = 128
     min_batches: int = 3
-    max_batches: int = 20
+    max_batches: int = 40
     tolerance: float = 0.15
     empty_layer: EmptyPolicy = EmptyPolicy.REPAIR
     keep_both_populations: bool = True
