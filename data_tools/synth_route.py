@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--places", type=int, default=None, help="override the preset's number of places")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing traversal bags in --out")
+    p.add_argument("--workers", type=int, default=1, help="traversals written in parallel processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             kw["world"] = dataclasses.replace(cfg.world, num_places=args.places)
         cfg = cfg.with_overrides(**kw)
         index = generate_route_set(args.out, cfg, envs=envs, traversals=args.traversals, seed=args.seed,
-                                   preset=args.preset, progress=not args.quiet, overwrite=args.overwrite)
+                                   preset=args.preset, progress=not args.quiet, overwrite=args.overwrite,
+                                   workers=args.workers)
     except SynthError as e:
         print(f"hstnn-synth-route: {e}", file=sys.stderr)
         return 1

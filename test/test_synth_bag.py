@@ -97,6 +97,12 @@ def test_route_set_writes_envs_by_traversals_with_index(tmp_path):
     assert max(durations) > 1.05 * min(durations)  # speed varies between traversals
     with pytest.raises(SynthError, match="exists"):
         generate_route_set(tmp_path / "set", cfg, envs=[LightingEnv.ENV1], traversals=1, seed=1, progress=False)
+    # two worker processes write the same bags
+    index2 = generate_route_set(tmp_path / "set2", cfg, envs=[LightingEnv.ENV1, LightingEnv.ENV3], traversals=2,
+                                seed=1, progress=False, workers=2)
+    assert json.loads(index2.read_text())["bags"] == data["bags"]
+    with BagReader(tmp_path / "set" / "env3_t1") as a, BagReader(tmp_path / "set2" / "env3_t1") as b:
+        assert list(a.messages()) == list(b.messages())
 
 
 def test_bad_arguments_are_refused(tmp_path):

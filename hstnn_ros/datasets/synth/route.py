@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,11 @@ def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, tra
 
 def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[LightingEnv] = tuple(LightingEnv),
                        traversals: int = 6, seed: int = 0, preset: str | None = None, progress: bool = True,
-                       overwrite: bool = False) -> Path:
-    """Write ``len(envs) x traversals`` bags of one world into ``out_dir`` plus ``index.json``; returns its path."""
+                       overwrite: bool = False, workers: int = 1) -> Path:
+    """Write ``len(envs) x traversals`` bags of one world into ``out_dir`` plus ``index.json``; returns its path.
+
+    ``workers > 1`` writes traversals in parallel processes (each traversal is independent and seeded, so the
+    bags are the same as with one worker)."""
     validate(cfg)
     if traversals < 1:
         raise SynthError(f"traversals={traversals}: at least one traversal per environment is needed")
@@ -134,12 +138,21 @@ def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[
         raise SynthError("no environments given; use e.g. --envs env1,env2,env3")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world = build_world(cfg.world, seed)
-    entries = []
+    if workers < 1:
+        raise SynthError(f"workers={workers}: use 1 (sequential) or more processes")
     jobs = [(env, k) for env in envs for k in range(traversals)]
-    for env, k in tqdm(jobs, desc="traversals", unit="bag", disable=not progress):
-        res = write_traversal(out / traversal_name(env, k), cfg, env, k, seed=seed, preset=preset, world=world,
-                              progress=progress, overwrite=overwrite)
+    if workers == 1:
+        world = build_world(cfg.world, seed)
+        results = [write_traversal(out / traversal_name(env, k), cfg, env, k, seed=seed, preset=preset, world=world,
+                                   progress=progress, overwrite=overwrite)
+                   for env, k in tqdm(jobs, desc="traversals", unit="bag", disable=not progress)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(write_traversal, out / traversal_name(env, k), cfg, env, k, seed=seed,
+                                   preset=preset, progress=False, overwrite=overwrite) for env, k in jobs]
+            results = [f.result() for f in tqdm(futures, desc="traversals", unit="bag", disable=not progress)]
+    entries = []
+    for (env, k), res in zip(jobs, results, strict=True):
         m = res.meta
         entries.append({"bag": res.bag_dir.name, "env": env.value, "traversal": k, "duration_s": m["duration_s"],
                         "message_counts": m["message_counts"], "event_stats": m["event_stats"]})
