@@ -145,3 +145,23 @@ def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
     assert ref.meta["event_stats"]["events"] > 0
     for x, y in zip(ea, eb, strict=True):
         assert np.array_equal(x, y)
+
+
+def test_long_evt3_route_survives_the_24_bit_time_wrap(tmp_path):
+    """evt3 time wraps every 16.77 s: a 20 s traversal (tiny sensor to stay fast) still decodes exactly."""
+    from hstnn_ros.datasets.synth import CameraConfig, EventSimConfig, MotionConfig
+
+    cfg = dataclasses.replace(
+        _tiny(length_m=20.0), camera=CameraConfig(dvs_width=32, dvs_height=24, rgb_width=16, rgb_height=12),
+        events=EventSimConfig(render_hz=40.0), rgb_hz=2.0, odom_hz=2.0, packet_ms=100.0,
+        motion=MotionConfig(speed_mps=1.0, speed_var_between=0.0))
+    res = write_traversal(tmp_path / "long", cfg, LightingEnv.ENV1, 0, seed=2)
+    assert res.meta["duration_s"] > 17.0
+    with BagReader(tmp_path / "long") as reader:
+        t_ns, x, y, p = _decode_all(reader)
+    sim = TraversalSimulator(build_world(cfg.world, 2), cfg, LightingEnv.ENV1, 0, seed=2)
+    ev = [r.events for r in sim.records() if isinstance(r, EventsRecord)]
+    assert np.array_equal(t_ns, np.concatenate([e.t_ns for e in ev]))
+    for got, field in ((x, "x"), (y, "y"), (p, "p")):
+        assert np.array_equal(got, np.concatenate([getattr(e, field) for e in ev]))
+    assert t_ns[-1] - t_ns[0] > 16_777_216_000
