@@ -33,7 +33,6 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-import cv2
 import numpy as np
 import torch
 
@@ -484,22 +483,21 @@ class PlaceRecognitionEngine:
         return assemble_window(list(self._event_feats), list(self._rgb_feats)).unsqueeze(0)
 
     def preprocess_rgb(self, image: np.ndarray, depth: np.ndarray | None) -> torch.Tensor:
-        """RGB(-D) frame -> ``[C, H, W]`` float32 in [0, 1] on the front-end grid (depth scaled by ``depth_max_m``)."""
+        """RGB(-D) frame -> ``[C, H, W]`` float32 on the front-end grid via the perception layer's
+        ``preprocess_rgbd`` (what the datasets use). Depth in metres (uint16 input is taken as millimetres, REP 118);
+        an RGB-D model given no depth sees a zero depth channel."""
+        from hstnn_ros.perception.images import preprocess_rgbd  # noqa: PLC0415
+
         H, W = self.pipeline.input_hw
-        img = cv2.resize(np.ascontiguousarray(image), (W, H), interpolation=cv2.INTER_AREA)
-        chans = [img.astype(np.float32) / 255.0]
         if self.pipeline.rgb_channels == 4:
             if depth is None:
-                d = np.zeros((H, W), np.float32)
-            else:
-                d = depth.astype(np.float32)
-                if depth.dtype == np.uint16:  # REP 118: uint16 depth is millimetres
-                    d = d / 1000.0
-                d = np.nan_to_num(cv2.resize(d, (W, H), interpolation=cv2.INTER_NEAREST), nan=0.0)
-                d = np.clip(d / self.config.depth_max_m, 0.0, 1.0)
-            chans.append(d[..., None])
-        arr = np.concatenate(chans, axis=2).transpose(2, 0, 1)
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+                depth = np.zeros(image.shape[:2], np.float32)
+            elif depth.dtype == np.uint16:
+                depth = depth.astype(np.float32) * np.float32(1e-3)
+        else:
+            depth = None
+        arr = preprocess_rgbd(image, depth, (W, H), depth_max_m=self.config.depth_max_m)
+        return torch.from_numpy(arr).to(self.device)
 
 
 def assemble_window(event_feats: list[torch.Tensor], rgb_feats: list[torch.Tensor]) -> torch.Tensor:

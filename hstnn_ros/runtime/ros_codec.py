@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -70,28 +71,15 @@ def make_event_decoder(kind: EventMessageKind) -> Callable[[bytes], list[Any]]:
 
 
 def image_to_array(msg: Any) -> np.ndarray:
-    """sensor_msgs/Image (rclpy or rosbags object) -> ``[H, W, 3]`` uint8 RGB, or ``[H, W]`` depth (16UC1 as uint16
-    millimetres, 32FC1 as float32 metres). Raises ``RuntimeEngineError`` for encodings and sizes it cannot decode."""
-    enc = str(msg.encoding).lower()
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    raw = bytes(msg.data)
-    if h <= 0 or w <= 0 or h * step > len(raw):
-        raise RuntimeEngineError(f"image {w}x{h} ({enc}) step {step} needs {h * step} bytes, got {len(raw)}")
-    depth = {"16uc1": np.uint16, "mono16": np.uint16, "32fc1": np.float32}.get(enc)
-    if depth is not None:
-        dt = np.dtype(depth).newbyteorder(">" if msg.is_bigendian else "<")
-        if step < w * dt.itemsize:
-            raise RuntimeEngineError(f"image step {step} < width {w} x {dt.itemsize} bytes ({enc})")
-        rows = np.frombuffer(raw[: h * step], np.uint8).reshape(h, step)[:, : w * dt.itemsize]
-        return np.ascontiguousarray(rows).view(dt).reshape(h, w).astype(depth)
-    ch = {"rgb8": 3, "bgr8": 3, "mono8": 1, "8uc1": 1, "rgba8": 4, "bgra8": 4, "8uc3": 3}.get(enc)
-    if ch is None:
-        raise RuntimeEngineError(f"unsupported image encoding {msg.encoding!r}: publish rgb8, bgr8, mono8 or rgba8")
-    if step < w * ch:
-        raise RuntimeEngineError(f"image step {step} < width {w} x {ch} channels ({enc})")
-    img = np.frombuffer(raw[: h * step], np.uint8).reshape(h, step)[:, : w * ch].reshape(h, w, ch)
-    if ch == 1:
-        return np.repeat(img, 3, axis=2)
-    if enc.startswith("bgr"):
-        img = img[..., [2, 1, 0]]
-    return np.ascontiguousarray(img[..., :3])
+    """sensor_msgs/Image (rclpy or rosbags object) -> ``uint8 [H, W, 3]`` RGB or ``float32 [H, W]`` depth in metres,
+    through the perception layer's decoder; its ``DecodeError`` becomes ``RuntimeEngineError`` (a malformed
+    message for the node and replay counters)."""
+    from hstnn_ros.perception.images import decode_image  # noqa: PLC0415
+
+    if isinstance(msg.data, (bytes, bytearray, memoryview)):  # rclpy may hand bytes; the decoder wants an array
+        msg = SimpleNamespace(encoding=msg.encoding, height=msg.height, width=msg.width, step=msg.step,
+                              is_bigendian=msg.is_bigendian, data=np.frombuffer(msg.data, np.uint8))
+    try:
+        return decode_image(msg)
+    except HstnnError as exc:
+        raise RuntimeEngineError(f"sensor_msgs/Image: {exc}") from exc
