@@ -94,10 +94,75 @@ class Evt3State:
 
 
 def decode_evt3(payload: bytes | np.ndarray, state: Evt3State) -> Decoded:
+    """Decode one evt3 payload (little-endian 16-bit words), updating ``state``; see ``_decode_evt3_general``.
+    Streams without vector words (most Prophesee recordings) take a leaner path with the same results."""
+    w, problems = _words(payload, 2, "<u2", "evt3")
+    code = w >> 12
+    has_vec = bool(np.any((code >= EVT3_VECT_BASE_X) & (code <= EVT3_VECT_8)))
+    if has_vec:
+        return _decode_evt3_general(w, state, problems)
+    return _decode_evt3_novec(w, code, state, problems)
+
+
+def _decode_evt3_novec(w: np.ndarray, code: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
+    """evt3 without vector words, once the stream has a TIME_HIGH: only gathers at event words after four
+    whole-packet passes (counts of TIME_HIGH, forward fills of TIME_LOW/TIME_HIGH and ADDR_Y)."""
+    n = len(w)
+    val = w & 0xFFF
+    unknown = int(np.count_nonzero((code == 1) | ((code >= 0xB) & (code <= 0xD))))
+    if unknown:
+        problems.append(f"evt3: {unknown} words with unknown codes ignored")
+    is_th = code == EVT3_TIME_HIGH
+    th_w = np.flatnonzero(is_th)
+    th = val[th_w].astype(np.int64)
+    fresh = state.high < 0
+    seq = np.concatenate([[th[0] if fresh and len(th) else state.high & 0xFFF], th])
+    d = np.diff(seq)
+    th_full = (((0 if fresh else state.high >> 12) + np.cumsum(d < -2048)) << 12) + th
+    back = int(np.count_nonzero((d < 0) & (d >= -2048)))
+    if back:
+        problems.append(f"evt3: time went backwards {back} times (TIME_HIGH decreased without a wrap)")
+    ar1 = np.arange(1, n + 1, dtype=np.int32)
+    tl_or_th = ar1 * ((code == EVT3_TIME_LOW) | is_th)
+    np.maximum.accumulate(tl_or_th, out=tl_or_th)
+    y_last = ar1 * (code == EVT3_ADDR_Y)
+    np.maximum.accumulate(y_last, out=y_last)
+    th_count = np.cumsum(is_th, dtype=np.int32)
+    sx = np.flatnonzero(code == EVT3_ADDR_X)
+    tw = np.flatnonzero(code == EVT3_EXT_TRIGGER)
+    th_full_ext = np.concatenate([[state.high], th_full])
+
+    def time_at(idx: np.ndarray) -> np.ndarray:
+        j = tl_or_th[idx] - 1  # -1: no TIME_LOW/TIME_HIGH yet in this packet -> carried state
+        jj = np.maximum(j, 0)
+        low = np.where(j < 0, state.low, np.where(code[jj] == EVT3_TIME_HIGH, 0, val[jj]).astype(np.int64))
+        return (th_full_ext[th_count[idx]] << 12) + low
+
+    if fresh:  # events before the stream's first TIME_HIGH have no time
+        timed = th_count[sx] > 0
+        if not timed.all():
+            problems.append(f"evt3: {int((~timed).sum())} events before the stream's first TIME_HIGH dropped")
+            sx = sx[timed]
+        tw = tw[th_count[tw] > 0]
+    t = time_at(sx)
+    yj = y_last[sx] - 1
+    y = np.where(yj >= 0, val[np.maximum(yj, 0)] & 0x7FF, state.y)
+    vx = val[sx]
+    tt = time_at(tw)
+    tv = val[tw]
+    if n and (th_count[-1] > 0 or not fresh):
+        state.high = int(th_full_ext[th_count[-1]])
+        last_t = int(time_at(np.array([n - 1]))[0])
+        state.low = last_t & 0xFFF
+        state.y = int(val[y_last[-1] - 1] & 0x7FF) if y_last[-1] > 0 else state.y
+    return Decoded(t * 1000, vx & 0x7FF, y, (vx >> 11) & 1, tt * 1000, ((tv >> 8) & 0xF).astype(np.uint8),
+                   (tv & 1).astype(np.uint8), problems)
+
+
+def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
     """Decode one evt3 payload (little-endian 16-bit words), updating ``state``. Times are sensor microseconds
     (unwrapped across TIME_HIGH wraps) in ns. Events before the first TIME_HIGH of a stream are dropped (their
     time is unknown), as are unknown word codes; both are noted in ``problems``."""
-    w, problems = _words(payload, 2, "<u2", "evt3")
     n = len(w)
     code = (w >> 12).astype(np.uint8)
     val = (w & 0xFFF).astype(np.int64)
