@@ -155,14 +155,18 @@ class TraversalSimulator:
                 next_rgb = k_rgb * rgb_dt
             pending.append(self.esim.step(self._dvs_log(i), self._ns(t)))
             last = i == self.n_steps - 1
-            while last or (k_pkt + 1) * packet_s <= t:
-                end_ns = self._ns((k_pkt + 1) * packet_s)
+            while True:  # emit every packet that ended by t; at the last step also the final partial packet
+                end_s = (k_pkt + 1) * packet_s
+                partial = end_s > t
+                if partial and not last:
+                    break
                 batch = SimEvents.concat(pending)
-                cut = len(batch) if last else int(np.searchsorted(batch.t_ns, end_ns, side="left"))
+                end_ns = self._ns(t) if partial else self._ns(end_s)
+                cut = len(batch) if partial else int(np.searchsorted(batch.t_ns, end_ns, side="left"))
                 head = SimEvents(*(a[:cut] for a in (batch.t_ns, batch.x, batch.y, batch.p)))
                 pending = [SimEvents(*(a[cut:] for a in (batch.t_ns, batch.x, batch.y, batch.p)))]
                 if len(head):
                     yield EventsRecord(self._ns(k_pkt * packet_s), end_ns, head)
                 k_pkt += 1
-                if last:
+                if partial:
                     break
