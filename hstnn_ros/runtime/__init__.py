@@ -6,8 +6,9 @@ The rclpy node (``hstnn_ros.ros.node``), ``hstnn-replay`` and ``hstnn-demo`` are
 from hstnn_ros.runtime.engine import EngineConfig, EngineCounters, OpCounts, PlaceRecognitionEngine, PlaceResult
 from hstnn_ros.runtime.enums import DropPolicy, Environment, EventBinning, InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
-from hstnn_ros.runtime.presets import SceneStats, choose_environment, parse_environment, resolve_bundle
+from hstnn_ros.runtime.loading import load_pipeline
+from hstnn_ros.runtime.pipeline import ClassifierResult, EventFraming, FrontendResult, Pipeline
+from hstnn_ros.runtime.presets import SceneMeter, SceneStats, choose_environment, parse_environment, resolve_bundle
 from hstnn_ros.runtime.replay import GroundTruth, ItemKind, ReplayItem, ReplayOutcome, run_replay
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "EngineCounters",
     "Environment",
     "EventBinning",
+    "EventFraming",
     "FrontendResult",
     "GroundTruth",
     "InputMode",
@@ -28,8 +30,10 @@ __all__ = [
     "ReplayItem",
     "ReplayOutcome",
     "RuntimeEngineError",
+    "SceneMeter",
     "SceneStats",
     "choose_environment",
+    "load_pipeline",
     "parse_environment",
     "resolve_bundle",
     "run_replay",

@@ -2,7 +2,8 @@
 
 Shipped layout (keeps the repository small: one front-end bundle shared by every environment bundle)::
 
-    models/frontends/   bundle with components ``scnn`` (events) and ``cnn`` (RGB(-D)), or only ``scnn``
+    models/frontends/   bundle with components ``scnn`` (events) and ``cnn`` (RGB(-D)), or only ``scnn``;
+                        metadata ``input_hw``, ``rgb_channels``, ``event_framing`` ({mode, clip, normalize})
     models/<env>/       bundle with component ``hstnn``; metadata ``frontend_bundle`` = path relative to it
                         (``../frontends``), ``events_only`` (bool), optional ``place_names``
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
+from hstnn_ros.runtime.pipeline import ClassifierResult, EventFraming, FrontendResult, Pipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -94,6 +95,9 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     fe_meta = meta.get("frontend_metadata", meta)
     hw = tuple(fe_meta.get("input_hw", (180, 240)))
     names = meta.get("place_names")
+    fr = fe_meta.get("event_framing", {})
+    framing = EventFraming(mode=str(fr.get("mode", "scale")), clip=fr.get("clip"),
+                           normalize=str(fr.get("normalize", "none")))
     return Pipeline(
         event_frontend=ev,
         rgb_frontend=rgb,
@@ -102,5 +106,6 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
         rgb_channels=int(fe_meta.get("rgb_channels", 3)),
         rgb_feature_size=rgb_size,
         place_names=tuple(names) if names else None,
+        framing=framing,
         metadata={"bundle": str(bundle_dir), **{k: v for k, v in meta.items() if k != "frontend_metadata"}},
     )
