@@ -326,49 +326,63 @@ class LibcaerCmpState:
     x: int = -1
 
 
+def _last_index(mask: np.ndarray, ar1: np.ndarray) -> np.ndarray:
+    """For each position, 1 + the index of the last True at or before it (0 if none), as int32."""
+    a = ar1 * mask
+    return np.maximum.accumulate(a, out=a) if len(a) else a
+
+
 def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: LibcaerCmpState) -> Decoded:
-    """Decode one libcaer_cmp payload (16-bit words, 4-bit code); time = time_base + 24-bit us offset."""
+    """Decode one libcaer_cmp payload (16-bit words, 4-bit code); time = time_base + 24-bit us offset (time words
+    restart with each packet, the current x carries over). Whole-packet work is three int32 forward fills; the
+    rest are gathers at event words (vector words, rare in practice, are expanded separately)."""
     w, problems = _words(payload, 2, "<u2", "libcaer_cmp")
     n = len(w)
-    code = (w >> 12).astype(np.uint8)
-    val = (w & 0xFFF).astype(np.int64)
+    code = w >> 12
+    val = w & 0xFFF
     unknown = int(np.count_nonzero(code > CMP_VECT_8))
     if unknown:
         problems.append(f"libcaer_cmp: {unknown} words with unsupported codes ignored")
-    i_th = _ffill(code == CMP_TIME_HIGH)
-    high = np.where(i_th >= 0, val[np.maximum(i_th, 0)], 0)
-    i_tl = _ffill(code == CMP_TIME_LOW)
-    low = np.where(i_tl >= 0, val[np.maximum(i_tl, 0)], 0)
-    t_us = (high << 12) | low
-    i_x = _ffill(code == CMP_ADDR_X)
-    x_at = np.where(i_x >= 0, val[np.maximum(i_x, 0)] & 0x7FF, state.x)
-    is_v8 = code == CMP_VECT_8
-    incr = np.where(is_v8, 8, 0).astype(np.int64)
-    cum_excl = np.cumsum(incr) - incr
-    i_b = _ffill(code == CMP_VECT_BASE_Y)
-    ib = np.maximum(i_b, 0)
-    base_at = np.where(i_b >= 0, (val[ib] & 0x7FF) + cum_excl - (cum_excl[ib] if n else 0), cum_excl)
-    vpol_at = np.where(i_b >= 0, (val[ib] >> 11) & 1, 0)
+    ar1 = np.arange(1, n + 1, dtype=np.int32)
+    th_l = _last_index(code == CMP_TIME_HIGH, ar1)
+    tl_l = _last_index(code == CMP_TIME_LOW, ar1)
+    x_l = _last_index(code == CMP_ADDR_X, ar1)
+
+    def pick(last: np.ndarray, idx: np.ndarray, default: int) -> np.ndarray:
+        j = last[idx].astype(np.int64) - 1
+        return np.where(j >= 0, val[np.maximum(j, 0)] & 0x7FF if last is x_l else val[np.maximum(j, 0)], default)
+
     sy = np.flatnonzero(code == CMP_ADDR_Y)
-    vw = np.flatnonzero(is_v8)
-    rows, bits = _expand_bits(val[vw], np.full(len(vw), 8), 8)
-    pos_s, pos_v = _merge_events(n, sy, vw, rows)
-    m = len(sy) + len(rows)
-    t = np.empty(m, np.int64)
-    x = np.empty(m, np.int64)
-    y = np.empty(m, np.int64)
-    p = np.empty(m, np.int64)
-    t[pos_s], x[pos_s], y[pos_s], p[pos_s] = t_us[sy], x_at[sy], val[sy] & 0x7FF, (val[sy] >> 11) & 1
-    vr = vw[rows]
-    t[pos_v], x[pos_v], y[pos_v], p[pos_v] = t_us[vr], x_at[vr], base_at[vr] + bits, vpol_at[vr]
+    vw = np.flatnonzero(code == CMP_VECT_8)
+    yv = val[sy]
+    if len(vw):
+        bpos = np.flatnonzero(code == CMP_VECT_BASE_Y)
+        k = np.searchsorted(bpos, vw) - 1
+        bk = bpos[np.maximum(k, 0)] if len(bpos) else np.zeros(len(vw), np.int64)
+        n_before = np.arange(len(vw)) - np.searchsorted(vw, bk)
+        base = np.where(k >= 0, (val[bk] & 0x7FF).astype(np.int64) + 8 * n_before, 8 * np.arange(len(vw)))
+        vpol = np.where(k >= 0, (val[bk] >> 11) & 1, 0)
+        rows, bits = _expand_bits(val[vw].astype(np.int64), np.full(len(vw), 8), 8)
+        pos_s, pos_v = _merge_events(n, sy, vw, rows)
+        m = len(sy) + len(rows)
+        src = np.empty(m, np.int64)
+        src[pos_s], src[pos_v] = sy, vw[rows]
+        y = np.empty(m, np.int64)
+        p = np.empty(m, np.int64)
+        y[pos_s], y[pos_v] = yv & 0x7FF, base[rows] + bits
+        p[pos_s], p[pos_v] = (yv >> 11) & 1, vpol[rows]
+    else:
+        src, y, p = sy, yv & 0x7FF, (yv >> 11) & 1
+    t_us = (pick(th_l, src, 0).astype(np.int64) << 12) | pick(tl_l, src, 0)
+    x = pick(x_l, src, state.x)
     no_x = x < 0
     if no_x.any():
         problems.append(f"libcaer_cmp: {int(no_x.sum())} events before the stream's first ADDR_X dropped")
         keep = ~no_x
-        t, x, y, p = t[keep], x[keep], y[keep], p[keep]
-    if n:
-        state.x = int(x_at[-1])
-    return Decoded(int(time_base_ns) + t * 1000, x, y, p, problems=problems)
+        t_us, x, y, p = t_us[keep], x[keep], y[keep], p[keep]
+    if n and x_l[-1] > 0:
+        state.x = int(val[x_l[-1] - 1] & 0x7FF)
+    return Decoded(int(time_base_ns) + t_us * 1000, x, y, p, problems=problems)
 
 
 def encode_libcaer_cmp(batch: EventBatch) -> tuple[bytes, int]:
