@@ -169,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     try:  # installed: data_tools is hstnn_ros.data_tools; source checkout: the sibling package
         from hstnn_ros.data_tools import dataset, frontends, synth_route, train  # noqa: PLC0415
     except ImportError:
-        from data_tools import dataset, frontends, synth_route, train  # noqa: PLC0415
+        try:
+            from data_tools import dataset, frontends, synth_route, train  # noqa: PLC0415
+        except ImportError as exc:
+            print(f"build_models: a pipeline tool is missing ({exc}); it needs hstnn-synth-route, hstnn-dataset, "
+                  "hstnn-frontends and hstnn-train from this package", file=sys.stderr)
+            return 2
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
