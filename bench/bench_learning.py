@@ -35,6 +35,7 @@ def _features(n_train: int, seed: int = 0) -> FeatureSet:
 
 def main() -> dict:
     quick = os.environ.get("HSTNN_BENCH_QUICK") == "1"
+    load_before = os.getloadavg()[0]
     n_train = 1_000 if quick else 10_000
     cfg: TrainConfig = config_from_dict({
         "network": {"hidden": [500, 500]},
@@ -58,7 +59,8 @@ def main() -> dict:
     out = {"quick": quick, "train_windows": n_train, "adaptation_epoch_s": t_epoch, "selection_stage_s": t_sel,
            "selection_over_epoch": ratio, "selection_batches": imp.batches, "selection_samples":
            imp.batches * cfg.selection.batch_size, "converged": imp.converged, "rel_stderr": imp.rel_stderr,
-           "target_max_ratio": 3.0}
+           "target_max_ratio": 3.0, "loadavg_1min": [load_before, os.getloadavg()[0]],
+           "note": "timings on a shared machine: compare the ratio only when the load average stayed low"}
     print(f"[1024-500-500-100] T=9, {n_train} windows{' (quick)' if quick else ''}: one Adaptation epoch "
           f"{t_epoch:.2f} s, Selection stage {t_sel:.2f} s ({imp.batches} batches x {cfg.selection.batch_size}, "
           f"converged={imp.converged}) -> ratio {ratio:.2f} (target <= 3)")
