@@ -105,16 +105,19 @@ def decode_evt3(payload: bytes | np.ndarray, state: Evt3State) -> Decoded:
 
 
 def _decode_evt3_novec(w: np.ndarray, code: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
-    """evt3 without vector words, once the stream has a TIME_HIGH: only gathers at event words after four
-    whole-packet passes (counts of TIME_HIGH, forward fills of TIME_LOW/TIME_HIGH and ADDR_Y)."""
-    n = len(w)
+    """evt3 without vector words. The time of every time word (TIME_HIGH/TIME_LOW, far fewer than all words) is
+    computed first; an event then takes the time of the last time word before it and the y of the last ADDR_Y,
+    both found by one running count (cumsum) each over the packet."""
     val = w & 0xFFF
     unknown = int(np.count_nonzero((code == 1) | ((code >= 0xB) & (code <= 0xD))))
     if unknown:
         problems.append(f"evt3: {unknown} words with unknown codes ignored")
     is_th = code == EVT3_TIME_HIGH
-    th_w = np.flatnonzero(is_th)
-    th = val[th_w].astype(np.int64)
+    is_time = is_th | (code == EVT3_TIME_LOW)
+    tpos = np.flatnonzero(is_time)
+    tcode_th = is_th[tpos]
+    tval = val[tpos].astype(np.int64)
+    th = tval[np.flatnonzero(tcode_th)]
     fresh = state.high < 0
     seq = np.concatenate([[th[0] if fresh and len(th) else state.high & 0xFFF], th])
     d = np.diff(seq)
@@ -122,39 +125,34 @@ def _decode_evt3_novec(w: np.ndarray, code: np.ndarray, state: Evt3State, proble
     back = int(np.count_nonzero((d < 0) & (d >= -2048)))
     if back:
         problems.append(f"evt3: time went backwards {back} times (TIME_HIGH decreased without a wrap)")
-    ar1 = np.arange(1, n + 1, dtype=np.int32)
-    tl_or_th = ar1 * ((code == EVT3_TIME_LOW) | is_th)
-    np.maximum.accumulate(tl_or_th, out=tl_or_th)
-    y_last = ar1 * (code == EVT3_ADDR_Y)
-    np.maximum.accumulate(y_last, out=y_last)
-    th_count = np.cumsum(is_th, dtype=np.int32)
+    # per time word: high after it (carried state before the packet's first TIME_HIGH), low (0 after TIME_HIGH)
+    thc = np.cumsum(tcode_th)
+    high_k = np.concatenate([[state.high], th_full])[thc]
+    t_k = np.concatenate([[(state.high << 12) + state.low], (high_k << 12) + np.where(tcode_th, 0, tval)])
+    ok_k = np.concatenate([[not fresh], high_k >= 0])
+    t_rank = np.cumsum(is_time, dtype=np.int32)
+    is_y = code == EVT3_ADDR_Y
+    y_k = np.concatenate([[state.y], val[np.flatnonzero(is_y)] & 0x7FF]).astype(np.int64)
+    y_rank = np.cumsum(is_y, dtype=np.int32)
     sx = np.flatnonzero(code == EVT3_ADDR_X)
     tw = np.flatnonzero(code == EVT3_EXT_TRIGGER)
-    th_full_ext = np.concatenate([[state.high], th_full])
-
-    def time_at(idx: np.ndarray) -> np.ndarray:
-        j = tl_or_th[idx] - 1  # -1: no TIME_LOW/TIME_HIGH yet in this packet -> carried state
-        jj = np.maximum(j, 0)
-        low = np.where(j < 0, state.low, np.where(code[jj] == EVT3_TIME_HIGH, 0, val[jj]).astype(np.int64))
-        return (th_full_ext[th_count[idx]] << 12) + low
-
     if fresh:  # events before the stream's first TIME_HIGH have no time
-        timed = th_count[sx] > 0
+        timed = ok_k[t_rank[sx]]
         if not timed.all():
             problems.append(f"evt3: {int((~timed).sum())} events before the stream's first TIME_HIGH dropped")
             sx = sx[timed]
-        tw = tw[th_count[tw] > 0]
-    t = time_at(sx)
-    yj = y_last[sx] - 1
-    y = np.where(yj >= 0, val[np.maximum(yj, 0)] & 0x7FF, state.y)
+        tw = tw[ok_k[t_rank[tw]]]
+    rs = t_rank[sx]
+    t = t_k[rs]
+    y = y_k[y_rank[sx]]
     vx = val[sx]
-    tt = time_at(tw)
+    tt = t_k[t_rank[tw]]
     tv = val[tw]
-    if n and (th_count[-1] > 0 or not fresh):
-        state.high = int(th_full_ext[th_count[-1]])
-        last_t = int(time_at(np.array([n - 1]))[0])
-        state.low = last_t & 0xFFF
-        state.y = int(val[y_last[-1] - 1] & 0x7FF) if y_last[-1] > 0 else state.y
+    if len(w) and ok_k[-1]:
+        state.high = int(t_k[-1] >> 12)
+        state.low = int(t_k[-1] & 0xFFF)
+    if len(w):
+        state.y = int(y_k[-1])
     return Decoded(t * 1000, vx & 0x7FF, y, (vx >> 11) & 1, tt * 1000, ((tv >> 8) & 0xF).astype(np.uint8),
                    (tv & 1).astype(np.uint8), problems)
 
