@@ -343,3 +343,22 @@ def test_vectorised_decoders_equal_word_by_word_reference(shared_data: Path, nam
             ref = _reference_cmp(words, ref_state)
             t = got.t_ns // 1000
         assert list(zip(t.tolist(), got.x.tolist(), got.y.tolist(), got.p.tolist(), strict=True)) == ref
+
+
+@SETTINGS
+@given(b=batches(max_span_us=4_000_000), n_trig=st.integers(0, 20), seed=st.integers(0, 2**31),
+       use_vectors=st.booleans())
+def test_evt3_trigger_round_trip(b: pev.EventBatch, n_trig: int, seed: int, use_vectors: bool) -> None:
+    rng = np.random.default_rng(seed)
+    t0 = int(b.t_ns[0]) if len(b) else 0
+    tt = np.sort(t0 + rng.integers(0, 4_000_000, n_trig) * 1000)
+    tid, edge = rng.integers(0, 16, n_trig), rng.integers(0, 2, n_trig)
+    payload, _ = pev.encode_evt3(b, triggers=(tt, tid, edge), use_vectors=use_vectors)
+    got = pev.decode_evt3(payload, pev.Evt3State())
+    assert not got.problems
+    np.testing.assert_array_equal(got.x, b.x)
+    np.testing.assert_array_equal(got.y, b.y)
+    np.testing.assert_array_equal(got.trig_id, tid)
+    np.testing.assert_array_equal(got.trig_edge, edge)
+    np.testing.assert_array_equal(got.trig_t_ns // 1000 % (1 << 24), tt // 1000 % (1 << 24))
+    np.testing.assert_array_equal(got.t_ns // 1000 % (1 << 24), b.t_ns // 1000 % (1 << 24))
