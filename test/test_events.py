@@ -362,3 +362,16 @@ def test_evt3_trigger_round_trip(b: pev.EventBatch, n_trig: int, seed: int, use_
     np.testing.assert_array_equal(got.trig_edge, edge)
     np.testing.assert_array_equal(got.trig_t_ns // 1000 % (1 << 24), tt // 1000 % (1 << 24))
     np.testing.assert_array_equal(got.t_ns // 1000 % (1 << 24), b.t_ns // 1000 % (1 << 24))
+
+
+@pytest.mark.parametrize("name", sorted(BAGS))
+def test_decode_many_equals_message_by_message(shared_data: Path, name: str) -> None:
+    with BagReader(shared_data / "bags" / name) as r:
+        msgs = [r.deserialize(m) for m in r.messages()]
+    one = pev.StreamDecoder()
+    ref = pev.EventBatch.concat([one.decode(m) for m in msgs])
+    many = pev.StreamDecoder()
+    got = pev.EventBatch.concat([many.decode_many(msgs[:7]), many.decode_many(msgs[7:])])
+    for col in ("t_ns", "x", "y", "p"):
+        np.testing.assert_array_equal(getattr(got, col), getattr(ref, col))
+    assert many.counters.summary() == one.counters.summary()
