@@ -14,7 +14,7 @@ from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.framing import events_to_frames, split_interval
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine, assemble_window
-from hstnn_ros.runtime.enums import InputMode
+from hstnn_ros.runtime.enums import EventBinning, InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.loading import HstnnClassifier
 from hstnn_ros.runtime.pipeline import FrontendResult, Pipeline
@@ -243,3 +243,22 @@ def test_event_transform_is_applied_before_the_event_frontend() -> None:
         expected = pipe.event_frontend(torch.from_numpy(seen[-1])).features
     np.testing.assert_allclose(torch.stack(list(eng._event_feats))[-3:].numpy(), expected.numpy(), atol=1e-6)
     assert len(results) == 2
+
+
+def test_span_binning_uses_every_event_exactly_once() -> None:
+    totals: list[float] = []
+
+    def record(f: np.ndarray) -> np.ndarray:
+        totals.append(float(f.sum()))
+        return f
+
+    pipe = make_pipeline()
+    pipe.event_transform = record
+    eng = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0, binning=EventBinning.SPAN))
+    stream(eng, 6)
+    c = eng.counters
+    assert c.events_dropped_late == c.events_dropped_overflow == 0
+    # after the first frame (which has no predecessor and looks back bins x bin_ns), each frame frames exactly the
+    # 3000 events that arrived since the previous one; the rest of the first interval is counted as expired
+    assert totals[1:] == [3000.0] * 5
+    assert sum(totals) + c.events_expired == c.events_in - eng.buffered_events
