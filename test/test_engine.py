@@ -259,6 +259,7 @@ def test_span_binning_uses_every_event_exactly_once() -> None:
     c = eng.counters
     assert c.events_dropped_late == c.events_dropped_overflow == 0
     # after the first frame (which has no predecessor and looks back bins x bin_ns), each frame frames exactly the
-    # 3000 events that arrived since the previous one; the rest of the first interval is counted as expired
+    # 3000 events that arrived since the previous one; everything left the buffer (expired) once framed
     assert totals[1:] == [3000.0] * 5
-    assert sum(totals) + c.events_expired == c.events_in - eng.buffered_events
+    assert c.events_expired == c.events_in - eng.buffered_events == 6 * 3000
+    assert sum(totals) == c.events_in - (3000 - totals[0])
