@@ -56,19 +56,14 @@ def _expand_bits(values: np.ndarray, nbits: np.ndarray, max_bits: int) -> tuple[
     return rows, cols
 
 
-def _merge_events(n_words: int, single_w: np.ndarray, vec_w: np.ndarray, vec_rows: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Output positions of single-word events (at word ``single_w``) and vector events (row ``vec_rows`` of vector
-    words ``vec_w``) so that all events come out in word order."""
-    counts = np.zeros(n_words, np.int64)
-    counts[single_w] += 1
-    vec_counts = np.bincount(vec_rows, minlength=len(vec_w)) if len(vec_w) else np.zeros(0, np.int64)
-    counts[vec_w] += vec_counts
-    start = np.cumsum(counts) - counts
-    pos_single = start[single_w]
-    row_start = np.cumsum(vec_counts) - vec_counts
-    rank = np.arange(len(vec_rows)) - row_start[vec_rows]
-    pos_vec = start[vec_w[vec_rows]] + rank
+def _merge_events(single_w: np.ndarray, vec_w: np.ndarray, vec_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Output positions of single-word events (at words ``single_w``) and vector events (row ``vec_rows`` of the
+    vector words ``vec_w``) so that all events come out in word order (both word lists sorted)."""
+    vec_counts = np.bincount(vec_rows, minlength=len(vec_w))
+    cvc = np.concatenate([[0], np.cumsum(vec_counts)])
+    pos_single = np.arange(len(single_w)) + cvc[np.searchsorted(vec_w, single_w)]
+    rank = np.arange(len(vec_rows)) - cvc[vec_rows]
+    pos_vec = np.searchsorted(single_w, vec_w[vec_rows]) + cvc[vec_rows] + rank
     return pos_single, pos_vec
 
 
@@ -209,7 +204,7 @@ def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -
     sx = np.flatnonzero(code == EVT3_ADDR_X)
     vw = np.flatnonzero(is_v12 | is_v8)
     rows, bits = _expand_bits(val[vw], np.where(is_v12[vw], 12, 8), 12)
-    pos_s, pos_v = _merge_events(n, sx, vw, rows)
+    pos_s, pos_v = _merge_events(sx, vw, rows)
     m = len(sx) + len(rows)
     t = np.empty(m, np.int64)
     x = np.empty(m, np.int64)
@@ -324,12 +319,6 @@ class LibcaerCmpState:
     x: int = -1
 
 
-def _last_index(mask: np.ndarray, ar1: np.ndarray) -> np.ndarray:
-    """For each position, 1 + the index of the last True at or before it (0 if none), as int32."""
-    a = ar1 * mask
-    return np.maximum.accumulate(a, out=a) if len(a) else a
-
-
 def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: LibcaerCmpState) -> Decoded:
     """Decode one libcaer_cmp payload (16-bit words, 4-bit code); time = time_base + 24-bit us offset (time words
     restart with each packet, the current x carries over). Whole-packet work is three int32 forward fills; the
@@ -341,14 +330,15 @@ def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: Li
     unknown = int(np.count_nonzero(code > CMP_VECT_8))
     if unknown:
         problems.append(f"libcaer_cmp: {unknown} words with unsupported codes ignored")
-    ar1 = np.arange(1, n + 1, dtype=np.int32)
-    th_l = _last_index(code == CMP_TIME_HIGH, ar1)
-    tl_l = _last_index(code == CMP_TIME_LOW, ar1)
-    x_l = _last_index(code == CMP_ADDR_X, ar1)
+    # value of the last word of a kind at each event: a running count of that kind indexes its values
+    ranks, values = {}, {}
+    for kind, default, mask in ((CMP_TIME_HIGH, 0, 0xFFF), (CMP_TIME_LOW, 0, 0xFFF), (CMP_ADDR_X, state.x, 0x7FF)):
+        is_k = code == kind
+        ranks[kind] = np.cumsum(is_k, dtype=np.int32)
+        values[kind] = np.concatenate([[default], val[np.flatnonzero(is_k)] & mask]).astype(np.int64)
 
-    def pick(last: np.ndarray, idx: np.ndarray, default: int) -> np.ndarray:
-        j = last[idx].astype(np.int64) - 1
-        return np.where(j >= 0, val[np.maximum(j, 0)] & 0x7FF if last is x_l else val[np.maximum(j, 0)], default)
+    def pick(kind: int, idx: np.ndarray, _default: int) -> np.ndarray:
+        return values[kind][ranks[kind][idx]]
 
     sy = np.flatnonzero(code == CMP_ADDR_Y)
     vw = np.flatnonzero(code == CMP_VECT_8)
@@ -361,7 +351,7 @@ def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: Li
         base = np.where(k >= 0, (val[bk] & 0x7FF).astype(np.int64) + 8 * n_before, 8 * np.arange(len(vw)))
         vpol = np.where(k >= 0, (val[bk] >> 11) & 1, 0)
         rows, bits = _expand_bits(val[vw].astype(np.int64), np.full(len(vw), 8), 8)
-        pos_s, pos_v = _merge_events(n, sy, vw, rows)
+        pos_s, pos_v = _merge_events(sy, vw, rows)
         m = len(sy) + len(rows)
         src = np.empty(m, np.int64)
         src[pos_s], src[pos_v] = sy, vw[rows]
@@ -371,15 +361,15 @@ def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: Li
         p[pos_s], p[pos_v] = (yv >> 11) & 1, vpol[rows]
     else:
         src, y, p = sy, yv & 0x7FF, (yv >> 11) & 1
-    t_us = (pick(th_l, src, 0).astype(np.int64) << 12) | pick(tl_l, src, 0)
-    x = pick(x_l, src, state.x)
+    t_us = (pick(CMP_TIME_HIGH, src, 0) << 12) | pick(CMP_TIME_LOW, src, 0)
+    x = pick(CMP_ADDR_X, src, state.x)
     no_x = x < 0
     if no_x.any():
         problems.append(f"libcaer_cmp: {int(no_x.sum())} events before the stream's first ADDR_X dropped")
         keep = ~no_x
         t_us, x, y, p = t_us[keep], x[keep], y[keep], p[keep]
-    if n and x_l[-1] > 0:
-        state.x = int(val[x_l[-1] - 1] & 0x7FF)
+    if n:
+        state.x = int(values[CMP_ADDR_X][-1])
     return Decoded(int(time_base_ns) + t_us * 1000, x, y, p, problems=problems)
 
 
