@@ -2,9 +2,10 @@
 
 Decoders are pure functions over the payload bytes and an explicit per-stream state (stateful formats carry the last
 address/time words across packets). Stateful word streams are decoded without a per-word Python loop: the value of
-the most recent word of a kind is forward-filled with ``np.maximum.accumulate`` over word indices, and vector words
-are expanded with bit masks. Encoders (used by the tests and by the synthetic-route writer) produce payloads the
-decoders and the ros-event-camera C++ codecs read.
+the most recent word of a kind at an event word is found with a running count of that kind (``cumsum``) indexing
+the kind's values, or by forward-filling word indices with ``np.maximum.accumulate``; vector words are expanded
+with bit masks and merged into word order with ``searchsorted``. Encoders (used by the tests and by the
+synthetic-route writer) produce payloads the decoders and the ros-event-camera C++ codecs read.
 """
 
 from __future__ import annotations
