@@ -73,11 +73,15 @@ def decode_dvs_cdr(data: bytes | memoryview) -> tuple[EventBatch, int, str]:
     if n > 1:
         # elements 2..n: 15 meaningful bytes at a 16-byte stride (the last one has no trailing padding)
         a = np.ndarray((n - 1,), rest_dt, buffer=body, offset=off + 14, strides=(16,))
-        x = np.concatenate([a0["x"], a["x"]])
-        y = np.concatenate([a0["y"], a["y"]])
-        t = np.concatenate([a0["sec"].astype(np.int64) * 1_000_000_000 + a0["nsec"],
-                            a["sec"].astype(np.int64) * 1_000_000_000 + a["nsec"]])
-        p = np.concatenate([a0["pol"], a["pol"]])
+        x = np.empty(n, np.uint16)
+        y = np.empty(n, np.uint16)
+        t = np.empty(n, np.int64)
+        p = np.empty(n, np.uint8)
+        x[0], y[0], p[0] = a0["x"][0], a0["y"][0], a0["pol"][0]
+        t[0] = int(a0["sec"][0]) * 1_000_000_000 + int(a0["nsec"][0])
+        x[1:], y[1:], p[1:] = a["x"], a["y"], a["pol"]
+        np.multiply(a["sec"], 1_000_000_000, out=t[1:], dtype=np.int64)
+        t[1:] += a["nsec"]
     else:
         x, y, p = a0["x"], a0["y"], a0["pol"]
         t = a0["sec"].astype(np.int64) * 1_000_000_000 + a0["nsec"]
