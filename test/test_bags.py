@@ -100,3 +100,32 @@ def test_writer_refuses_existing_path_and_unknown_type(tmp_path: Path) -> None:
         w.add_connection("/a", "foo_msgs/msg/Bar")
     with pytest.raises(BagError, match="unknown storage"):
         BagWriter(tmp_path / "z", storage="rosbag1")
+
+
+def test_split_bag_files_merge_in_time_order(shared_data: Path, tmp_path: Path) -> None:
+    """A bag split over several storage files (rosbag2 --max-bag-size) is read as one time-ordered stream."""
+    import yaml
+
+    with BagReader(shared_data / "bags" / "evt3_640x480") as r:
+        msgs = list(r.messages())
+    parts = [msgs[0::2], msgs[1::2]]  # interleaved in time across the two files
+    for k, part in enumerate(parts):
+        with BagWriter(tmp_path / f"p{k}", storage="sqlite3") as w:
+            conn = w.add_connection("/ev", part[0].msgtype)
+            for m in part:
+                w.write(conn, m.t_ns, m.data)
+    bag = tmp_path / "split"
+    bag.mkdir()
+    files = []
+    for k in range(2):
+        f = next((tmp_path / f"p{k}").glob("*.db3"))
+        shutil.copy(f, bag / f"split_{k}.db3")
+        files.append(f"split_{k}.db3")
+    meta = yaml.safe_load((tmp_path / "p0" / "metadata.yaml").read_text())
+    meta["rosbag2_bagfile_information"]["relative_file_paths"] = files
+    (bag / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    with BagReader(bag) as r:
+        got = list(r.messages())
+        assert r.message_counts == {"/ev": len(msgs)}
+    assert [m.t_ns for m in got] == sorted(m.t_ns for m in msgs)
+    assert [m.data for m in got] == [m.data for m in sorted(msgs, key=lambda m: m.t_ns)]
