@@ -47,7 +47,8 @@ def events_to_frames(batch: EventBatch, t_edges_ns: Sequence[int] | np.ndarray,
     ow, oh = int(out_wh[0]), int(out_wh[1])
     nb = len(edges) - 1
     plane = oh * ow
-    lut_x, lut_y = coordinate_luts(batch.width, batch.height, (ow, oh), ResizeMode(mode))
+    mode = ResizeMode(mode)  # accepts the enum or its value
+    lut_x, lut_y = coordinate_luts(batch.width, batch.height, (ow, oh), mode)
     xo, yo = lut_x[batch.x], lut_y[batch.y]
     pix = yo * ow + xo + batch.p.astype(np.int32) * plane
     if mode is not ResizeMode.SCALE:
