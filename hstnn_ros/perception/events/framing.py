@@ -21,6 +21,7 @@ def coordinate_luts(width: int, height: int, out_wh: tuple[int, int],
                     mode: ResizeMode = ResizeMode.SCALE) -> tuple[np.ndarray, np.ndarray]:
     """Lookup tables sensor x -> output x and sensor y -> output y (int32, -1 where cropped away)."""
     ow, oh = int(out_wh[0]), int(out_wh[1])
+    mode = ResizeMode(mode)
     xs = np.arange(width, dtype=np.int64)
     ys = np.arange(height, dtype=np.int64)
     if mode is ResizeMode.SCALE:
