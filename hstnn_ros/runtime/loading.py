@@ -74,7 +74,9 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     """The inference pipeline of a bundle directory (see the module docstring for the layout)."""
     bundle_dir = Path(bundle_dir)
     main = _load(bundle_dir)
-    comps = dict(main.components)
+    import hstnn_ros.perception.frontends  # noqa: F401, PLC0415 - registers the scnn/cnn bundle builders
+
+    comps = {name: main for name in main.components}  # component name -> the bundle that holds it
     meta = dict(main.metadata)
     if HSTNN_COMPONENT not in comps:
         raise RuntimeEngineError(f"{bundle_dir}: bundle has no {HSTNN_COMPONENT!r} component (has {sorted(comps)})")
@@ -82,15 +84,15 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     if fe_rel:
         fe_dir = (bundle_dir / fe_rel).resolve()
         fe = _load(fe_dir)
-        comps = {**dict(fe.components), **comps}
+        comps = {**{name: fe for name in fe.components}, **comps}
         meta.setdefault("frontend_metadata", dict(fe.metadata))
     if EVENT_COMPONENT not in comps:
         raise RuntimeEngineError(f"{bundle_dir}: no {EVENT_COMPONENT!r} event front-end in the bundle or in its "
                                  f"frontend_bundle ({fe_rel!r})")
     events_only = bool(meta.get("events_only", False)) or RGB_COMPONENT not in comps
     clf = HstnnClassifier(main.hstnn(HSTNN_COMPONENT))
-    ev = FrontendAdapter(comps[EVENT_COMPONENT])
-    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT])
+    ev = FrontendAdapter(comps[EVENT_COMPONENT].build(EVENT_COMPONENT))
+    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT))
     rgb_size = clf.input_size - ev.feature_size
     fe_meta = meta.get("frontend_metadata", meta)
     hw = tuple(fe_meta.get("input_hw", (180, 240)))

@@ -1,0 +1,196 @@
+"""Front-end pretraining (a linear place head on each front-end, trained on the training split and chosen on the
+validation split), the feature cache that turns a window dataset into a :class:`FeatureSet` for ``hstnn-train``,
+and a nearest-neighbour baseline on raw downsampled frames.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from hstnn_ros import defaults
+from hstnn_ros.datasets.errors import DatasetError
+from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet
+from hstnn_ros.datasets.windows import Traversal, WindowDataset
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, FrontendConfig
+
+log = logging.getLogger(__name__)
+SPLIT_CODES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "test": SPLIT_TEST}
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Recipe of the front-end pretraining."""
+
+    epochs: int = 12
+    batch: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, labels and environment index of every frame of ``split`` (event bins count one frame each)."""
+    xs, ys, es = [], [], []
+    envs = sorted({t.env for t in ds.traversals})
+    for t in ds.traversals:
+        if t.split != split:
+            continue
+        if kind == "scnn":
+            n, b = t.events.shape[:2]
+            xs.append(t.events.reshape(n * b, *t.events.shape[2:]))
+            ys.append(np.repeat(t.labels, b))
+            es.append(np.full(n * b, envs.index(t.env)))
+        else:
+            xs.append(t.rgb_input(slice(None)))
+            ys.append(t.labels)
+            es.append(np.full(len(t), envs.index(t.env)))
+    if not xs:
+        raise DatasetError(f"{ds.root}: no traversal in split {split!r}; at least 3 traversals per environment")
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(es)
+
+
+def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *, batch: int, device: str
+              ) -> np.ndarray:
+    """Per-frame correctness of ``head(model(x))``."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), batch * 4):
+            xb = torch.from_numpy(np.asarray(x[s:s + batch * 4], np.float32)).to(device)
+            out.append(head(model(xb)).argmax(1).cpu().numpy())
+    return np.concatenate(out) == y
+
+
+def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
+                      recipe: PretrainConfig = PretrainConfig(), progress: bool = True
+                      ) -> tuple[nn.Module, dict[str, Any]]:
+    """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
+    epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies."""
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    model = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
+    head = nn.Linear(fe_config.features, ds.num_places).to(recipe.device)
+    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=recipe.lr)
+    xtr, ytr, _ = _frames(ds, kind, "train")
+    xva, yva, _ = _frames(ds, kind, "val")
+    best, best_acc = None, -1.0
+    for epoch in tqdm(range(recipe.epochs), desc=f"pretrain {kind}", disable=not progress):
+        model.train()
+        order = rng.permutation(len(xtr))
+        for s in range(0, len(order), recipe.batch):
+            idx = order[s:s + recipe.batch]
+            xb = torch.from_numpy(np.asarray(xtr[idx], np.float32)).to(recipe.device)
+            yb = torch.from_numpy(ytr[idx]).to(recipe.device)
+            loss = F.cross_entropy(head(model(xb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], 1.0)
+            opt.step()
+        acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device).mean())
+        log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch, acc)
+        if acc > best_acc:
+            best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+    assert best is not None
+    model.load_state_dict(best[0])
+    head.load_state_dict(best[1])
+    metrics: dict[str, Any] = {"val_top1": best_acc, "per_env": {}}
+    envs = sorted({t.env for t in ds.traversals})
+    for split in ("val", "test"):
+        x, y, e = _frames(ds, kind, split)
+        ok = _accuracy(model, head, x, y, batch=recipe.batch, device=recipe.device)
+        for k, env in enumerate(envs):
+            sel = e == k
+            metrics["per_env"].setdefault(env, {})[f"{split}_top1"] = float(ok[sel].mean()) if sel.any() else None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.cpu(), metrics
+
+
+def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, batch: int = 64
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    n, b = t.events.shape[:2]
+    ev = []
+    rgb = []
+    with torch.no_grad():
+        flat = t.events.reshape(n * b, *t.events.shape[2:])
+        for s in range(0, len(flat), batch):
+            ev.append(scnn(torch.from_numpy(flat[s:s + batch].astype(np.float32))).numpy())
+        if cnn is not None:
+            for s in range(0, n, batch):
+                rgb.append(cnn(torch.from_numpy(t.rgb_input(slice(s, s + batch)))).numpy())
+    evf = np.concatenate(ev).reshape(n, b, -1)
+    return evf, (np.concatenate(rgb) if cnn is not None else None)
+
+
+def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True) -> FeatureSet:
+    """Run the frozen front-ends once per frame and assemble the ``[N, 9, F]`` windows: step ``3j + k`` carries the
+    event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of frame ``j`` at
+    ``defaults.RGB_STEPS[j]`` (zeros elsewhere); ``F = event features + RGB features``."""
+    envs = sorted({t.env for t in ds.traversals})
+    w = defaults.RGB_FRAMES_PER_WINDOW
+    feats, labels, split, group, env = [], [], [], [], []
+    fe_size = int(scnn.feature_size)
+    rgb_size = int(cnn.feature_size) if cnn is not None else 0
+    for g, t in enumerate(tqdm(ds.traversals, desc="feature cache", disable=not progress)):
+        evf, rgbf = _traversal_features(t, scnn, cnn)
+        n, bins = evf.shape[:2]
+        if n < w:
+            continue
+        idx = np.arange(w - 1, n)
+        steps = np.zeros((len(idx), w * bins, fe_size + rgb_size), np.float32)
+        for j in range(w):
+            frame = idx - (w - 1) + j
+            steps[:, j * bins:(j + 1) * bins, :fe_size] = evf[frame]
+            if rgbf is not None:
+                steps[:, defaults.RGB_STEPS[j], fe_size:] = rgbf[frame]
+        feats.append(steps)
+        labels.append(t.labels[idx])
+        split.append(np.full(len(idx), SPLIT_CODES[t.split], np.int8))
+        group.append(np.full(len(idx), g, np.int32))
+        env.append(np.full(len(idx), envs.index(t.env), np.int8))
+    if not feats:
+        raise DatasetError(f"{ds.root}: no traversal has a full window")
+    return FeatureSet(
+        features=np.concatenate(feats), labels=np.concatenate(labels), split=np.concatenate(split),
+        group=np.concatenate(group), env=np.concatenate(env), num_classes=ds.num_places, input_spiking=fe_size,
+        env_names=tuple(envs), meta={"dataset": str(ds.root), "dataset_fingerprint": ds.manifest["fingerprint"],
+                                     "rgb_steps": list(defaults.RGB_STEPS)},
+    )
+
+
+def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (16, 12)) -> dict[str, dict[str, float]]:
+    """Per-environment top-1 of a cosine nearest neighbour on raw downsampled frames (grey RGB thumbnail, and
+    event-count thumbnail), training traversals as the reference, test traversals as queries."""
+    out: dict[str, dict[str, float]] = {}
+
+    def thumbs(t: Traversal, what: str) -> np.ndarray:
+        img = t.rgb.astype(np.float32).mean(1) if what == "rgb" else t.events.astype(np.float32).sum((1, 2))
+        v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel() for i in img])
+        v -= v.mean(1, keepdims=True)
+        return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+
+    for env in sorted({t.env for t in ds.traversals}):
+        res = {}
+        for what in ("rgb", "events"):
+            ref = [t for t in ds.traversals if t.env == env and t.split == "train"]
+            qry = [t for t in ds.traversals if t.env == env and t.split == "test"]
+            if not ref or not qry:
+                continue
+            R = np.concatenate([thumbs(t, what) for t in ref])
+            RL = np.concatenate([t.labels for t in ref])
+            Q = np.concatenate([thumbs(t, what) for t in qry])
+            QL = np.concatenate([t.labels for t in qry])
+            res[f"nn_{what}_top1"] = float((RL[(Q @ R.T).argmax(1)] == QL).mean())
+        out[env] = res
+    return out

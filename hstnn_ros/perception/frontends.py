@@ -1,0 +1,228 @@
+"""Frozen front-ends: a spiking CNN on event frames and a CNN on RGB(-D) frames, each giving one feature vector
+per frame with the operations that frame cost.
+
+Both are stateless per frame (the SCNN runs one LIF step from rest), so the online engine computes every frame once
+and keeps the features in ring buffers. Architecture after cognav/NeuroGPR (DESIGN.md section 7); widths and the
+pooled grid are configurable so that the shipped models fit the repository (see ``SMALL``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hstnn_ros.errors import HstnnError
+from hstnn_ros.model import Component, ConvLIF, Surrogate, count_conv_ops, register_builder, spike
+
+SCNN_KIND = "scnn"
+CNN_KIND = "cnn"
+
+
+class FrontendError(HstnnError):
+    """A front-end configuration or input is invalid."""
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Shape of a front-end.
+
+    Attributes:
+        in_channels: 2 for event frames (OFF, ON), 3 for RGB, 4 for RGB-D.
+        widths: channels of the four conv layers (paper: 64, 128, 256, 256).
+        pooled_hw: the grid the last feature map is average-pooled to before the FC layers; ``None`` = avg-pool 2
+            (the reference), a small grid keeps the FC layer (most of the parameters) small.
+        hidden: width of the first FC layer.
+        features: output feature size (paper: 512).
+        input_hw: input frame ``(H, W)`` (paper: 180 x 240).
+        decay, v_th: LIF parameters of the SCNN (reference: 0.6, 0.15).
+    """
+
+    in_channels: int
+    widths: tuple[int, int, int, int] = (64, 128, 256, 256)
+    pooled_hw: tuple[int, int] | None = None
+    hidden: int = 512
+    features: int = 512
+    input_hw: tuple[int, int] = (180, 240)
+    decay: float = 0.6
+    v_th: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.in_channels < 1 or len(self.widths) != 4 or min(self.widths) < 1 or self.features < 1:
+            raise FrontendError(f"FrontendConfig: positive in_channels, 4 widths and features needed, got {self}")
+        if min(self.input_hw) < 16:
+            raise FrontendError(f"FrontendConfig: input_hw {self.input_hw} is too small (>= 16 x 16)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrontendConfig:
+        d = dict(d)
+        for key in ("widths", "pooled_hw", "input_hw"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise FrontendError(f"FrontendConfig: {exc}") from exc
+
+
+#: Small configuration of the shipped models: widths / 4, a 3 x 4 pooled grid, 256 features, 90 x 120 input.
+SMALL = {"widths": (16, 32, 64, 64), "pooled_hw": (3, 4), "hidden": 256, "features": 256, "input_hw": (90, 120)}
+
+
+@dataclass
+class FrontendOutput:
+    """Features ``[B, F]`` of a batch of frames and the operations each frame cost (``[B]``)."""
+
+    features: torch.Tensor
+    macs: torch.Tensor
+    acs: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _conv_stack(cfg: FrontendConfig) -> list[tuple[int, int, int, int, int]]:
+    w = cfg.widths
+    # (in, out, kernel, stride, padding): 3/3/1, then stride 2, 2, 1 (DESIGN.md section 7)
+    return [(cfg.in_channels, w[0], 3, 3, 1), (w[0], w[1], 3, 2, 1), (w[1], w[2], 3, 2, 1), (w[2], w[3], 3, 1, 1)]
+
+
+def _pooled_size(cfg: FrontendConfig) -> tuple[int, int]:
+    if cfg.pooled_hw is not None:
+        return cfg.pooled_hw
+    h, w = cfg.input_hw
+    for _, _, k, s, p in _conv_stack(cfg):
+        h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return h // 2, w // 2
+
+
+class _Frontend(nn.Module):
+    kind = ""
+    spiking = False
+
+    def __init__(self, config: FrontendConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.feature_size = config.features
+        ph, pw = _pooled_size(config)
+        self._flat = config.widths[3] * ph * pw
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.pooled_hw is None:
+            return F.avg_pool2d(x, 2)
+        return F.adaptive_avg_pool2d(x, self.config.pooled_hw)
+
+    def _check(self, x: torch.Tensor) -> None:
+        c, (h, w) = self.config.in_channels, self.config.input_hw
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c, h, w):
+            raise FrontendError(f"{type(self).__name__} expects frames [B, {c}, {h}, {w}], got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.extract(x, count=False).features
+
+    def extract(self, x: torch.Tensor, count: bool = True) -> FrontendOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_component(self) -> Component:
+        state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        return Component(self.kind, self.config.to_dict(), state)
+
+
+class SCNN(_Frontend):
+    """Spiking CNN on event frames ``[B, 2, H, W]``: four LIF conv layers (BatchNorm before conv 2-4), average
+    pooling, two LIF FC layers; one step from rest, so the feature (``features`` binary spikes) depends on this frame
+    only. Ops: every layer is driven by sparse input, so taps on non-zero inputs are ACs (the input of conv 1 is event
+    counts; inputs of later layers are spikes, BatchNorm being foldable into the next convolution); the first FC layer
+    sees pooled spike rates and costs MACs on its non-zero inputs."""
+
+    kind = SCNN_KIND
+    spiking = True
+
+    def __init__(self, config: FrontendConfig) -> None:
+        super().__init__(config)
+        sur = Surrogate()
+        self.convs = nn.ModuleList(
+            ConvLIF(i, o, k, s, p, decay=config.decay, v_th=config.v_th, surrogate=sur)
+            for i, o, k, s, p in _conv_stack(config)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in config.widths[:3])
+        self.fc1 = nn.Linear(self._flat, config.hidden, bias=False)
+        self.fc2 = nn.Linear(config.hidden, config.features, bias=False)
+        self.surrogate = sur
+
+    def extract(self, x: torch.Tensor, count: bool = True) -> FrontendOutput:
+        self._check(x)
+        b = x.shape[0]
+        macs = torch.zeros(b, dtype=torch.float64)
+        acs = torch.zeros(b, dtype=torch.float64)
+        h = x
+        rates = []
+        for i, conv in enumerate(self.convs):
+            inp = h if i == 0 else self.norms[i - 1](h)
+            if count:
+                # spiking input: ACs only where the (pre-norm) input is non-zero
+                _, a = count_conv_ops(conv.conv, h, spiking_input=True)
+                acs += a.to(torch.float64)
+            h, _ = conv.step(inp, None)
+            rates.append(h.detach().mean())
+        pooled = self._pool(h).flatten(1)
+        if count:
+            macs += (pooled != 0).sum(1).to(torch.float64).cpu() * self.fc1.out_features
+        s1 = spike(self.fc1(pooled) - self.config.v_th, self.surrogate)
+        if count:
+            acs += (s1 != 0).sum(1).to(torch.float64).cpu() * self.fc2.out_features
+        s2 = spike(self.fc2(s1) - self.config.v_th, self.surrogate)
+        return FrontendOutput(s2, macs, acs, {"spike_rates": [float(r) for r in rates]})
+
+
+class RGBCNN(_Frontend):
+    """CNN on RGB(-D) frames ``[B, 3|4, H, W]``: four ReLU conv layers (BatchNorm after conv 1-3), average pooling,
+    two FC layers; real-valued ``features``-d output. Every multiply is a MAC."""
+
+    kind = CNN_KIND
+
+    def __init__(self, config: FrontendConfig) -> None:
+        super().__init__(config)
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, k, s, p, bias=False) for i, o, k, s, p in _conv_stack(config))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in config.widths[:3])
+        self.fc1 = nn.Linear(self._flat, config.hidden)
+        self.fc2 = nn.Linear(config.hidden, config.features)
+
+    def extract(self, x: torch.Tensor, count: bool = True) -> FrontendOutput:
+        self._check(x)
+        b = x.shape[0]
+        macs = torch.zeros(b, dtype=torch.float64)
+        h = x
+        for i, conv in enumerate(self.convs):
+            if count:
+                m, _ = count_conv_ops(conv, h, spiking_input=False)
+                macs += m.to(torch.float64)
+            h = conv(h)
+            h = F.relu(self.norms[i](h) if i < 3 else h)
+        pooled = self._pool(h).flatten(1)
+        if count:
+            macs += float(self.fc1.in_features * self.fc1.out_features + self.fc2.in_features * self.fc2.out_features)
+        out = F.relu(self.fc2(F.relu(self.fc1(pooled))))
+        return FrontendOutput(out, macs, torch.zeros(b, dtype=torch.float64))
+
+
+def build_frontend(component: Component) -> _Frontend:
+    """The front-end module stored in a bundle component (``scnn`` or ``cnn``), in eval mode."""
+    cfg = FrontendConfig.from_dict(component.config)
+    cls = {SCNN_KIND: SCNN, CNN_KIND: RGBCNN}.get(component.kind)
+    if cls is None:
+        raise FrontendError(f"unknown front-end kind {component.kind!r} (expected {SCNN_KIND!r} or {CNN_KIND!r})")
+    module = cls(cfg)
+    try:
+        module.load_state_dict(component.state)
+    except RuntimeError as exc:
+        raise FrontendError(f"front-end {component.kind!r}: weights do not match its config ({exc})") from exc
+    return module.eval()
+
+
+register_builder(SCNN_KIND, build_frontend)
+register_builder(CNN_KIND, build_frontend)
