@@ -1,0 +1,158 @@
+"""Window datasets from real (synthetic-route) bags, front-ends, pretraining and the feature cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hstnn_ros import defaults
+from hstnn_ros.bags import BagReader
+from hstnn_ros.datasets import DatasetError
+from hstnn_ros.datasets.frontend_training import (
+    PretrainConfig,
+    cache_features,
+    nearest_neighbour_baseline,
+    pretrain_frontend,
+)
+from hstnn_ros.datasets.synth.config import preset_config
+from hstnn_ros.datasets.synth.enums import LightingEnv
+from hstnn_ros.datasets.synth.route import generate_route_set
+from hstnn_ros.datasets.windows import (
+    FramingConfig,
+    Labelling,
+    Topics,
+    build_dataset,
+    load_dataset,
+    read_traversal,
+    route_bags,
+)
+from hstnn_ros.model import load_bundle, save_bundle
+from hstnn_ros.perception.events.framing import events_to_frames, split_interval
+from hstnn_ros.perception.events.stream import StreamDecoder
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, FrontendError
+
+HW = (45, 60)
+
+
+@pytest.fixture(scope="module")
+def route(tmp_path_factory) -> Path:
+    cfg = preset_config("demo")
+    cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=1.5, num_places=3))
+    out = tmp_path_factory.mktemp("route")
+    generate_route_set(out, cfg, envs=(LightingEnv.ENV1,), traversals=3, seed=3, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dataset(route, tmp_path_factory):
+    return build_dataset(route_bags(route), tmp_path_factory.mktemp("ds"), framing=FramingConfig(input_hw=HW),
+                         progress=False)
+
+
+def test_frames_equal_engine_framing_of_all_events(route, dataset):
+    """Streaming framing (events dropped as frames are emitted) equals framing the whole decoded stream at once."""
+    bag = route_bags(route)[0][0]
+    trav = next(t for t in dataset.traversals if t.name == bag.name)
+    dec = StreamDecoder()
+    with BagReader(bag) as r:
+        batches = [dec.decode(m.msgtype, m.data) for m in r.messages(topics={Topics.events})]
+    from hstnn_ros.perception.events.batch import EventBatch
+
+    allev = EventBatch.concat([b for b in batches if len(b)])
+    for i in (0, len(trav) // 2, len(trav) - 1):
+        s = int(trav.stamps_ns[i])
+        ref = events_to_frames(allev, split_interval(s - 21_000_000, s, 3), (HW[1], HW[0]))
+        np.testing.assert_array_equal(trav.events[i].astype(np.float32), ref)
+    assert trav.events.astype(np.float64).sum() > 0
+
+
+def test_labels_splits_and_manifest(route, dataset):
+    assert dataset.num_places == 3
+    assert [t.split for t in dataset.traversals] == ["train", "val", "test"]
+    for t in dataset.traversals:
+        assert np.all(np.diff(t.labels) >= 0), "the robot moves forward: place ids never decrease"
+        assert t.labels[0] == 0 and t.labels[-1] == 2
+        meta = json.loads((Path(t.source) / "route.json").read_text())
+        enters = [x for x in meta["place_enter_ns"] if x is not None]
+        # a frame stamped after entering place k carries label >= k
+        for k, te in enumerate(enters):
+            assert np.all(t.labels[t.stamps_ns >= te] >= k)
+    again = load_dataset(dataset.root)
+    assert again.manifest["fingerprint"] == dataset.manifest["fingerprint"]
+
+
+def test_time_labelling_covers_all_places(route):
+    trav = read_traversal(route_bags(route)[0][0], env="env1", framing=FramingConfig(input_hw=HW),
+                          labelling=Labelling.TIME, places=5, progress=False)
+    assert set(trav.labels.tolist()) == set(range(5))
+
+
+def test_missing_topic_lists_what_the_bag_has(route):
+    with pytest.raises(DatasetError, match=r"missing topic.*/camera/color/image_raw"):
+        read_traversal(route_bags(route)[0][0], env="env1", topics=Topics(events="/nope"), progress=False)
+
+
+def test_corrupt_chunk_is_refused_with_its_path(dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(dataset.root, root)
+    chunk = root / dataset.manifest["traversals"][0]["chunks"][0]["file"]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=str(chunk)):
+        load_dataset(root)
+
+
+def test_too_few_traversals_refused(route, tmp_path):
+    with pytest.raises(DatasetError, match="at least 3"):
+        build_dataset(route_bags(route)[:2], tmp_path / "x", framing=FramingConfig(input_hw=HW), progress=False)
+
+
+def test_frontend_shapes_ops_and_bundle_round_trip(tmp_path):
+    torch.manual_seed(0)
+    scnn = SCNN(FrontendConfig(in_channels=2, **{**SMALL, "input_hw": HW})).eval()
+    cnn = RGBCNN(FrontendConfig(in_channels=3, **{**SMALL, "input_hw": HW})).eval()
+    x = torch.poisson(torch.full((3, 2, *HW), 0.2))
+    out = scnn.extract(x)
+    assert out.features.shape == (3, 256) and set(out.features.unique().tolist()) <= {0.0, 1.0}
+    # a frame without events costs no ACs in conv 1, and more events cost more
+    empty = scnn.extract(torch.zeros(1, 2, *HW))
+    assert float(empty.acs[0]) < float(out.acs.min())
+    assert float(cnn.extract(torch.rand(1, 3, *HW)).acs[0]) == 0.0
+    save_bundle(tmp_path / "fe", {"scnn": scnn, "cnn": cnn}, {"input_hw": list(HW)})
+    back = load_bundle(tmp_path / "fe")
+    torch.testing.assert_close(back.build("scnn")(x), scnn(x), rtol=0, atol=0)
+    with pytest.raises(FrontendError, match="expects frames"):
+        scnn.extract(torch.zeros(1, 3, *HW))
+
+
+def test_pretrain_and_feature_cache_layout(dataset):
+    torch.manual_seed(0)
+    shape = {**SMALL, "input_hw": HW, "features": 32, "hidden": 32}
+    recipe = PretrainConfig(epochs=2, batch=16)
+    scnn, m_ev = pretrain_frontend(dataset, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress=False)
+    cnn, m_rgb = pretrain_frontend(dataset, "cnn", FrontendConfig(in_channels=3, **shape), recipe, progress=False)
+    assert 0.0 <= m_rgb["per_env"]["env1"]["test_top1"] <= 1.0
+    fs = cache_features(dataset, scnn, cnn, progress=False)
+    n_windows = sum(len(t) - 2 for t in dataset.traversals)
+    assert fs.features.shape == (n_windows, 9, 64) and fs.input_spiking == 32
+    # window 0 of traversal 0: step 3j+k = event feature of bin k of frame j; RGB at RGB_STEPS only
+    t = dataset.traversals[0]
+    with torch.no_grad():
+        ev = scnn(torch.from_numpy(t.events[:3].reshape(9, 2, *HW).astype(np.float32))).numpy()
+        rgb = cnn(torch.from_numpy(t.rgb_input(slice(0, 3)))).numpy()
+    np.testing.assert_allclose(fs.features[0, :, :32], ev, atol=0)
+    for j, step in enumerate(defaults.RGB_STEPS):
+        np.testing.assert_allclose(fs.features[0, step, 32:], rgb[j], rtol=1e-6)
+    others = [s for s in range(9) if s not in defaults.RGB_STEPS]
+    assert not fs.features[:, others, 32:].any()
+    assert fs.labels[0] == t.labels[2]
+    base = nearest_neighbour_baseline(dataset)
+    assert set(base["env1"]) == {"nn_rgb_top1", "nn_events_top1"}
