@@ -139,7 +139,7 @@ def test_pretrain_and_feature_cache_layout(dataset):
     recipe = PretrainConfig(epochs=2, batch=16)
     scnn, m_ev = pretrain_frontend(dataset, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress=False)
     cnn, m_rgb = pretrain_frontend(dataset, "cnn", FrontendConfig(in_channels=3, **shape), recipe, progress=False)
-    assert 0.0 <= m_rgb["per_env"]["env1"]["test_top1"] <= 1.0
+    assert 0.0 <= m_rgb["per_env"]["env1"]["test_top1"] <= 1.0 and 0.0 <= m_ev["val_top1"] <= 1.0
     fs = cache_features(dataset, scnn, cnn, progress=False)
     n_windows = sum(len(t) - 2 for t in dataset.traversals)
     assert fs.features.shape == (n_windows, 9, 64) and fs.input_spiking == 32

@@ -44,7 +44,7 @@ def test_corrupt_file_names_path(tmp_path):
 def test_truncated_file_refused(tmp_path):
     p = save_feature_set(tmp_path / "f.safetensors", _fs())
     p.write_bytes(p.read_bytes()[:50])
-    with pytest.raises(DatasetError, match="f.safetensors"):
+    with pytest.raises(DatasetError, match=r"f\.safetensors"):
         load_feature_set(p)
 
 
