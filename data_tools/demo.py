@@ -25,8 +25,10 @@ from hstnn_ros.runtime.presets import choose_environment, load_references, parse
 from hstnn_ros.runtime.replay import ground_truth_from_route, run_replay
 from hstnn_ros.runtime.report import format_summary, summarise, write_records
 
-#: Seed of the demo route: different from the seeds build_models trains on, so the demo shows unseen traversals.
-DEMO_SEED = 1000
+#: World seed of the shipped models (build_models) and the first traversal index none of them was trained on: the
+#: demo replays new traversals of the same world (a different seed would be a different world, i.e. other places).
+WORLD_SEED = 0
+DEMO_TRAVERSAL = 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="per-env",
                    help="per-env (each traversal with its environment's model) | default | env1..3 | auto")
     p.add_argument("--envs", default="env1,env2,env3", help="environments to generate")
-    p.add_argument("--seed", type=int, default=DEMO_SEED, help="route seed (the shipped models' world uses 0)")
+    p.add_argument("--seed", type=int, default=WORLD_SEED, help="world seed (the shipped models' world is 0)")
+    p.add_argument("--traversal", type=int, default=DEMO_TRAVERSAL,
+                   help="traversal index to generate (the shipped models were trained on 0..5)")
     p.add_argument("--tolerance", type=int, default=1, help="recall@1 tolerance in places")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     rc = synth_route.main(["--out", str(routes), "--preset", "demo", "--envs", args.envs, "--traversals", "1",
-                           "--seed", str(args.seed), "--overwrite", *(["--quiet"] if args.no_progress else [])])
+                           "--first-traversal", str(args.traversal), "--seed", str(args.seed), "--overwrite",
+                           *(["--quiet"] if args.no_progress else [])])
     if rc != 0:
         print("hstnn-demo: generating the synthetic route failed", file=sys.stderr)
         return rc

@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="size: demo (seconds per traversal), default, bench (minutes)")
     p.add_argument("--envs", default="env1,env2,env3", help="comma-separated lighting environments")
     p.add_argument("--traversals", type=int, default=6, help="traversals per environment")
+    p.add_argument("--first-traversal", type=int, default=0,
+                   help="index of the first traversal (later indices: new traversals of the same world)")
     p.add_argument("--storage", default="mcap", choices=[s.value for s in Storage])
     p.add_argument("--encoding", default="evt3", help="EventPacket encoding (a supported encoder)")
     p.add_argument("--dvs-msgs", action="store_true", help="write dvs_msgs/msg/EventArray instead of EventPacket")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = cfg.with_overrides(**kw)
         index = generate_route_set(args.out, cfg, envs=envs, traversals=args.traversals, seed=args.seed,
                                    preset=args.preset, progress=not args.quiet, overwrite=args.overwrite,
-                                   workers=args.workers)
+                                   workers=args.workers, first_traversal=args.first_traversal)
     except SynthError as e:
         print(f"hstnn-synth-route: {e}", file=sys.stderr)
         return 1

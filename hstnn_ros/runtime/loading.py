@@ -59,7 +59,7 @@ class FrontendAdapter(nn.Module):
     def forward(self, x: torch.Tensor) -> FrontendResult:
         out = self.frontend.extract(x)
         rate = float(out.features.float().mean()) if getattr(self.frontend, "spiking", False) else None
-        return FrontendResult(out.features, float(out.macs), float(out.acs), rate)
+        return FrontendResult(out.features, float(out.macs.sum()), float(out.acs.sum()), rate)
 
 
 def _load(path: Path) -> Any:

@@ -126,8 +126,11 @@ def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, tra
 
 def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[LightingEnv] = tuple(LightingEnv),
                        traversals: int = 6, seed: int = 0, preset: str | None = None, progress: bool = True,
-                       overwrite: bool = False, workers: int = 1) -> Path:
+                       overwrite: bool = False, workers: int = 1, first_traversal: int = 0) -> Path:
     """Write ``len(envs) x traversals`` bags of one world into ``out_dir`` plus ``index.json``; returns its path.
+
+    Traversals are numbered from ``first_traversal``: the world depends on ``seed`` only, each traversal's motion
+    and noise on (seed, env, index), so later indices are new traversals of the same route (held-out replays).
 
     ``workers > 1`` writes traversals in parallel processes (each traversal is independent and seeded, so the
     bags are the same as with one worker)."""
@@ -138,9 +141,11 @@ def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[
         raise SynthError("no environments given; use e.g. --envs env1,env2,env3")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if first_traversal < 0:
+        raise SynthError(f"first_traversal={first_traversal}: traversal indices start at 0")
     if workers < 1:
         raise SynthError(f"workers={workers}: use 1 (sequential) or more processes")
-    jobs = [(env, k) for env in envs for k in range(traversals)]
+    jobs = [(env, k) for env in envs for k in range(first_traversal, first_traversal + traversals)]
     if workers == 1:
         world = build_world(cfg.world, seed)
         results = [write_traversal(out / traversal_name(env, k), cfg, env, k, seed=seed, preset=preset, world=world,
