@@ -163,7 +163,7 @@ def check_model_fits(source: BagSource, pipeline: Pipeline) -> None:
     if not pipeline.events_only and source.topics.image is None:
         raise RuntimeEngineError(
             f"{source.path}: no colour image topic, but model {pipeline.metadata.get('bundle', '(given)')} needs RGB "
-            "frames; replay it with an events-only model (--preset events_only or --model <events-only bundle>)"
+            "frames; replay it with an events-only model (--model models/events_only, shipped)"
         )
 
 
