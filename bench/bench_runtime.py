@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hstnn_ros import defaults
+from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.loading import load_pipeline
 
 QUICK = os.environ.get("HSTNN_BENCH_QUICK", "") not in ("", "0")
 PERIOD_NS = 33_333_333
 EVENTS_PER_S = 1_000_000
-
-
-@dataclass
-class _Batch:
-    t_ns: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    p: np.ndarray
-    width: int
-    height: int
 
 
 def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
@@ -47,13 +37,13 @@ def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def _stream(n_frames: int, rng: np.random.Generator) -> list[tuple[_Batch, int, np.ndarray]]:
+def _stream(n_frames: int, rng: np.random.Generator) -> list[tuple[EventBatch, int, np.ndarray]]:
     w, h = defaults.DAVIS346_WH
     per = EVENTS_PER_S * PERIOD_NS // 1_000_000_000
     out = []
     for k in range(1, n_frames + 1):
         t = np.sort(rng.integers((k - 1) * PERIOD_NS, k * PERIOD_NS, per)).astype(np.int64)
-        b = _Batch(t, rng.integers(0, w, per).astype(np.uint16), rng.integers(0, h, per).astype(np.uint16),
+        b = EventBatch(t, rng.integers(0, w, per).astype(np.uint16), rng.integers(0, h, per).astype(np.uint16),
                    rng.integers(0, 2, per).astype(np.uint8), w, h)
         img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         out.append((b, k * PERIOD_NS, img))
