@@ -46,7 +46,8 @@ def _run(name: str, main: Any, argv: list[str]) -> None:
     print(f"[build_models] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def _train_config(work: Path, quick: bool) -> Path:
+def _train_config(work: Path, quick: bool, hidden: list[int] | None = None, ratios: list[float] | None = None
+                  ) -> Path:
     base = yaml.safe_load((defaults.share_dir() / "config" / "train_place_recognition.yaml").read_text())
     if quick:
         base["network"]["hidden"] = [128, 128]
@@ -55,6 +56,10 @@ def _train_config(work: Path, quick: bool) -> Path:
         base["selection"]["max_batches"] = 5
     else:
         base["sweep"] = {**base["sweep"], "seeds": [0], "direct_baselines": False, "random_control": False}
+    if hidden:
+        base["network"]["hidden"] = hidden
+    if ratios:
+        base["sweep"]["ratios"] = ratios
     path = work / "train.yaml"
     path.write_text(yaml.safe_dump(base))
     return path
@@ -138,7 +143,7 @@ trusting the numbers on a real robot. The events-only model sees no colour and i
 def write_model_card(models: Path, report: dict[str, Any]) -> Path:
     """``models/MODEL_CARD.md`` from the measured ``build_report``."""
     cfg = report["train_config"]
-    head = CARD_HEAD.format(quick=" --quick" if report["mode"] == "quick" else "",
+    head = CARD_HEAD.format(quick=report.get("args", " --quick" if report["mode"] == "quick" else ""),
                             date=time.strftime("%Y-%m-%d"), minutes=report["seconds"] / 60, preset=report["preset"],
                             traversals=report["traversals"], ratios=cfg["sweep"]["ratios"])
     rows = []
@@ -164,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=Path("build_models_work"), help="intermediate files")
     p.add_argument("--models", type=Path, default=defaults.REPO_ROOT / "models", help="where bundles go")
     p.add_argument("--traversals", type=int, help="traversals per environment (default 6, quick 3)")
+    p.add_argument("--hidden", type=int, nargs="+",
+                   help="HSTNN hidden sizes (default: the recipe's 500 500; quick 128 128)")
+    p.add_argument("--ratios", type=float, nargs="+", help="SNN ratios to sweep (default: the recipe's)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:  # installed: data_tools is hstnn_ros.data_tools; source checkout: the sibling package
@@ -191,14 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     feats = work / "features"
     _run("frontends", frontends.main, ["--dataset", str(data), "--out", str(fe_dir), "--features", str(feats)]
          + (["--quick"] if args.quick else []))
-    cfg = _train_config(work, args.quick)
+    cfg = _train_config(work, args.quick, args.hidden, args.ratios)
     models = args.models
     models.mkdir(parents=True, exist_ok=True)
     if (models / "frontends").exists():
         shutil.rmtree(models / "frontends")
     shutil.copytree(fe_dir, models / "frontends")
     index = json.loads((routes / "index.json").read_text())
-    report: dict[str, Any] = {"mode": "quick" if args.quick else "full", "preset": preset, "traversals": trav,
+    cli = sys.argv[1:] if argv is None else argv
+    shown = [a for a in cli if a not in {str(args.work), str(args.models)} and a not in {"--work", "--models"}]
+    report: dict[str, Any] = {"args": "".join(f" {a}" for a in shown),
+                              "mode": "quick" if args.quick else "full", "preset": preset, "traversals": trav,
                               "train_config": yaml.safe_load(cfg.read_text()), "bundles": {}}
     refs = {}
     try:
