@@ -33,6 +33,7 @@ setup(
         "matplotlib>=3.7",
         "pyyaml>=6",
         "psutil>=5.9",
+        "jsonschema>=4",
     ],
     extras_require={
         "aedat": ["dv-processing>=1.7"],
