@@ -19,7 +19,8 @@ from hstnn_ros.model import (
     register_builder,
     save_bundle,
 )
-from hstnn_ros.model.bundle import _BUILDERS, JSON_NAME, WEIGHTS_NAME
+from hstnn_ros.model import bundle as bundle_module
+from hstnn_ros.model.bundle import JSON_NAME, WEIGHTS_NAME
 
 torch.set_num_threads(1)
 
@@ -164,7 +165,9 @@ def test_any_corruption_is_refused_or_harmless(tmp_path, which, pos, mask, cut):
         assert torch.equal(m2.state_dict()[k], v)
 
 
-def test_build_uses_registered_builders(saved):
+def test_build_uses_registered_builders(saved, monkeypatch):
+    # An empty private registry: the real front-end builders (registered on import) stay untouched for other tests.
+    monkeypatch.setattr(bundle_module, "_BUILDERS", {})
     path, m, extra, _ = saved
     b = load_bundle(path)
     x = torch.rand(2, 3, 6)
@@ -175,14 +178,12 @@ def test_build_uses_registered_builders(saved):
         conv.load_state_dict({"weight": c.state["conv.weight"]})
         return conv
 
-    try:
-        register_builder("scnn", conv_builder)
-        assert torch.equal(b.build("scnn").weight, extra.state["conv.weight"])
-        register_builder("scnn", lambda c: conv_builder({**c.__dict__}))  # a broken builder
-        with pytest.raises(BundleError, match=r"bundle\.json: component 'scnn' \(scnn\) cannot be built"):
-            b.build("scnn")
-    finally:
-        _BUILDERS.pop("scnn", None)
+    register_builder("scnn", conv_builder)
+    assert torch.equal(b.build("scnn").weight, extra.state["conv.weight"])
+    register_builder("scnn", lambda c: conv_builder({**c.__dict__}))  # a broken builder
+    with pytest.raises(BundleError, match=r"bundle\.json: component 'scnn' \(scnn\) cannot be built"):
+        b.build("scnn")
+    bundle_module._BUILDERS.pop("scnn")
     with pytest.raises(BundleError, match="no builder registered"):
         b.build("scnn")
     with pytest.raises(BundleError, match="no component 'cnn'"):
