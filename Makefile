@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 ## Re-train the shipped model bundles from scratch (documented in models/MODEL_CARD.md).
 models: $(STAMP)
-	$(BIN)/python -m hstnn_ros.data_tools.build_models
+	$(BIN)/python -m hstnn_ros.data_tools.build_models --quick --traversals 4 --hidden 500 500 --ratios 0.5 0.75 0.95
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
