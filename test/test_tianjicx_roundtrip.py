@@ -121,3 +121,19 @@ def test_clis_export_and_simulate_a_bundle(trained: HSTNN, tmp_path: Path, capsy
     assert json.loads(js.read_text())[str(prog)]["agreement_top1"] >= 0.99
     assert sim_main([str(tmp_path / "nowhere"), "--data", str(data)]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_shipped_fp16_bundle_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Shipped bundles store fp16 weights: the export quantises an fp32 copy and its ONNX graph matches PyTorch."""
+    from data_tools.export_tianjicx import main as export_main
+    from hstnn_ros import defaults
+    from hstnn_ros.model import load_bundle
+
+    bundle = defaults.shipped_models_dir() / "default"
+    if not (bundle / "bundle.json").is_file():
+        pytest.skip("no shipped default bundle")
+    model = load_bundle(bundle).hstnn()
+    assert model.readout.weight.dtype == torch.float16  # the case this test is about
+    assert export_main([str(bundle), "--out", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "onnx:" in out and (tmp_path / "p" / ONNX_NAME).is_file()

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,8 @@ def export_program(
     PyTorch on the calibration windows and refused when they differ by more than ``ONNX_ATOL``.
     """
     calib_x = np.asarray(calib_x, dtype=np.float32)
+    # Bundles may store fp16 weights (the shipped ones do); export works on an fp32 copy, the caller's model untouched.
+    model = copy.deepcopy(model).float()
     net = net or float_net_from_hstnn(model)
     q = quantise(net, calib_x, lut_width=lut_width)
     mapping = map_network(
