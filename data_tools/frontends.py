@@ -22,6 +22,7 @@ from hstnn_ros.datasets.frontend_training import (
     PretrainConfig,
     cache_features,
     nearest_neighbour_baseline,
+    plot_frontend_report,
     pretrain_frontend,
 )
 from hstnn_ros.datasets.windows import FramingConfig, load_dataset
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default 12, quick 5)")
     p.add_argument("--quick", action="store_true", help="few epochs (minutes)")
     p.add_argument("--full-size", action="store_true", help="paper-size front-ends instead of the small ones")
+    p.add_argument("--plot", type=Path, help="bar chart of the report (default: OUT/pretrain_report.png)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hstnn-frontends: {exc}", file=sys.stderr)
         return 2
     (args.out / "pretrain_report.json").write_text(json.dumps(report, indent=1))
+    png = plot_frontend_report(report, args.plot or args.out / "pretrain_report.png")
     print("per-environment test top-1 (front-end linear heads vs nearest neighbour on raw thumbnails):")
     print(f"{'env':>6} {'SCNN head':>10} {'CNN head':>10} {'NN events':>10} {'NN RGB':>10}")
     for env in fs.env_names:
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                baseline[env].get("nn_events_top1"), baseline[env].get("nn_rgb_top1")]
         print(f"{env:>6} " + " ".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in row))
     print(f"front-ends in {args.out}; features {fs.features.shape} in {args.features} "
-          f"(spike rate of event features {np.mean(fs.features[..., :fs.input_spiking]):.3f})")
+          f"(spike rate of event features {np.mean(fs.features[..., :fs.input_spiking]):.3f}); plot {png}")
     return 0
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 
 from hstnn_ros.datasets.synth import (
     EventMessage,
@@ -18,7 +19,9 @@ from hstnn_ros.datasets.synth import (
     generate_route_set,
     preset_config,
 )
+from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
 from hstnn_ros.datasets.synth.stats import EventStats
+from hstnn_ros.errors import HstnnError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing traversal bags in --out")
     p.add_argument("--workers", type=int, default=1, help="traversals written in parallel processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--compare-real", type=Path, metavar="DIR",
+                   help="also print per-environment totals beside every real rosbag2 in DIR (e.g. ../shared/data/bags)")
     return p
 
 
@@ -68,6 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             for b in data["bags"]]
     print(format_stats_table(rows))
     print(f"wrote {len(rows)} bags and {index}")
+    if args.compare_real:
+        try:
+            real = [real_bag_stats(b) for b in sorted(args.compare_real.iterdir()) if (b / "metadata.yaml").is_file()]
+        except (OSError, HstnnError) as e:
+            print(f"hstnn-synth-route: --compare-real {args.compare_real}: {e}", file=sys.stderr)
+            return 1
+        if not real:
+            print(f"hstnn-synth-route: --compare-real {args.compare_real}: no rosbag2 folders (with metadata.yaml)",
+                  file=sys.stderr)
+            return 1
+        print("\nsynthetic environments beside real recordings (realism check: ev/px/s and ON ratio):")
+        print(format_stats_table([*synthetic_env_stats(index), *real]))
     return 0
 
 

@@ -17,6 +17,7 @@ from hstnn_ros.datasets.frontend_training import (
     PretrainConfig,
     cache_features,
     nearest_neighbour_baseline,
+    plot_frontend_report,
     pretrain_frontend,
 )
 from hstnn_ros.datasets.synth.config import preset_config
@@ -156,3 +157,6 @@ def test_pretrain_and_feature_cache_layout(dataset):
     assert fs.labels[0] == t.labels[2]
     base = nearest_neighbour_baseline(dataset)
     assert set(base["env1"]) == {"nn_rgb_top1", "nn_events_top1"}
+    png = plot_frontend_report({"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": base},
+                               dataset.root / "report.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"

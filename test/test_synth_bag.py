@@ -126,6 +126,20 @@ def test_cli_writes_a_demo_route(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "r"), "--envs", "env9", "--quiet"]) == 2
 
 
+@pytest.mark.slow
+def test_cli_prints_synthetic_stats_beside_real_bags(tmp_path, capsys, shared_data):
+    from data_tools.synth_route import main
+
+    real = shared_data / "bags"
+    args = ["--out", str(tmp_path / "r"), "--envs", "env1,env3", "--traversals", "1", "--quiet", "--places", "2"]
+    assert main([*args, "--compare-real", str(real)]) == 0
+    table = capsys.readouterr().out.split("beside real recordings")[1]
+    for name in ["synthetic env1", "synthetic env3", *(b.name for b in real.iterdir() if b.is_dir())]:
+        assert name[:44] in table
+    assert main([*args, "--overwrite", "--compare-real", str(tmp_path)]) == 1
+    assert "no rosbag2 folders" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["libcaer_cmp", "mono", "dvs_msgs"])
 def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
     from hstnn_ros.datasets.synth import EventMessage

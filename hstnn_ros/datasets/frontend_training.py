@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -194,3 +195,37 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
             res[f"nn_{what}_top1"] = float((RL[(Q @ R.T).argmax(1)] == QL).mean())
         out[env] = res
     return out
+
+
+def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
+    """Grouped bars per environment: test top-1 of the SCNN and CNN linear heads and of the nearest-neighbour
+    baselines (the evidence that the learned front-ends beat raw frames), saved as a PNG."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    envs = sorted(report["scnn_head"]["per_env"])
+    series = {
+        "SCNN head": [report["scnn_head"]["per_env"][e].get("test_top1") for e in envs],
+        "CNN head": [report["cnn_head"]["per_env"][e].get("test_top1") for e in envs],
+        "NN events": [report["nearest_neighbour"].get(e, {}).get("nn_events_top1") for e in envs],
+        "NN RGB": [report["nearest_neighbour"].get(e, {}).get("nn_rgb_top1") for e in envs],
+    }
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(envs), 3.4))
+    width = 0.8 / len(series)
+    for k, (name, vals) in enumerate(series.items()):
+        xs = np.arange(len(envs)) + (k - (len(series) - 1) / 2) * width
+        ax.bar(xs, [np.nan if v is None else v for v in vals], width, label=name)
+    ax.set_xticks(np.arange(len(envs)), envs)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test top-1")
+    ax.set_title("front-end linear heads vs nearest neighbour on raw frames")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
