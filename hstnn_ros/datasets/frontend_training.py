@@ -218,10 +218,10 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
         xs = np.arange(len(envs)) + (k - (len(series) - 1) / 2) * width
         ax.bar(xs, [np.nan if v is None else v for v in vals], width, label=name)
     ax.set_xticks(np.arange(len(envs)), envs)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.25)
     ax.set_ylabel("test top-1")
     ax.set_title("front-end linear heads vs nearest neighbour on raw frames")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=len(series), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
