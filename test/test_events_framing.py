@@ -47,6 +47,20 @@ def test_resize_modes_conserve_or_crop_counts(*, w: int, h: int, ow: int, oh: in
     np.testing.assert_array_equal(pev.events_to_frames(sorted_b, [0, 500, 1000], (ow, oh), mode=mode), f)
 
 
+@settings(max_examples=40, deadline=None)
+@given(w=st.integers(1, 400), h=st.integers(1, 300), ow=st.integers(1, 200), oh=st.integers(1, 200),
+       n=st.integers(0, 600), seed=st.integers(0, 2**31), mode=st.sampled_from(list(pev.ResizeMode)))
+def test_downscaling_sensor_resolution_counts_equals_framing_directly(*, w: int, h: int, ow: int, oh: int, n: int,
+                                                                       seed: int, mode: pev.ResizeMode) -> None:
+    rng = np.random.default_rng(seed)
+    b = pev.EventBatch(np.sort(rng.integers(0, 21, n)), rng.integers(0, w, n), rng.integers(0, h, n),
+                       rng.integers(0, 2, n), w, h)
+    edges = [0, 7, 14, 21]
+    sensor = pev.events_to_frames(b, edges, (w, h))
+    np.testing.assert_array_equal(pev.downscale_counts(sensor, (ow, oh), mode),
+                                  pev.events_to_frames(b, edges, (ow, oh), mode=mode))
+
+
 def test_normalisation_and_clip() -> None:
     b = pev.EventBatch(np.zeros(7), [0, 0, 0, 0, 0, 1, 1], [0] * 7, [1] * 7, 2, 1)
     raw = pev.events_to_frames(b, [0, 1], (2, 1))

@@ -23,6 +23,7 @@ from hstnn_ros.perception.events.framing import (
     StreamingFramer,
     background_activity_filter,
     coordinate_luts,
+    downscale_counts,
     events_to_frames,
     split_interval,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "decode_libcaer",
     "decode_libcaer_cmp",
     "decode_mono",
+    "downscale_counts",
     "encode_dvs_event_array",
     "encode_evt3",
     "encode_libcaer",

@@ -71,6 +71,19 @@ def events_to_frames(batch: EventBatch, t_edges_ns: Sequence[int] | np.ndarray,
     return _normalise(frames.reshape(nb, 2, oh, ow), clip, Normalization(normalize))
 
 
+def downscale_counts(frames: np.ndarray, out_wh: tuple[int, int], mode: ResizeMode = ResizeMode.SCALE) -> np.ndarray:
+    """Count frames ``[..., h, w]`` at sensor resolution summed onto the output grid with the same coordinate mapping
+    as :func:`events_to_frames`, so that framing at sensor resolution then downscaling equals framing directly (used
+    for datasets that store sensor-resolution count tensors, e.g. NeuroGPR). Returns float32 ``[..., H, W]``."""
+    h, w = frames.shape[-2:]
+    ow, oh = int(out_wh[0]), int(out_wh[1])
+    lut_x, lut_y = coordinate_luts(w, h, (ow, oh), mode)
+    # one-hot maps (a column of zeros where a coordinate is cropped away): out = Ay @ frames @ Ax^T
+    ay = (lut_y[None, :] == np.arange(oh)[:, None]).astype(np.float32)
+    ax = (lut_x[None, :] == np.arange(ow)[:, None]).astype(np.float32)
+    return (ay @ np.asarray(frames, np.float32) @ ax.T).astype(np.float32)
+
+
 def _normalise(frames: np.ndarray, clip: float | None, normalize: Normalization) -> np.ndarray:
     if clip is not None:
         np.minimum(frames, np.float32(clip), out=frames)
