@@ -3,6 +3,8 @@ recorded routes, one bag per traversal.
 
   hstnn-dataset --route SYNTH_ROUTE_DIR --out DIR              (a set written by hstnn-synth-route)
   hstnn-dataset --bags ENV=BAG [ENV=BAG ...] --out DIR --label distance --places 100
+  hstnn-dataset --neurogpr ROOT_OR_TRAVERSAL [...] --out DIR    (NeuroGPR layout; default --label time --places 100)
+  hstnn-dataset --bags ENV=BAG [...] --export-neurogpr DIR      (write the bags in the NeuroGPR layout instead)
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from pathlib import Path
 
 from hstnn_ros.datasets.errors import DatasetError
-from hstnn_ros.datasets.windows import FramingConfig, Labelling, Topics, build_dataset, route_bags
+from hstnn_ros.datasets.neurogpr import build_neurogpr_dataset, export_neurogpr
+from hstnn_ros.datasets.windows import FramingConfig, Labelling, Topics, WindowDataset, build_dataset, route_bags
 from hstnn_ros.errors import HstnnError
 
 
@@ -23,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--route", type=Path, help="synthetic route set (folder with index.json)")
     src.add_argument("--bags", nargs="+", metavar="ENV=BAG", help="recorded bags, one per traversal, with their env")
-    p.add_argument("--out", type=Path, required=True)
+    src.add_argument("--neurogpr", nargs="+", type=Path, metavar="DIR",
+                     help="NeuroGPR traversal folders <env>_v<k>, or roots holding them")
+    dst = p.add_mutually_exclusive_group(required=True)
+    dst.add_argument("--out", type=Path, help="dataset directory")
+    dst.add_argument("--export-neurogpr", type=Path, metavar="DIR",
+                     help="instead of a dataset, write each bag as DIR/<env>_v<k> in the NeuroGPR layout")
+    p.add_argument("--tensor-format", choices=["npy", "torch"], default="npy", help="NeuroGPR export event tensors")
     p.add_argument("--label", choices=[m.value for m in Labelling], default=None,
                    help="labelling mode (default: route for --route, distance for --bags)")
     p.add_argument("--places", type=int, help="place count (distance/time labelling)")
@@ -38,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
+        framing = FramingConfig(input_hw=tuple(args.input_hw), depth=args.depth)
+        topics = Topics(args.events_topic, args.rgb_topic, args.depth_topic, args.odom_topic)
+        if args.neurogpr:
+            if args.export_neurogpr:
+                raise DatasetError("--export-neurogpr converts bags (--route or --bags), not NeuroGPR folders")
+            ds = build_neurogpr_dataset(args.neurogpr, args.out, framing=framing,
+                                        labelling=Labelling(args.label or "time"),
+                                        places=args.places if args.places is not None else 100,
+                                        progress=not args.quiet)
+            return _summary(ds, args.out)
         if args.route:
             bags = route_bags(args.route)
         else:
@@ -47,17 +66,27 @@ def main(argv: list[str] | None = None) -> int:
                 if not sep:
                     raise DatasetError(f"--bags item {item!r}: expected ENV=BAG (e.g. env1=rosbag2_2024_01_01)")
                 bags.append((Path(bag), env))
+        if args.export_neurogpr:
+            count: dict[str, int] = {}
+            for bag, env in bags:  # k counts each environment's bags in the order given
+                count[env] = count.get(env, 0) + 1
+                out = export_neurogpr(bag, args.export_neurogpr / f"{env}_v{count[env]}", topics=topics,
+                                      framing=framing, tensor_format=args.tensor_format, progress=not args.quiet)
+                print(f"{bag} -> {out}")
+            return 0
         label = Labelling(args.label or ("route" if args.route else "distance"))
-        topics = Topics(args.events_topic, args.rgb_topic, args.depth_topic, args.odom_topic)
-        framing = FramingConfig(input_hw=tuple(args.input_hw), depth=args.depth)
         ds = build_dataset(bags, args.out, topics=topics, framing=framing, labelling=label, places=args.places,
                            progress=not args.quiet)
     except HstnnError as exc:
         print(f"hstnn-dataset: {exc}", file=sys.stderr)
         return 2
+    return _summary(ds, args.out)
+
+
+def _summary(ds: WindowDataset, out: Path) -> int:
     for t in ds.traversals:
         print(f"{t.name:>12} {t.env:>6} {t.split:>5} {len(t):5d} frames")
-    print(f"dataset in {args.out}: {len(ds.traversals)} traversals, {ds.num_places} places, "
+    print(f"dataset in {out}: {len(ds.traversals)} traversals, {ds.num_places} places, "
           f"fingerprint {ds.manifest['fingerprint'][:12]}")
     return 0
 

@@ -13,11 +13,12 @@ import enum
 import hashlib
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ from hstnn_ros.bags import BagError, BagReader
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.perception.events.framing import events_to_frames, split_interval
+from hstnn_ros.perception.events.framing import downscale_counts, events_to_frames, split_interval
 from hstnn_ros.perception.events.stream import StreamDecoder
 from hstnn_ros.perception.images import decode_image
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT = "hstnn_ros.window_dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # v2: labels in a per-traversal file (chunks are streamed before labels are known)
 ROUTE_SIDECAR = "route.json"
 #: Largest event count stored per pixel and bin (float16 holds integers exactly up to 2048).
 MAX_COUNT = 2047.0
@@ -135,9 +136,10 @@ def _route_labels(bag: Path, stamps: np.ndarray) -> tuple[np.ndarray, dict[str, 
     return np.clip(lab, 0, len(enters) - 1).astype(np.int64), meta
 
 
-def _distance_labels(odom: np.ndarray, stamps: np.ndarray, places: int, bag: Path) -> np.ndarray:
+def _distance_labels(odom: np.ndarray, stamps: np.ndarray, places: int, source: Path) -> np.ndarray:
     if len(odom) < 2:
-        raise DatasetError(f"{bag}: labelling 'distance' needs odometry, found {len(odom)} messages; use --label time")
+        raise DatasetError(f"{source}: labelling 'distance' needs odometry/positions, found {len(odom)}; "
+                           "use --label time")
     d = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(odom[:, 1]), np.diff(odom[:, 2])))])
     at = np.interp(stamps.astype(np.float64), odom[:, 0], d)
     return np.clip((at / max(d[-1], 1e-9) * places).astype(np.int64), 0, places - 1)
@@ -149,131 +151,210 @@ def _time_labels(stamps: np.ndarray, places: int) -> np.ndarray:
     return np.clip((frac * places).astype(np.int64), 0, places - 1)
 
 
-def read_traversal(bag: Path, *, env: str, topics: Topics = Topics(), framing: FramingConfig = FramingConfig(),
-                   labelling: Labelling = Labelling.ROUTE, places: int | None = None,
-                   progress: bool = True) -> Traversal:
-    """Frames and labels of one bag (one traversal), streamed in timestamp order."""
-    bag = Path(bag)
-    H, W = framing.input_hw
-    span = framing.bins * framing.bin_ns
-    try:
-        reader_cm = BagReader(bag)
-    except BagError as exc:
-        raise DatasetError(f"{bag}: cannot open bag ({exc}); re-record or re-generate it") from exc
-    with reader_cm as reader:
-        have = dict(reader.topics)
-        want = [topics.events, topics.rgb]
-        missing = [t for t in want if t not in have]
-        if missing:
-            raise DatasetError(f"{bag}: missing topic(s) {missing}; the bag has {sorted(have)} (pass --topics)")
-        use_depth = framing.depth and topics.depth in have
-        if framing.depth and not use_depth:
-            raise DatasetError(f"{bag}: depth requested but topic {topics.depth!r} is absent; "
-                               f"the bag has {sorted(have)}")
-        sel = {topics.events, topics.rgb} | ({topics.depth} if use_depth else set())
-        if topics.odom and topics.odom in have:
-            sel.add(topics.odom)
-        decoder = StreamDecoder()
-        ev_chunks: deque[EventBatch] = deque()
-        pending: deque[tuple[int, np.ndarray]] = deque()
-        depth_by_stamp: dict[int, np.ndarray] = {}
-        watermark = -1
-        sensor_wh = (0, 0)
-        out_ev: list[np.ndarray] = []
-        out_rgb: list[np.ndarray] = []
-        out_depth: list[np.ndarray] = []
-        out_t: list[int] = []
-        odom: list[tuple[int, float, float]] = []
-        total = sum(have[t].count for t in sel)
-
-        def emit(until: int | None) -> None:
-            while pending and (until is None or pending[0][0] <= until):
-                stamp, rgb = pending.popleft()
-                lo = stamp - span
-                parts = [b.slice_time(lo, stamp) for b in ev_chunks if len(b) and b.t_ns[-1] >= lo]
-                w, h = sensor_wh
-                batch = EventBatch.concat(parts) if parts else EventBatch.empty(w, h)
-                fr = events_to_frames(batch, split_interval(lo, stamp, framing.bins), (W, H), mode=framing.mode)
-                out_ev.append(np.minimum(fr, MAX_COUNT).astype(np.float16))
-                out_rgb.append(cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1).copy())
-                if use_depth:
-                    dep = depth_by_stamp.pop(stamp, None)
-                    if dep is None:
-                        dep = np.zeros(rgb.shape[:2], np.float32)
-                    d = cv2.resize(dep.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
-                    d = np.clip(np.nan_to_num(d), 0.0, framing.depth_max_m) / np.float32(framing.depth_max_m)
-                    out_depth.append(d[None].astype(np.float32))
-                out_t.append(stamp)
-            # drop events no pending frame can need
-            horizon = (pending[0][0] if pending else watermark) - span
-            while ev_chunks and len(ev_chunks[0]) and ev_chunks[0].t_ns[-1] < horizon:
-                ev_chunks.popleft()
-
-        it = reader.messages(topics=sel)
-        for raw in tqdm(it, total=total, desc=f"frames {bag.name}", unit="msg", disable=not progress, leave=False):
-            try:
-                if raw.topic == topics.events:
-                    b = decoder.decode(raw.msgtype, raw.data)
-                    if len(b):
-                        sensor_wh = (b.width, b.height)
-                        ev_chunks.append(b)
-                        watermark = max(watermark, int(b.t_ns[-1]))
-                        emit(watermark)
-                elif raw.topic == topics.rgb:
-                    msg = reader.deserialize(raw)
-                    pending.append((_stamp_ns(msg.header), decode_image(msg)))
-                elif use_depth and raw.topic == topics.depth:
-                    msg = reader.deserialize(raw)
-                    depth_by_stamp[_stamp_ns(msg.header)] = decode_image(msg)
-                    if len(depth_by_stamp) > 64:  # bounded: depth without a colour frame is dropped
-                        depth_by_stamp.pop(min(depth_by_stamp))
-                elif raw.topic == topics.odom:
-                    msg = reader.deserialize(raw)
-                    p = msg.pose.pose.position
-                    odom.append((_stamp_ns(msg.header), float(p.x), float(p.y)))
-            except DecodeError as exc:
-                log.warning("%s: skipped a malformed %s message at %d ns: %s", bag, raw.topic, raw.t_ns, exc)
-        emit(None)
-    if decoder.counters.messages == 0 or watermark < 0:
-        raise DatasetError(f"{bag}: no events decoded on {topics.events}")
-    stamps = np.asarray(out_t, np.int64)
-    if len(stamps) < defaults.RGB_FRAMES_PER_WINDOW:
-        raise DatasetError(f"{bag}: {len(stamps)} RGB frames, fewer than one window "
-                           f"({defaults.RGB_FRAMES_PER_WINDOW}); record a longer traversal")
-    first_ev = min((int(b.t_ns[0]) for b in ev_chunks if len(b)), default=watermark)
-    if stamps[-1] < first_ev - span or watermark < stamps[0] - span:
-        raise DatasetError(f"{bag}: event and image time ranges do not overlap; check the clocks of the recording")
-    labels, nplaces = _labels(bag, labelling, stamps, np.asarray(odom, np.float64).reshape(-1, 3), places)
-    log.info("%s: %d frames, %d places, %s", bag, len(stamps), nplaces, decoder.counters)
-    return Traversal(
-        name=bag.name, env=env, events=np.stack(out_ev), rgb=np.stack(out_rgb),
-        depth=np.stack(out_depth) if use_depth else None, stamps_ns=stamps, labels=labels, source=str(bag),
-    )
-
-
-def _labels(bag: Path, mode: Labelling, stamps: np.ndarray, odom: np.ndarray, places: int | None
-            ) -> tuple[np.ndarray, int]:
+def place_labels(source: Path, mode: Labelling, stamps: np.ndarray, odom: np.ndarray, places: int | None
+                 ) -> tuple[np.ndarray, int]:
+    """Place ids of the frames stamped ``stamps`` of one traversal and the place count. ``odom`` is ``[n, >=3]``
+    (t_ns, x, y, ...) for distance labels; ``route`` labels read the synthetic route's sidecar beside ``source``."""
     mode = Labelling(mode)
     if mode is Labelling.ROUTE:
-        lab, meta = _route_labels(bag, stamps)
+        lab, meta = _route_labels(source, stamps)
         n = int(meta.get("num_places", len(meta["place_enter_ns"])))
         if places is not None and places != n:
-            raise DatasetError(f"{bag}: route has {n} places but --places {places} was asked; drop --places or "
+            raise DatasetError(f"{source}: route has {n} places but --places {places} was asked; drop --places or "
                                "use --label distance")
         return lab, n
     if places is None or places < 1:
         raise DatasetError(f"labelling {mode.value!r} needs a positive place count (--places)")
     if mode is Labelling.DISTANCE:
-        return _distance_labels(odom, stamps, places, bag), places
+        return _distance_labels(odom, stamps, places, source), places
     return _time_labels(stamps, places), places
+
+
+@dataclass
+class FrameSample:
+    """One RGB frame of a traversal with the event frames of the bins ending at its stamp, as recorded."""
+
+    stamp_ns: int
+    events: np.ndarray  # float32 [bins, 2, h, w] event counts (sensor resolution or the front-end grid)
+    rgb: np.ndarray  # uint8 [h, w, 3] RGB as decoded
+    depth: np.ndarray | None = None  # float32 [h, w] metres
+
+
+class FrameSource(Protocol):
+    """A traversal as a stream of :class:`FrameSample` (a bag, a NeuroGPR folder, ...)."""
+
+    path: Path
+
+    def __iter__(self) -> Iterator[FrameSample]: ...
+
+    def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
+        """Place ids of the iterated frames (valid after iteration)."""
+        ...
+
+
+class BagFrames:
+    """The frames of one bag (one traversal), streamed in timestamp order: events older than the oldest pending
+    RGB frame are dropped, so memory holds a few frames, never the bag. Event frames are cut exactly as the online
+    engine cuts them, at the front-end grid or (``sensor_resolution``) at the sensor's own resolution."""
+
+    def __init__(self, bag: Path, *, topics: Topics = Topics(), framing: FramingConfig = FramingConfig(),
+                 sensor_resolution: bool = False, progress: bool = True) -> None:
+        self.path = Path(bag)
+        self.topics, self.framing = topics, framing
+        self.sensor_resolution, self.progress = sensor_resolution, progress
+        #: ``[n, 8]`` t_ns, x, y, z, qx, qy, qz, qw of the odometry topic (filled by iteration; exact stamps in
+        #: ``odometry_ns``, float64 rounds epoch nanoseconds)
+        self.odometry = np.zeros((0, 8), np.float64)
+        self.odometry_ns = np.zeros(0, np.int64)
+
+    def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
+        return place_labels(self.path, mode, stamps, self.odometry, places)
+
+    def __iter__(self) -> Iterator[FrameSample]:
+        bag, topics, framing = self.path, self.topics, self.framing
+        H, W = framing.input_hw
+        span = framing.bins * framing.bin_ns
+        try:
+            reader_cm = BagReader(bag)
+        except BagError as exc:
+            raise DatasetError(f"{bag}: cannot open bag ({exc}); re-record or re-generate it") from exc
+        with reader_cm as reader:
+            have = dict(reader.topics)
+            missing = [t for t in (topics.events, topics.rgb) if t not in have]
+            if missing:
+                raise DatasetError(f"{bag}: missing topic(s) {missing}; the bag has {sorted(have)} (pass --topics)")
+            use_depth = framing.depth and topics.depth in have
+            if framing.depth and not use_depth:
+                raise DatasetError(f"{bag}: depth requested but topic {topics.depth!r} is absent; "
+                                   f"the bag has {sorted(have)}")
+            sel = {topics.events, topics.rgb} | ({topics.depth} if use_depth else set())
+            if topics.odom and topics.odom in have:
+                sel.add(topics.odom)
+            decoder = StreamDecoder()
+            ev_chunks: deque[EventBatch] = deque()
+            pending: deque[tuple[int, np.ndarray]] = deque()
+            depth_by_stamp: dict[int, np.ndarray] = {}
+            watermark, first_ev, n_out, first_stamp, last_stamp = -1, None, 0, 0, 0
+            sensor_wh = (0, 0)
+            odom: list[tuple[float, ...]] = []
+
+            def emit(until: int | None) -> Iterator[FrameSample]:
+                nonlocal n_out, first_stamp, last_stamp
+                while pending and (until is None or pending[0][0] <= until):
+                    stamp, rgb = pending.popleft()
+                    lo = stamp - span
+                    parts = [b.slice_time(lo, stamp) for b in ev_chunks if len(b) and b.t_ns[-1] >= lo]
+                    w, h = sensor_wh
+                    batch = EventBatch.concat(parts) if parts else EventBatch.empty(w, h)
+                    grid = (w, h) if self.sensor_resolution else (W, H)
+                    mode = "scale" if self.sensor_resolution else framing.mode
+                    fr = events_to_frames(batch, split_interval(lo, stamp, framing.bins), grid, mode=mode)
+                    dep = depth_by_stamp.pop(stamp, np.zeros(rgb.shape[:2], np.float32)) if use_depth else None
+                    first_stamp = stamp if n_out == 0 else first_stamp
+                    n_out, last_stamp = n_out + 1, stamp
+                    yield FrameSample(stamp, fr, rgb, dep)
+                # drop events no pending frame can need
+                horizon = (pending[0][0] if pending else watermark) - span
+                while ev_chunks and len(ev_chunks[0]) and ev_chunks[0].t_ns[-1] < horizon:
+                    ev_chunks.popleft()
+
+            total = sum(have[t].count for t in sel)
+            it = reader.messages(topics=sel)
+            for raw in tqdm(it, total=total, desc=f"frames {bag.name}", unit="msg", disable=not self.progress,
+                            leave=False):
+                try:
+                    if raw.topic == topics.events:
+                        b = decoder.decode(raw.msgtype, raw.data)
+                        if len(b):
+                            sensor_wh = (b.width, b.height)
+                            ev_chunks.append(b)
+                            first_ev = int(b.t_ns[0]) if first_ev is None else first_ev
+                            watermark = max(watermark, int(b.t_ns[-1]))
+                            yield from emit(watermark)
+                    elif raw.topic == topics.rgb:
+                        msg = reader.deserialize(raw)
+                        pending.append((_stamp_ns(msg.header), decode_image(msg)))
+                    elif use_depth and raw.topic == topics.depth:
+                        msg = reader.deserialize(raw)
+                        depth_by_stamp[_stamp_ns(msg.header)] = decode_image(msg)
+                        if len(depth_by_stamp) > 64:  # bounded: depth without a colour frame is dropped
+                            depth_by_stamp.pop(min(depth_by_stamp))
+                    elif raw.topic == topics.odom:
+                        msg = reader.deserialize(raw)
+                        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+                        odom.append((_stamp_ns(msg.header), p.x, p.y, p.z, q.x, q.y, q.z, q.w))
+                except DecodeError as exc:
+                    log.warning("%s: skipped a malformed %s message at %d ns: %s", bag, raw.topic, raw.t_ns, exc)
+            if decoder.counters.messages == 0 or first_ev is None:
+                raise DatasetError(f"{bag}: no events decoded on {topics.events}")
+            yield from emit(None)
+        self.odometry = np.asarray(odom, np.float64).reshape(-1, 8)
+        self.odometry_ns = np.asarray([o[0] for o in odom], np.int64)
+        if n_out and (last_stamp < first_ev - span or watermark < first_stamp - span):
+            raise DatasetError(f"{bag}: event and image time ranges do not overlap; check the clocks of the recording")
+        log.info("%s: %d frames, %s", bag, n_out, decoder.counters)
+
+
+def prepare_frame(sample: FrameSample, framing: FramingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A sample as stored in a window dataset: float16 event counts on the front-end grid (sensor-resolution counts
+    are summed onto it with the framing's coordinate map), RGB resized as ``preprocess_rgbd`` does, depth in [0, 1]."""
+    H, W = framing.input_hw
+    ev = sample.events
+    if ev.shape[-2:] != (H, W):
+        ev = downscale_counts(ev, (W, H), framing.mode)
+    ev = np.minimum(ev, MAX_COUNT).astype(np.float16)
+    rgb = cv2.resize(sample.rgb, (W, H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1).copy()
+    dep = None
+    if sample.depth is not None:
+        d = cv2.resize(sample.depth.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
+        d = np.clip(np.nan_to_num(d), 0.0, framing.depth_max_m) / np.float32(framing.depth_max_m)
+        dep = d[None].astype(np.float32)
+    return ev, rgb, dep
+
+
+def _check_length(source: Path, n: int) -> None:
+    if n < defaults.RGB_FRAMES_PER_WINDOW:
+        raise DatasetError(f"{source}: {n} RGB frames, fewer than one window "
+                           f"({defaults.RGB_FRAMES_PER_WINDOW}); record a longer traversal")
+
+
+def load_traversal(source: FrameSource, *, env: str, framing: FramingConfig = FramingConfig(),
+                   labelling: Labelling = Labelling.ROUTE, places: int | None = None) -> Traversal:
+    """All frames and labels of one traversal in memory (small traversals and tests; datasets stream instead)."""
+    ev, rgb, dep, stamps = [], [], [], []
+    for sample in source:
+        e, r, d = prepare_frame(sample, framing)
+        ev.append(e)
+        rgb.append(r)
+        dep.append(d)
+        stamps.append(sample.stamp_ns)
+    _check_length(source.path, len(stamps))
+    st = np.asarray(stamps, np.int64)
+    labels, _ = source.labels(labelling, st, places)
+    return Traversal(name=source.path.name, env=env, events=np.stack(ev), rgb=np.stack(rgb),
+                     depth=np.stack(dep) if dep[0] is not None else None, stamps_ns=st, labels=labels,
+                     source=str(source.path))
+
+
+def read_traversal(bag: Path, *, env: str, topics: Topics = Topics(), framing: FramingConfig = FramingConfig(),
+                   labelling: Labelling = Labelling.ROUTE, places: int | None = None,
+                   progress: bool = True) -> Traversal:
+    """Frames and labels of one bag (one traversal), in memory."""
+    return load_traversal(BagFrames(bag, topics=topics, framing=framing, progress=progress), env=env,
+                          framing=framing, labelling=labelling, places=places)
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 def assign_splits(names_by_env: dict[str, list[str]]) -> dict[str, str]:
     """Splits by traversal, per environment: the last traversal is test, the one before validation, the rest
-    training (paper set-up with 6 traversals: 4 / 1 / 1). Needs at least 3 traversals per environment."""
+    training (paper set-up with 6 traversals: 4 / 1 / 1). Names sort naturally (``v2`` before ``v10``). Needs at
+    least 3 traversals per environment."""
     out = {}
     for env, unsorted in names_by_env.items():
-        names = sorted(unsorted)
+        names = sorted(unsorted, key=_natural_key)
         if len(names) < 3:
             raise DatasetError(f"environment {env!r} has {len(names)} traversal(s); at least 3 are needed "
                                "(train, validation, test are split by traversal)")
@@ -283,59 +364,84 @@ def assign_splits(names_by_env: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for s in range(0, n, size):
-        yield slice(s, min(n, s + size))
+def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    save_file(arrays, str(path))
+    n = len(next(iter(arrays.values())))
+    return {"file": path.name, "frames": n, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def save_traversal(root: Path, trav: Traversal, chunk_frames: int = 256) -> list[dict[str, Any]]:
-    """Write ``trav`` as chunk files under ``root``; returns their manifest entries (file, frames, sha256)."""
+def write_traversal(root: Path, name: str, source: FrameSource, *, framing: FramingConfig, labelling: Labelling,
+                    places: int | None, chunk_frames: int = 256) -> tuple[dict[str, Any], int]:
+    """Stream ``source`` into chunk files under ``root`` (memory: one chunk); labels, which may need the whole
+    traversal (time bins, path length), go in a small labels file written last. Returns the manifest entry
+    (without env/split) and the place count."""
+    buf: dict[str, list[np.ndarray]] = {"events": [], "rgb": [], "depth": [], "stamps_ns": []}
+    chunks: list[dict[str, Any]] = []
+    stamps: list[int] = []
+
+    def flush() -> None:
+        if not buf["stamps_ns"]:
+            return
+        arrays = {k: np.ascontiguousarray(np.stack(v)) for k, v in buf.items() if v and v[0] is not None}
+        arrays["stamps_ns"] = np.asarray(buf["stamps_ns"], np.int64)
+        chunks.append(_write_chunk(root / f"{name}_c{len(chunks):03d}.safetensors", arrays))
+        for v in buf.values():
+            v.clear()
+
+    for sample in source:
+        ev, rgb, dep = prepare_frame(sample, framing)
+        buf["events"].append(ev)
+        buf["rgb"].append(rgb)
+        buf["depth"].append(dep)
+        buf["stamps_ns"].append(sample.stamp_ns)
+        stamps.append(sample.stamp_ns)
+        if len(buf["stamps_ns"]) >= chunk_frames:
+            flush()
+    flush()
+    _check_length(source.path, len(stamps))
+    labels, nplaces = source.labels(labelling, np.asarray(stamps, np.int64), places)
+    lab = _write_chunk(root / f"{name}_labels.safetensors", {"labels": labels.astype(np.int64)})
+    return {"name": name, "source": str(source.path), "frames": len(stamps), "chunks": chunks, "labels": lab}, nplaces
+
+
+def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
+                       framing: FramingConfig = FramingConfig(), labelling: Labelling = Labelling.ROUTE,
+                       places: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None
+                       ) -> WindowDataset:
+    """Build a window dataset from ``(frame source, env)`` pairs (one per traversal) into ``out``, streaming."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_env: dict[str, list[str]] = {}
+    for src, env in sources:
+        by_env.setdefault(env, []).append(src.path.name)
+    splits = assign_splits(by_env)
     entries = []
-    for k, sl in enumerate(_chunks(len(trav), chunk_frames)):
-        arrays = {"events": np.ascontiguousarray(trav.events[sl]), "rgb": np.ascontiguousarray(trav.rgb[sl]),
-                  "stamps_ns": trav.stamps_ns[sl].copy(), "labels": trav.labels[sl].copy()}
-        if trav.depth is not None:
-            arrays["depth"] = np.ascontiguousarray(trav.depth[sl])
-        name = f"{trav.name}_c{k:03d}.safetensors"
-        save_file(arrays, str(root / name))
-        entries.append({"file": name, "frames": sl.stop - sl.start,
-                        "sha256": hashlib.sha256((root / name).read_bytes()).hexdigest()})
-    return entries
+    nplaces: int | None = places
+    fp = hashlib.sha256()
+    for src, env in tqdm(list(sources), desc="traversals", disable=not progress):
+        entry, n = write_traversal(out, src.path.name, src, framing=framing, labelling=labelling, places=places)
+        if nplaces is not None and n != nplaces:
+            raise DatasetError(f"{src.path}: {n} places, other traversals have {nplaces}; one dataset is one route")
+        nplaces = n
+        for c in [*entry["chunks"], entry["labels"]]:
+            fp.update(c["sha256"].encode())
+        entries.append({**entry, "env": env, "split": splits[src.path.name]})
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": nplaces, "labelling": str(labelling),
+        **(extra or {}), "framing": {**vars(framing), "input_hw": list(framing.input_hw)},
+        "environments": sorted(by_env), "traversals": entries, "fingerprint": fp.hexdigest(),
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return load_dataset(out)
 
 
 def build_dataset(bags: Sequence[tuple[Path, str]], out: Path, *, topics: Topics = Topics(),
                   framing: FramingConfig = FramingConfig(), labelling: Labelling = Labelling.ROUTE,
                   places: int | None = None, progress: bool = True) -> WindowDataset:
     """Build a window dataset from ``(bag, env)`` pairs (one bag per traversal) into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    by_env: dict[str, list[str]] = {}
-    for bag, env in bags:
-        by_env.setdefault(env, []).append(Path(bag).name)
-    splits = assign_splits(by_env)
-    entries = []
-    nplaces: int | None = places
-    fp = hashlib.sha256()
-    for bag, env in tqdm(list(bags), desc="traversals", disable=not progress):
-        trav = read_traversal(Path(bag), env=env, topics=topics, framing=framing, labelling=labelling,
-                              places=places, progress=progress)
-        n = int(json.loads((Path(bag) / ROUTE_SIDECAR).read_text())["num_places"]) \
-            if labelling is Labelling.ROUTE else places
-        if nplaces is not None and n != nplaces:
-            raise DatasetError(f"{bag}: {n} places, other traversals have {nplaces}; one dataset is one route")
-        nplaces = n
-        chunks = save_traversal(out, trav)
-        for c in chunks:
-            fp.update(c["sha256"].encode())
-        entries.append({"name": trav.name, "env": env, "split": splits[trav.name], "source": str(bag),
-                        "frames": len(trav), "chunks": chunks})
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": nplaces, "labelling": str(labelling),
-        "topics": vars(topics), "framing": {**vars(framing), "input_hw": list(framing.input_hw)},
-        "environments": sorted(by_env), "traversals": entries, "fingerprint": fp.hexdigest(),
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    return load_dataset(out)
+    sources = [(BagFrames(Path(b), topics=topics, framing=framing, progress=progress), env) for b, env in bags]
+    return build_dataset_from(sources, out, framing=framing, labelling=labelling, places=places, progress=progress,
+                              extra={"topics": vars(topics)})
 
 
 def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
@@ -350,7 +456,7 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
     ds = WindowDataset(root, manifest)
     for t in manifest["traversals"]:
         parts: dict[str, list[np.ndarray]] = {}
-        for c in t["chunks"]:
+        for c in [*t["chunks"], t["labels"]]:
             path = root / c["file"]
             if not path.is_file():
                 raise DatasetError(f"{path}: chunk listed in {mpath} is missing; rebuild the dataset")
