@@ -404,6 +404,25 @@ def write_traversal(root: Path, name: str, source: FrameSource, *, framing: Fram
     return {"name": name, "source": str(source.path), "frames": len(stamps), "chunks": chunks, "labels": lab}, nplaces
 
 
+def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, framing: FramingConfig, labelling: Labelling,
+                   num_places: int, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``manifest.json`` for traversal ``entries`` (from :func:`write_traversal`, plus ``env`` and ``split``);
+    the fingerprint hashes every chunk's and labels file's checksum in order."""
+    fp = hashlib.sha256()
+    for e in entries:
+        for c in [*e["chunks"], e["labels"]]:
+            fp.update(c["sha256"].encode())
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": num_places, "labelling": str(labelling),
+        **(extra or {}), "framing": {**vars(framing), "input_hw": list(framing.input_hw)},
+        "environments": sorted({e["env"] for e in entries}), "traversals": list(entries),
+        "fingerprint": fp.hexdigest(),
+    }
+    path = Path(out) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1))
+    return path
+
+
 def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
                        framing: FramingConfig = FramingConfig(), labelling: Labelling = Labelling.ROUTE,
                        places: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None
@@ -417,21 +436,13 @@ def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
     splits = assign_splits(by_env)
     entries = []
     nplaces: int | None = places
-    fp = hashlib.sha256()
     for src, env in tqdm(list(sources), desc="traversals", disable=not progress):
         entry, n = write_traversal(out, src.path.name, src, framing=framing, labelling=labelling, places=places)
         if nplaces is not None and n != nplaces:
             raise DatasetError(f"{src.path}: {n} places, other traversals have {nplaces}; one dataset is one route")
         nplaces = n
-        for c in [*entry["chunks"], entry["labels"]]:
-            fp.update(c["sha256"].encode())
         entries.append({**entry, "env": env, "split": splits[src.path.name]})
-    manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": nplaces, "labelling": str(labelling),
-        **(extra or {}), "framing": {**vars(framing), "input_hw": list(framing.input_hw)},
-        "environments": sorted(by_env), "traversals": entries, "fingerprint": fp.hexdigest(),
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    write_manifest(out, entries, framing=framing, labelling=labelling, num_places=int(nplaces or 0), extra=extra)
     return load_dataset(out)
 
 

@@ -1,0 +1,134 @@
+"""Dataset building speed (windows/s), feature caching speed (frames/s) and peak memory of building a long route.
+
+A synthetic `demo`-preset traversal (2 m/s, DVS 346x260, RGB 160x120 at 30 Hz, evt3 events) is written as MCAP, then
+streamed into a window dataset (`write_traversal`: decode, framing, resize, chunked safetensors) in a fresh process
+whose peak RSS is reported beside its tracemalloc peak (numpy buffers). Memory must not grow with route length:
+two lengths are measured in one run and their ratio printed. Feature caching runs the shipped front-ends
+(`models/frontends`) over the built traversal.
+
+Quick mode (``HSTNN_BENCH_QUICK=1``): 20 s and 60 s of route; full mode: 60 s and 600 s (a 10-minute route; writing
+it takes about 15 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import torch
+
+import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bundle builders
+from hstnn_ros import defaults
+from hstnn_ros.datasets.frontend_training import cache_features
+from hstnn_ros.datasets.synth import LightingEnv, preset_config
+from hstnn_ros.datasets.synth import write_traversal as write_route_bag
+from hstnn_ros.datasets.windows import (
+    BagFrames,
+    FramingConfig,
+    Labelling,
+    load_dataset,
+    write_manifest,
+    write_traversal,
+)
+from hstnn_ros.model import load_bundle
+
+
+def _write_route(path: Path, seconds: float) -> float:
+    cfg = preset_config("demo")
+    length = cfg.motion.speed_mps * seconds
+    cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=length,
+                                                             num_places=max(1, int(length / 2))))
+    res = write_route_bag(path, cfg, LightingEnv.ENV1, 0, seed=0)
+    return float(res.meta["duration_s"])
+
+
+def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
+    """Runs in a fresh process: the peak RSS is this build's alone."""
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    framing = FramingConfig(input_hw=input_hw)
+    entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), progress=False), framing=framing,
+                               labelling=Labelling.TIME, places=100)
+    wall = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], framing=framing, labelling=Labelling.TIME,
+                   num_places=n)
+    frames = entry["frames"]
+    return {"frames": frames, "windows": frames - defaults.RGB_FRAMES_PER_WINDOW + 1, "wall_s": wall,
+            "tracemalloc_peak_mb": peak / 1e6,
+            "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
+            "rss_at_start_mb": rss0 / 1e3}
+
+
+FRONTENDS = defaults.shipped_models_dir() / "frontends"
+
+
+def _cache(ds_dir: Path) -> dict[str, float] | str:
+    if not (FRONTENDS / "bundle.json").is_file():
+        return "no shipped front-ends in models/frontends"
+    b = load_bundle(FRONTENDS)
+    ds = load_dataset(ds_dir)
+    t0 = time.perf_counter()
+    fs = cache_features(ds, b.build("scnn"), b.build("cnn"), progress=False)
+    wall = time.perf_counter() - t0
+    n = len(ds.traversals[0])
+    return {"rgb_frames": n, "event_frames": n * defaults.EVENT_BINS_PER_RGB, "windows": int(fs.features.shape[0]),
+            "wall_s": wall, "rgb_frames_per_s": n / wall,
+            "event_frames_per_s": n * defaults.EVENT_BINS_PER_RGB / wall, "threads": torch.get_num_threads()}
+
+
+def main() -> dict:
+    quick = os.environ.get("HSTNN_BENCH_QUICK") == "1"
+    lengths = (20.0, 60.0) if quick else (60.0, 600.0)
+    out: dict = {"quick": quick}
+    ctx = mp.get_context("spawn")
+    # the shipped front-ends' grid (90x120), else the default one
+    hw = tuple(load_bundle(FRONTENDS).metadata["input_hw"]) if (FRONTENDS / "bundle.json").is_file() \
+        else FramingConfig().input_hw
+    out["input_hw"] = list(hw)
+    with tempfile.TemporaryDirectory() as d:
+        for seconds in lengths:
+            bag, ds_dir = Path(d) / f"bag_{seconds:.0f}", Path(d) / f"ds_{seconds:.0f}"
+            ds_dir.mkdir()
+            t0 = time.perf_counter()
+            dur = _write_route(bag, seconds)
+            gen = time.perf_counter() - t0
+            with ctx.Pool(1) as pool:
+                r = pool.apply(_build, (str(bag), str(ds_dir), hw))
+            r.update({"route_s": dur, "generate_wall_s": gen, "windows_per_s": r["windows"] / r["wall_s"],
+                      "bag_mb": sum(p.stat().st_size for p in bag.rglob("*") if p.is_file()) / 1e6})
+            key = f"build_{seconds:.0f}s"
+            out[key] = r
+            print(f"{key:12s} route {dur:6.1f} s ({r['bag_mb']:.0f} MB bag, generated in {gen:.0f} s): "
+                  f"{r['windows']} windows in {r['wall_s']:.1f} s -> {r['windows_per_s']:.1f} windows/s "
+                  f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB "
+                  f"(process start {r['rss_at_start_mb']:.0f} MB), tracemalloc peak {r['tracemalloc_peak_mb']:.0f} MB",
+                  flush=True)
+            shutil.rmtree(bag)
+        a, b = (out[f"build_{s:.0f}s"] for s in lengths)
+        out["rss_growth_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]
+        out["route_length_ratio"] = b["route_s"] / a["route_s"]
+        print(f"peak RSS ratio {out['rss_growth_ratio']:.2f} for a {out['route_length_ratio']:.1f}x longer route "
+              "(bounded memory: ~1)")
+        c = _cache(ds_dir)
+        out["feature_cache"] = c
+        if isinstance(c, dict):
+            print(f"feature cache (shipped SCNN + CNN, {c['threads']} threads): {c['rgb_frames']} RGB frames + "
+                  f"{c['event_frames']} event frames in {c['wall_s']:.1f} s -> {c['rgb_frames_per_s']:.1f} RGB "
+                  f"frames/s, {c['event_frames_per_s']:.1f} event frames/s")
+        else:
+            print(c)
+    return out
+
+
+if __name__ == "__main__":
+    main()
