@@ -98,6 +98,12 @@ def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
                      per_layer_step_acs=acs, spike_rates=rates, input_spike_rate=in_rate)
 
 
+def _window_sums(active: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``[B]`` sum over output positions of ``active[B, 1, H, W]`` under each kernel window (padding adds 0)."""
+    ones = torch.ones(1, 1, *conv.kernel_size, dtype=active.dtype, device=active.device)
+    return F.conv2d(active, ones, stride=conv.stride, padding=conv.padding).sum((1, 2, 3))
+
+
 @torch.no_grad()
 def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking_input: bool
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,15 +124,15 @@ def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking
         raise ModelError("count_conv_ops supports groups=1, dilation=1 and numeric padding")
     if x.dim() != 4 or x.shape[1] != conv.in_channels:
         raise ModelError(f"count_conv_ops expects x[B, {conv.in_channels}, H, W], got {tuple(x.shape)}")
-    active = (x != 0).to(torch.float64) if spiking_input else torch.ones_like(x, dtype=torch.float64)
-    taps = F.unfold(active, conv.kernel_size, padding=conv.padding, stride=conv.stride).sum((1, 2))
-    count = (taps.round().long() * conv.out_channels).cpu()
+    # taps landing on active inputs = window sums of the channel-summed activity map: one single-channel conv
+    active = (x != 0).sum(1, keepdim=True, dtype=torch.float64) if spiking_input \
+        else torch.full((x.shape[0], 1, *x.shape[2:]), float(x.shape[1]), dtype=torch.float64)
+    count = (_window_sums(active, conv).round().long() * conv.out_channels).cpu()
     zero = torch.zeros_like(count)
     macs, acs = (zero, count) if spiking_input else (count, zero)
     if rec is not None:
         h_out = (x.shape[2] + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
         w_out = (x.shape[3] + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
-        ones = torch.ones(1, rec.in_channels, h_out, w_out, dtype=torch.float64)
-        rec_taps = F.unfold(ones, rec.kernel_size, padding=rec.padding).sum()
-        macs = macs + int(rec_taps.round()) * rec.out_channels
+        state = torch.full((1, 1, h_out, w_out), float(rec.in_channels), dtype=torch.float64)
+        macs = macs + int(_window_sums(state, rec).round().item()) * rec.out_channels
     return macs, acs

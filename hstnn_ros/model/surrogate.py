@@ -75,5 +75,7 @@ def _gauss(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
 
 def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
     """Heaviside ``H(x) = 1[x >= 0]`` (paper Eq. 6) in the forward pass, ``surrogate`` derivative backwards."""
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return (x >= 0).to(x.dtype)  # inference: f - f.detach() is exactly 0, skip computing it
     f = surrogate.primitive(x)
     return (x >= 0).to(x.dtype) + (f - f.detach())

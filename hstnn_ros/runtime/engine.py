@@ -384,18 +384,26 @@ class PlaceRecognitionEngine:
         """Events with ``start_ns <= t < end_ns`` plus pruning of what no future frame can use."""
         if not self._ev_chunks:
             return np.empty(0, dtype=_EV_DTYPE)
-        allev = np.concatenate(list(self._ev_chunks)) if len(self._ev_chunks) > 1 else self._ev_chunks[0]
-        sel = allev[(allev["t"] >= start_ns) & (allev["t"] < end_ns)]
         # Keep what a later frame may still need: FIXED bins reach back bins*bin_ns from a later stamp.
         horizon = end_ns - self.config.bins * self.config.bin_ns if self.config.binning is EventBinning.FIXED \
             else end_ns
         horizon = min(horizon, end_ns)
-        kept = allev[allev["t"] >= horizon]
-        self.counters.events_expired += len(allev) - len(kept)
+        sel_parts, kept_parts = [], []
+        for c in self._ev_chunks:  # chunk by chunk: sorted chunks (the usual case) are sliced, never masked
+            t = c["t"]
+            if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])):
+                lo, hi, keep_from = np.searchsorted(t, [start_ns, end_ns, horizon], side="left")
+                sel_parts.append(c[lo:hi])
+                kept_parts.append(c[keep_from:])
+            else:
+                sel_parts.append(c[(t >= start_ns) & (t < end_ns)])
+                kept_parts.append(c[t >= horizon])
+        sel = np.concatenate(sel_parts) if len(sel_parts) > 1 else sel_parts[0]
+        n_before = self._ev_count
         self._ev_chunks.clear()
-        if len(kept):
-            self._ev_chunks.append(kept)
-        self._ev_count = len(kept)
+        self._ev_chunks.extend(k for k in kept_parts if len(k))
+        self._ev_count = sum(len(k) for k in kept_parts)
+        self.counters.events_expired += n_before - self._ev_count
         self._event_horizon_ns = max(self._event_horizon_ns, horizon)
         return sel
 
