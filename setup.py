@@ -25,6 +25,7 @@ setup(
     ],
     install_requires=[
         "numpy>=1.24",
+        "numba>=0.58",
         "torch>=2.1",
         "safetensors>=0.4",
         "rosbags>=0.10",
@@ -40,7 +41,7 @@ setup(
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
         "test": ["pytest", "hypothesis", "scikit-learn"],
     },
-    zip_safe=True,
+    zip_safe=False,  # numba caches compiled kernels beside their module
     maintainer="hstnn_ros maintainers",
     maintainer_email="hstnn-ros@example.com",
     description="HSTNN place recognition from DVS events and RGB-D for ROS 2",

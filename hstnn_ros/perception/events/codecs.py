@@ -1,10 +1,10 @@
 """Vectorised decoders and encoders of ``event_camera_msgs/EventPacket`` payloads: evt3, libcaer_cmp, libcaer, mono.
 
 Decoders are pure functions over the payload bytes and an explicit per-stream state (stateful formats carry the last
-address/time words across packets). Stateful word streams are decoded without a per-word Python loop: the value of
-the most recent word of a kind at an event word is found with a running count of that kind (``cumsum``) indexing
-the kind's values, or by forward-filling word indices with ``np.maximum.accumulate``; vector words are expanded
-with bit masks and merged into word order with ``searchsorted``. Encoders (used by the tests and by the
+address/time words across packets). Stateful word streams (evt3 without vector words, libcaer_cmp) are decoded by one
+compiled pass each (``kernels.py``, numba); evt3 packets with vector words by numpy: the most recent word of a kind at
+an event word is found by forward-filling word indices with ``np.maximum.accumulate``, vector words are expanded with
+bit masks and merged into word order with ``searchsorted``. Never a per-word Python loop. Encoders (used by the tests and by the
 synthetic-route writer) produce payloads the decoders and the ros-event-camera C++ codecs read.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.kernels import evt3_scalar, libcaer_cmp_words
 
 
 @dataclass
@@ -90,67 +91,22 @@ class Evt3State:
 
 
 def decode_evt3(payload: bytes | np.ndarray, state: Evt3State) -> Decoded:
-    """Decode one evt3 payload (little-endian 16-bit words), updating ``state``; see ``_decode_evt3_general``.
-    Streams without vector words (most Prophesee recordings) take a leaner path with the same results."""
+    """Decode one evt3 payload (little-endian 16-bit words), updating ``state``. Packets without vector words (most
+    Prophesee recordings) take one compiled pass (``kernels.evt3_scalar``); others ``_decode_evt3_general``, with
+    the same results."""
     w, problems = _words(payload, 2, "<u2", "evt3")
-    code = w >> 12
-    has_vec = bool(np.any((code >= EVT3_VECT_BASE_X) & (code <= EVT3_VECT_8)))
+    t, x, y, p, tt, tid, tp, high, low, yy, unknown, back, dropped, has_vec = evt3_scalar(
+        w, state.high, state.low, state.y)
     if has_vec:
         return _decode_evt3_general(w, state, problems)
-    return _decode_evt3_novec(w, code, state, problems)
-
-
-def _decode_evt3_novec(w: np.ndarray, code: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
-    """evt3 without vector words. The time of every time word (TIME_HIGH/TIME_LOW, far fewer than all words) is
-    computed first; an event then takes the time of the last time word before it and the y of the last ADDR_Y,
-    both found by one running count (cumsum) each over the packet."""
-    val = w & 0xFFF
-    unknown = int(np.count_nonzero((code == 1) | ((code >= 0xB) & (code <= 0xD))))
     if unknown:
         problems.append(f"evt3: {unknown} words with unknown codes ignored")
-    is_th = code == EVT3_TIME_HIGH
-    is_time = is_th | (code == EVT3_TIME_LOW)
-    tpos = np.flatnonzero(is_time)
-    tcode_th = is_th[tpos]
-    tval = val[tpos].astype(np.int64)
-    th = tval[np.flatnonzero(tcode_th)]
-    fresh = state.high < 0
-    seq = np.concatenate([[th[0] if fresh and len(th) else state.high & 0xFFF], th])
-    d = np.diff(seq)
-    th_full = (((0 if fresh else state.high >> 12) + np.cumsum(d < -2048)) << 12) + th
-    back = int(np.count_nonzero((d < 0) & (d >= -2048)))
     if back:
         problems.append(f"evt3: time went backwards {back} times (TIME_HIGH decreased without a wrap)")
-    # per time word: high after it (carried state before the packet's first TIME_HIGH), low (0 after TIME_HIGH)
-    thc = np.cumsum(tcode_th)
-    high_k = np.concatenate([[state.high], th_full])[thc]
-    t_k = np.concatenate([[(state.high << 12) + state.low], (high_k << 12) + np.where(tcode_th, 0, tval)])
-    ok_k = np.concatenate([[not fresh], high_k >= 0])
-    t_rank = np.cumsum(is_time, dtype=np.int32)
-    is_y = code == EVT3_ADDR_Y
-    y_k = np.concatenate([[state.y], val[np.flatnonzero(is_y)] & 0x7FF]).astype(np.int64)
-    y_rank = np.cumsum(is_y, dtype=np.int32)
-    sx = np.flatnonzero(code == EVT3_ADDR_X)
-    tw = np.flatnonzero(code == EVT3_EXT_TRIGGER)
-    if fresh:  # events before the stream's first TIME_HIGH have no time
-        timed = ok_k[t_rank[sx]]
-        if not timed.all():
-            problems.append(f"evt3: {int((~timed).sum())} events before the stream's first TIME_HIGH dropped")
-            sx = sx[timed]
-        tw = tw[ok_k[t_rank[tw]]]
-    rs = t_rank[sx]
-    t = t_k[rs]
-    y = y_k[y_rank[sx]]
-    vx = val[sx]
-    tt = t_k[t_rank[tw]]
-    tv = val[tw]
-    if len(w) and ok_k[-1]:
-        state.high = int(t_k[-1] >> 12)
-        state.low = int(t_k[-1] & 0xFFF)
-    if len(w):
-        state.y = int(y_k[-1])
-    return Decoded(t * 1000, vx & 0x7FF, y, (vx >> 11) & 1, tt * 1000, ((tv >> 8) & 0xF).astype(np.uint8),
-                   (tv & 1).astype(np.uint8), problems)
+    if dropped:
+        problems.append(f"evt3: {dropped} events before the stream's first TIME_HIGH dropped")
+    state.high, state.low, state.y = int(high), int(low), int(yy)
+    return Decoded(t, x, y, p, tt, tid, tp, problems)
 
 
 def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
@@ -322,56 +278,14 @@ class LibcaerCmpState:
 
 def decode_libcaer_cmp(payload: bytes | np.ndarray, time_base_ns: int, state: LibcaerCmpState) -> Decoded:
     """Decode one libcaer_cmp payload (16-bit words, 4-bit code); time = time_base + 24-bit us offset (time words
-    restart with each packet, the current x carries over). Whole-packet work is three int32 forward fills; the
-    rest are gathers at event words (vector words, rare in practice, are expanded separately)."""
+    restart with each packet, the current x carries over): one compiled pass (``kernels.libcaer_cmp_words``)."""
     w, problems = _words(payload, 2, "<u2", "libcaer_cmp")
-    n = len(w)
-    code = w >> 12
-    val = w & 0xFFF
-    unknown = int(np.count_nonzero(code > CMP_VECT_8))
+    t, x, y, p, state.x, unknown, dropped = libcaer_cmp_words(w, int(time_base_ns), state.x)
     if unknown:
         problems.append(f"libcaer_cmp: {unknown} words with unsupported codes ignored")
-    # value of the last word of a kind at each event: a running count of that kind indexes its values
-    ranks, values = {}, {}
-    for kind, default, mask in ((CMP_TIME_HIGH, 0, 0xFFF), (CMP_TIME_LOW, 0, 0xFFF), (CMP_ADDR_X, state.x, 0x7FF)):
-        is_k = code == kind
-        ranks[kind] = np.cumsum(is_k, dtype=np.int32)
-        values[kind] = np.concatenate([[default], val[np.flatnonzero(is_k)] & mask]).astype(np.int64)
-
-    def pick(kind: int, idx: np.ndarray, _default: int) -> np.ndarray:
-        return values[kind][ranks[kind][idx]]
-
-    sy = np.flatnonzero(code == CMP_ADDR_Y)
-    vw = np.flatnonzero(code == CMP_VECT_8)
-    yv = val[sy]
-    if len(vw):
-        bpos = np.flatnonzero(code == CMP_VECT_BASE_Y)
-        k = np.searchsorted(bpos, vw) - 1
-        bk = bpos[np.maximum(k, 0)] if len(bpos) else np.zeros(len(vw), np.int64)
-        n_before = np.arange(len(vw)) - np.searchsorted(vw, bk)
-        base = np.where(k >= 0, (val[bk] & 0x7FF).astype(np.int64) + 8 * n_before, 8 * np.arange(len(vw)))
-        vpol = np.where(k >= 0, (val[bk] >> 11) & 1, 0)
-        rows, bits = _expand_bits(val[vw].astype(np.int64), np.full(len(vw), 8), 8)
-        pos_s, pos_v = _merge_events(sy, vw, rows)
-        m = len(sy) + len(rows)
-        src = np.empty(m, np.int64)
-        src[pos_s], src[pos_v] = sy, vw[rows]
-        y = np.empty(m, np.int64)
-        p = np.empty(m, np.int64)
-        y[pos_s], y[pos_v] = yv & 0x7FF, base[rows] + bits
-        p[pos_s], p[pos_v] = (yv >> 11) & 1, vpol[rows]
-    else:
-        src, y, p = sy, yv & 0x7FF, (yv >> 11) & 1
-    t_us = (pick(CMP_TIME_HIGH, src, 0) << 12) | pick(CMP_TIME_LOW, src, 0)
-    x = pick(CMP_ADDR_X, src, state.x)
-    no_x = x < 0
-    if no_x.any():
-        problems.append(f"libcaer_cmp: {int(no_x.sum())} events before the stream's first ADDR_X dropped")
-        keep = ~no_x
-        t_us, x, y, p = t_us[keep], x[keep], y[keep], p[keep]
-    if n:
-        state.x = int(values[CMP_ADDR_X][-1])
-    return Decoded(int(time_base_ns) + t_us * 1000, x, y, p, problems=problems)
+    if dropped:
+        problems.append(f"libcaer_cmp: {dropped} events before the stream's first ADDR_X dropped")
+    return Decoded(t, x, y, p, problems=problems)
 
 
 def encode_libcaer_cmp(batch: EventBatch) -> tuple[bytes, int]:

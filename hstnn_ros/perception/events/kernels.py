@@ -1,0 +1,164 @@
+"""Compiled (numba) inner loops of the stateful word-stream decoders.
+
+evt3 and libcaer_cmp are sequences of 16-bit words where an event word takes the time and address of the most recent
+words of other kinds: a single pass carrying those registers is the natural algorithm, and compiled it runs at memory
+speed (the numpy formulation needs a dozen whole-packet passes). Word codes and semantics are those of
+``codecs.py``; evt3 packets with vector words keep the vectorised numpy path. The tests check the kernels against the
+encoders, a word-by-word reference and (evt3) the numpy path, on real bags and random word streams.
+
+``cache=True`` stores the machine code beside this module (``__pycache__``); where that is read-only numba compiles
+in memory at first use (about a second) and says so in a warning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# evt3 word codes (duplicated from codecs.py: numba needs them as module globals it can freeze)
+_E_ADDR_Y, _E_ADDR_X, _E_VECT_BASE_X, _E_VECT_8, _E_TIME_LOW, _E_TIME_HIGH, _E_EXT_TRIGGER = (
+    0x0, 0x2, 0x3, 0x5, 0x6, 0x8, 0xA)
+_C_TIME_HIGH, _C_TIME_LOW, _C_ADDR_X, _C_ADDR_Y, _C_VECT_BASE_Y, _C_VECT_8 = 0, 1, 2, 3, 4, 5
+
+
+@njit(cache=True, nogil=True)
+def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
+    """evt3 without vector words. ``high`` is the carried TIME_HIGH incl. wraps (-1: none yet), ``low`` the
+    carried TIME_LOW, ``y`` the carried ADDR_Y. Returns event arrays (t in ns), trigger arrays, the new
+    ``(high, low, y)``, counts (unknown words, backward TIME_HIGH steps, untimed events dropped) and whether the
+    packet has vector words, in which case nothing was decoded (the caller takes the vectorised path)."""
+    n = w.shape[0]
+    n_x = 0
+    n_tr = 0
+    has_vec = False
+    for i in range(n):
+        c = w[i] >> 12
+        if c == _E_ADDR_X:
+            n_x += 1
+        elif c == _E_EXT_TRIGGER:
+            n_tr += 1
+        elif c >= _E_VECT_BASE_X and c <= _E_VECT_8:
+            has_vec = True
+    if has_vec:
+        n_x = 0
+        n_tr = 0
+        n = 0
+    t = np.empty(n_x, np.int64)
+    xs = np.empty(n_x, np.uint16)
+    ys = np.empty(n_x, np.uint16)
+    ps = np.empty(n_x, np.uint8)
+    tt = np.empty(n_tr, np.int64)
+    tid = np.empty(n_tr, np.uint8)
+    tp = np.empty(n_tr, np.uint8)
+    fresh = high < 0
+    epoch = 0 if fresh else high >> 12
+    prev = -1 if fresh else high & 0xFFF
+    cur_low = low
+    unknown = 0
+    back = 0
+    dropped = 0
+    k = 0
+    j = 0
+    for i in range(n):
+        word = w[i]
+        c = word >> 12
+        v = word & 0xFFF
+        if c == _E_ADDR_X:
+            if high >= 0:
+                t[k] = ((high << 12) + cur_low) * 1000
+                xs[k] = v & 0x7FF
+                ys[k] = y
+                ps[k] = (v >> 11) & 1
+                k += 1
+            else:
+                dropped += 1
+        elif c == _E_ADDR_Y:
+            y = v & 0x7FF
+        elif c == _E_TIME_LOW:
+            cur_low = v
+        elif c == _E_TIME_HIGH:
+            if prev >= 0:
+                d = v - prev
+                if d < -2048:
+                    epoch += 1
+                elif d < 0:
+                    back += 1
+            prev = v
+            high = (epoch << 12) + v
+            cur_low = 0
+        elif c == _E_EXT_TRIGGER:
+            if high >= 0:
+                tt[j] = ((high << 12) + cur_low) * 1000
+                tid[j] = (v >> 8) & 0xF
+                tp[j] = v & 1
+                j += 1
+        elif c == 1 or (c >= 0xB and c <= 0xD):
+            unknown += 1
+    if high >= 0:
+        low = cur_low
+    return t[:k], xs[:k], ys[:k], ps[:k], tt[:j], tid[:j], tp[:j], high, low, y, unknown, back, dropped, has_vec
+
+
+@njit(cache=True, nogil=True)
+def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
+    """libcaer_cmp: time words restart with each packet, ``x`` carries over (-1: none yet); VECT_BASE_Y sets the
+    base y and polarity of the following VECT_8 words (8 y positions each, base advancing by 8; base 0 and OFF
+    when a packet has none). Returns event arrays (t in ns) in word order, the new ``x`` and counts (unsupported
+    words, events before any ADDR_X)."""
+    n = w.shape[0]
+    cap = 0
+    for i in range(n):
+        c = w[i] >> 12
+        if c == _C_ADDR_Y:
+            cap += 1
+        elif c == _C_VECT_8:
+            cap += 8
+    t = np.empty(cap, np.int64)
+    xs = np.empty(cap, np.uint16)
+    ys = np.empty(cap, np.uint16)
+    ps = np.empty(cap, np.uint8)
+    th = 0
+    tl = 0
+    base_y = 0
+    vpol = 0
+    unknown = 0
+    dropped = 0
+    k = 0
+    for i in range(n):
+        word = w[i]
+        c = word >> 12
+        v = word & 0xFFF
+        if c == _C_ADDR_Y:
+            if x >= 0:
+                t[k] = time_base_ns + ((th << 12) | tl) * 1000
+                xs[k] = x
+                ys[k] = v & 0x7FF
+                ps[k] = (v >> 11) & 1
+                k += 1
+            else:
+                dropped += 1
+        elif c == _C_ADDR_X:
+            x = v & 0x7FF
+        elif c == _C_TIME_LOW:
+            tl = v
+        elif c == _C_TIME_HIGH:
+            th = v
+        elif c == _C_VECT_BASE_Y:
+            base_y = v & 0x7FF
+            vpol = (v >> 11) & 1
+        elif c == _C_VECT_8:
+            for b in range(8):
+                if (v >> b) & 1:
+                    if x >= 0:
+                        t[k] = time_base_ns + ((th << 12) | tl) * 1000
+                        xs[k] = x
+                        ys[k] = base_y + b
+                        ps[k] = vpol
+                        k += 1
+                    else:
+                        dropped += 1
+            base_y += 8
+        else:
+            unknown += 1
+    return t[:k], xs[:k], ys[:k], ps[:k], x, unknown, dropped
+
