@@ -1,10 +1,11 @@
-"""``dvs_msgs/EventArray`` and ``dv_ros2_msgs/EventArray`` straight from serialized CDR bytes, with numpy.
+"""``dvs_msgs/EventArray`` and ``dv_ros2_msgs/EventArray`` straight from serialized CDR bytes.
 
 Layout after the 4-byte encapsulation header (offsets relative to it, CDR aligns each primitive to its size):
 header (int32 sec, uint32 nanosec, string frame_id), uint32 height, uint32 width, uint32 n, then n ``Event``s
 (uint16 x, uint16 y, int32 sec, uint32 nanosec, bool polarity). The sequence starts 4-aligned, so the first element
 is 14 bytes (x@0 y@2 sec@4 nsec@8 pol@12) and every later one starts at 2 mod 4 and is 16 bytes (x@0 y@2 pad
-sec@6 nsec@10 pol@14): one structured dtype over a strided view decodes them all. Both endiannesses are handled.
+sec@6 nsec@10 pol@14): one compiled pass over the bytes decodes them (``kernels.dvs_events``). Both endiannesses
+are handled.
 """
 
 from __future__ import annotations
@@ -15,22 +16,20 @@ import numpy as np
 
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.kernels import dvs_events
 
 #: Message types decoded by this module.
 DVS_MSGTYPES = ("dvs_msgs/msg/EventArray", "dv_ros2_msgs/msg/EventArray")
 
 
-def _dtypes(e: str) -> tuple[np.dtype, np.dtype]:
-    first = np.dtype({"names": ["x", "y", "sec", "nsec", "pol"], "formats": [e + "u2", e + "u2", e + "i4", e + "u4",
-                                                                             "u1"],
-                      "offsets": [0, 2, 4, 8, 12], "itemsize": 13})
-    rest = np.dtype({"names": ["x", "y", "sec", "nsec", "pol"], "formats": [e + "u2", e + "u2", e + "i4", e + "u4",
-                                                                            "u1"],
-                     "offsets": [0, 2, 6, 10, 14], "itemsize": 15})
-    return first, rest
+def _element_dtype(e: str) -> np.dtype:
+    """A padded 16-byte ``Event`` element (the layout of every element but the first), for the encoder."""
+    return np.dtype({"names": ["x", "y", "sec", "nsec", "pol"],
+                     "formats": [e + "u2", e + "u2", e + "i4", e + "u4", "u1"],
+                     "offsets": [0, 2, 6, 10, 14], "itemsize": 16})
 
 
-_DT = {"<": _dtypes("<"), ">": _dtypes(">")}
+_ELEMENT = {"<": _element_dtype("<"), ">": _element_dtype(">")}
 
 
 def _endian(data: bytes | memoryview) -> str:
@@ -68,24 +67,8 @@ def decode_dvs_cdr(data: bytes | memoryview) -> tuple[EventBatch, int, str]:
     stamp_ns = int(np.int32(np.uint32(sec))) * 1_000_000_000 + int(nsec)
     if n == 0:
         return EventBatch.empty(width, height), stamp_ns, frame_id
-    first_dt, rest_dt = _DT[e]
-    a0 = np.ndarray((1,), first_dt, buffer=body, offset=off)
-    if n > 1:
-        # elements 2..n: 15 meaningful bytes at a 16-byte stride (the last one has no trailing padding)
-        a = np.ndarray((n - 1,), rest_dt, buffer=body, offset=off + 14, strides=(16,))
-        x = np.empty(n, np.uint16)
-        y = np.empty(n, np.uint16)
-        t = np.empty(n, np.int64)
-        p = np.empty(n, np.uint8)
-        x[0], y[0], p[0] = a0["x"][0], a0["y"][0], a0["pol"][0]
-        t[0] = int(a0["sec"][0]) * 1_000_000_000 + int(a0["nsec"][0])
-        x[1:], y[1:], p[1:] = a["x"], a["y"], a["pol"]
-        np.multiply(a["sec"], 1_000_000_000, out=t[1:], dtype=np.int64)
-        t[1:] += a["nsec"]
-    else:
-        x, y, p = a0["x"], a0["y"], a0["pol"]
-        t = a0["sec"].astype(np.int64) * 1_000_000_000 + a0["nsec"]
-    return EventBatch(t, x, y, (p != 0).astype(np.uint8), width, height), stamp_ns, frame_id
+    x, y, t, p = dvs_events(np.frombuffer(body, np.uint8), off, n, e == "<")
+    return EventBatch(t, x, y, p, width, height), stamp_ns, frame_id
 
 
 def encode_dvs_event_array(batch: EventBatch, header: Any = None, typestore: Any = None, *, stamp_ns: int | None = None,
@@ -108,12 +91,9 @@ def encode_dvs_event_array(batch: EventBatch, header: Any = None, typestore: Any
     head += np.array([batch.height, batch.width, n], u4).tobytes()
     parts = [b"\x00\x00" if big_endian else b"\x00\x01", b"\x00\x00", head]
     if n:
-        _first_dt, rest_dt = _DT[e]
         sec = batch.t_ns // 1_000_000_000
         nsec = batch.t_ns % 1_000_000_000
-        rec = np.zeros(n, np.dtype({
-            "names": ["x", "y", "sec", "nsec", "pol"], "formats": list(rest_dt.fields[k][0] for k in rest_dt.names),
-            "offsets": [0, 2, 6, 10, 14], "itemsize": 16}))
+        rec = np.zeros(n, _ELEMENT[e])
         rec["x"], rec["y"], rec["sec"], rec["nsec"], rec["pol"] = batch.x, batch.y, sec, nsec, batch.p
         raw = rec.view(np.uint8).reshape(n, 16)
         first = np.concatenate([raw[0, :4], raw[0, 6:15]])  # the first element is not padded before sec

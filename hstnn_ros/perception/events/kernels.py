@@ -162,3 +162,38 @@ def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
             unknown += 1
     return t[:k], xs[:k], ys[:k], ps[:k], x, unknown, dropped
 
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> int:
+    """The unsigned 32-bit value of bytes most significant first."""
+    return (np.int64(b3) << 24) | (np.int64(b2) << 16) | (np.int64(b1) << 8) | np.int64(b0)
+
+
+@njit(cache=True, nogil=True)
+def dvs_events(b: np.ndarray, off: int, n: int, little: bool) -> tuple:
+    """The ``n`` CDR ``Event`` elements of a dvs EventArray starting at byte ``off`` of ``b`` (uint8, after the
+    encapsulation header): the first is 14 bytes (x@0 y@2 sec@4 nsec@8 pol@12), later ones 16 (x@0 y@2 sec@6
+    nsec@10 pol@14). Returns x, y, t (ns; sec is int32), p (0/1)."""
+    xs = np.empty(n, np.uint16)
+    ys = np.empty(n, np.uint16)
+    t = np.empty(n, np.int64)
+    ps = np.empty(n, np.uint8)
+    for i in range(n):
+        o = off if i == 0 else off + 14 + 16 * (i - 1)
+        s = o + 4 if i == 0 else o + 6
+        if little:
+            xs[i] = b[o] | (np.uint16(b[o + 1]) << 8)
+            ys[i] = b[o + 2] | (np.uint16(b[o + 3]) << 8)
+            sec = _u32(b[s + 3], b[s + 2], b[s + 1], b[s])
+            ns = _u32(b[s + 7], b[s + 6], b[s + 5], b[s + 4])
+        else:
+            xs[i] = (np.uint16(b[o]) << 8) | b[o + 1]
+            ys[i] = (np.uint16(b[o + 2]) << 8) | b[o + 3]
+            sec = _u32(b[s], b[s + 1], b[s + 2], b[s + 3])
+            ns = _u32(b[s + 4], b[s + 5], b[s + 6], b[s + 7])
+        if sec >= 0x80000000:
+            sec -= 0x100000000
+        t[i] = sec * 1_000_000_000 + ns
+        ps[i] = 1 if b[s + 8] != 0 else 0
+    return xs, ys, t, ps
