@@ -23,6 +23,7 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
 from hstnn_ros.perception.frontends import RGBCNN, SCNN, FrontendConfig
+from hstnn_ros.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 SPLIT_CODES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "test": SPLIT_TEST}
@@ -200,10 +201,7 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
 def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
     """Grouped bars per environment: test top-1 of the SCNN and CNN linear heads and of the nearest-neighbour
     baselines (the evidence that the learned front-ends beat raw frames), saved as a PNG."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     envs = sorted(report["scnn_head"]["per_env"])
     series = {
@@ -223,9 +221,4 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
     ax.set_title("front-end linear heads vs nearest neighbour on raw frames")
     ax.legend(fontsize=7, ncol=len(series), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hstnn_ros.learning.config import TrainConfig
+from hstnn_ros.plotting import pyplot, save_figure
 
 REPORT_FORMAT = "hstnn_ros.train_report"
 #: Scalars aggregated over seeds: name -> path into a unit result.
@@ -98,10 +99,7 @@ def write_report(out_dir: Path | str, report: Mapping[str, Any], *, plots: bool 
 
 def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """``accuracy_vs_ratio.png``, ``ops_vs_ratio.png`` and ``accuracy_vs_ops.png`` (error bars: std over seeds)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     rows = [r for r in report["summary"] if r["ratio"] is not None]
     series = {"hstnn": "HSTNN (3-stage)", "direct": "directly hybrid"}
@@ -122,10 +120,7 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     ax.set(xlabel="SNN ratio", ylabel="test top-1 accuracy", title="Accuracy vs SNN ratio")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy_vs_ratio.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "accuracy_vs_ratio.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for kind, style in (("hstnn", "-"), ("direct", "--")):
@@ -135,10 +130,7 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     ax.set_yscale("symlog")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "ops_vs_ratio.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "ops_vs_ratio.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for kind in ("hstnn", "direct"):
@@ -152,8 +144,5 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy_vs_ops.png")
-    fig.savefig(paths[-1], dpi=120)
-    plt.close(fig)
+    paths.append(save_figure(fig, out_dir / "accuracy_vs_ops.png"))
     return paths

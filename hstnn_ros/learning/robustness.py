@@ -15,6 +15,7 @@ from hstnn_ros.learning.data import Split
 from hstnn_ros.learning.enums import Perturbation
 from hstnn_ros.learning.errors import LearningError
 from hstnn_ros.learning.trainer import evaluate
+from hstnn_ros.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,7 @@ def evaluate_robustness(models: Mapping[str, nn.Module], split: Split, *,
 
 def plot_robustness(results: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], path: Path | str) -> Path:
     """One panel per perturbation: top-1 accuracy versus level, one line per model (like paper Fig. 3c)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     kinds = sorted({k for per in results.values() for k in per})
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(4.5 * max(1, len(kinds)), 3.6), squeeze=False)
@@ -100,9 +98,4 @@ def plot_robustness(results: Mapping[str, Mapping[str, Sequence[Mapping[str, flo
         ax.set_ylabel("top-1 accuracy")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

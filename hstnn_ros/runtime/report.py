@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hstnn_ros.plotting import pyplot, save_figure
 from hstnn_ros.runtime.engine import PlaceResult
 
 LOG = logging.getLogger(__name__)
@@ -109,10 +110,7 @@ def format_summary(summary: dict[str, dict[str, float]]) -> str:
 
 def plot_predictions(records: list[DecisionRecord], path: Path) -> Path:
     """Save a PNG of predicted (and, when known, true) place id over time."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     t = np.array([r.stamp_ns for r in records], dtype=np.float64)
     t = (t - t[0]) / 1e9 if len(t) else t
@@ -124,8 +122,4 @@ def plot_predictions(records: list[DecisionRecord], path: Path) -> Path:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("place id")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

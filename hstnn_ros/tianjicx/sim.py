@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from hstnn_ros.plotting import pyplot, save_figure
 from hstnn_ros.tianjicx.errors import TianjicxError
 from hstnn_ros.tianjicx.primitives import LifParams, lut_lookup, p04_matvec, p08_lif, pack_v_state, unpack_v_state
 
@@ -290,10 +291,7 @@ def compare(report: SimReport, float_logits: np.ndarray, labels: np.ndarray | No
 
 def plot_vs_snn_ratio(reports: list[SimReport], path: Path, title: str = "") -> Path:
     """Latency and energy per sample against SNN ratio (like paper Fig. 5c), saved as PNG."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    plt = pyplot()
 
     rs = sorted(reports, key=lambda r: r.snn_ratio)
     x = [r.snn_ratio for r in rs]
@@ -305,9 +303,4 @@ def plot_vs_snn_ratio(reports: list[SimReport], path: Path, title: str = "") -> 
     ax2.plot(x, [r.energy_uj for r in rs], "s--", color="tab:red", label="energy")
     ax2.set_ylabel("energy per sample (uJ)", color="tab:red")
     ax1.set_title(title or "TianjicX-style estimate (cycle/energy model, not measured)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
