@@ -422,3 +422,24 @@ def test_libcaer_cmp_compiled_pass_equals_word_by_word_reference(codes: list[int
         assert state.x == ref_state["x"]
         unsupported = int(np.count_nonzero((part >> 12) > 5))
         assert (f"libcaer_cmp: {unsupported} words with unsupported codes ignored" in got.problems) == (unsupported > 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(0, 200), seed=st.integers(0, 2**31), last=st.integers(-5, 50))
+def test_stream_checks_drop_outside_and_backwards_events(n: int, seed: int, last: int) -> None:
+    """The compiled stream check equals its definition: drop events outside the sensor, and events earlier than
+    the running maximum of every earlier time in the stream (kept or not)."""
+    from hstnn_ros.perception.events.kernels import check_events
+
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, 60, n).astype(np.int64)
+    x, y = rng.integers(0, 12, n).astype(np.uint16), rng.integers(0, 9, n).astype(np.uint16)
+    keep, outside, back, bx, by, new_last = check_events(t, x, y, 10, 8, last)
+    inside = (x < 10) & (y < 8)
+    run = np.maximum.accumulate(np.concatenate([[last], t]))[:-1]
+    want = inside & (t >= run)
+    np.testing.assert_array_equal(keep, want)
+    assert outside == int((~inside).sum()) and back == int((inside & (t < run)).sum())
+    if outside:
+        assert (bx, by) == (x[~inside][0], y[~inside][0])
+    assert new_last == max(last, int(t[want][-1]) if want.any() else last)

@@ -197,3 +197,35 @@ def dvs_events(b: np.ndarray, off: int, n: int, little: bool) -> tuple:
         t[i] = sec * 1_000_000_000 + ns
         ps[i] = 1 if b[s + 8] != 0 else 0
     return xs, ys, t, ps
+
+
+@njit(cache=True, nogil=True)
+def check_events(t: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height: int,  # noqa: PLR0917
+                 last_t: int) -> tuple:
+    """One pass of the stream checks: ``keep`` is False for events outside the sensor and for events earlier than
+    the stream's running maximum time (``last_t`` before the batch; every event's time counts, kept or not).
+    Returns keep, the count outside, the count earlier (in-bounds only), the first outside (x, y), and the new
+    ``last_t`` (the time of the last kept event if any is later)."""
+    n = t.shape[0]
+    keep = np.empty(n, np.bool_)
+    outside = 0
+    back = 0
+    bx = -1
+    by = -1
+    run = last_t
+    new_last = last_t
+    for i in range(n):
+        inside = x[i] >= 0 and x[i] < width and y[i] >= 0 and y[i] < height
+        mono = t[i] >= run
+        run = max(run, t[i])
+        if not inside:
+            if outside == 0:
+                bx = x[i]
+                by = y[i]
+            outside += 1
+        elif not mono:
+            back += 1
+        keep[i] = inside and mono
+        if keep[i]:
+            new_last = t[i] if t[i] > new_last else new_last
+    return keep, outside, back, bx, by, new_last

@@ -21,6 +21,7 @@ from hstnn_ros.perception.events import codecs
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr
 from hstnn_ros.perception.events.enums import Encoding, TimeMode
+from hstnn_ros.perception.events.kernels import check_events
 
 LOG = logging.getLogger(__name__)
 
@@ -260,22 +261,15 @@ class StreamDecoder:
 
     def _finish(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, *, width: int,
                 height: int) -> EventBatch:
-        keep = (x < width) & (y < height) & (x >= 0) & (y >= 0)
-        bad = len(keep) - int(np.count_nonzero(keep))
+        keep, bad, back, bx, by, last = check_events(t, x, y, width, height, self._last_t)
+        self._last_t = int(last)
         if bad:
             self._problem("out_of_bounds", f"{bad} events outside the {width}x{height} sensor dropped (e.g. "
-                                           f"x={int(x[~keep][0])}, y={int(y[~keep][0])})")
-        # time going backwards: against the stream's running maximum
-        run_max = np.maximum.accumulate(np.concatenate([[self._last_t], t]))[:-1] if len(t) else t
-        mono = t >= run_max
-        back = int(len(t) - np.count_nonzero(mono & keep)) - bad
+                                           f"x={int(bx)}, y={int(by)})")
         if back > 0:
             self._problem("time_backwards", f"{back} events earlier than the stream's latest time dropped")
-        keep &= mono
-        if not keep.all():
+        if bad or back:
             t, x, y, p = t[keep], x[keep], y[keep], p[keep]
-        if len(t):
-            self._last_t = max(self._last_t, int(t[-1]))
         self.counters.events += len(t)
         return EventBatch(t, x, y, p, width, height)
 
