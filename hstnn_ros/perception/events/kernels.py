@@ -6,11 +6,16 @@ speed (the numpy formulation needs a dozen whole-packet passes). Word codes and 
 ``codecs.py``; evt3 packets with vector words keep the vectorised numpy path. The tests check the kernels against the
 encoders, a word-by-word reference and (evt3) the numpy path, on real bags and random word streams.
 
-``cache=True`` stores the machine code beside this module (``__pycache__``); where that is read-only numba compiles
-in memory at first use (about a second) and says so in a warning.
+Machine code is cached beside this module (``__pycache__``), else in the user's cache directory; where neither is
+writable (read-only install, no home) numba would refuse at import, so the kernels compile in memory at first use
+instead (about a second in all) with a ``RuntimeWarning``.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -21,7 +26,21 @@ _E_ADDR_Y, _E_ADDR_X, _E_VECT_BASE_X, _E_VECT_8, _E_TIME_LOW, _E_TIME_HIGH, _E_E
 _C_TIME_HIGH, _C_TIME_LOW, _C_ADDR_X, _C_ADDR_Y, _C_VECT_BASE_Y, _C_VECT_8 = 0, 1, 2, 3, 4, 5
 
 
-@njit(cache=True, nogil=True)
+def _compiled(**options: Any) -> Callable[[Callable], Any]:
+    """``njit(cache=True, nogil=True, **options)``, or without the cache where numba finds no writable location."""
+
+    def wrap(fn: Callable) -> Any:
+        try:
+            return njit(cache=True, nogil=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            warnings.warn("no writable numba cache location: event kernels compile in memory at first use",
+                          RuntimeWarning, stacklevel=1)
+            return njit(nogil=True, **options)(fn)
+
+    return wrap
+
+
+@_compiled()
 def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
     """evt3 without vector words. ``high`` is the carried TIME_HIGH incl. wraps (-1: none yet), ``low`` the
     carried TIME_LOW, ``y`` the carried ADDR_Y. Returns event arrays (t in ns), trigger arrays, the new
@@ -99,7 +118,7 @@ def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
     return t[:k], xs[:k], ys[:k], ps[:k], tt[:j], tid[:j], tp[:j], high, low, y, unknown, back, dropped, has_vec
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
     """libcaer_cmp: time words restart with each packet, ``x`` carries over (-1: none yet); VECT_BASE_Y sets the
     base y and polarity of the following VECT_8 words (8 y positions each, base advancing by 8; base 0 and OFF
@@ -163,14 +182,13 @@ def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
     return t[:k], xs[:k], ys[:k], ps[:k], x, unknown, dropped
 
 
-
-@njit(cache=True, nogil=True, inline="always")
+@_compiled(inline="always")
 def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> int:
     """The unsigned 32-bit value of bytes most significant first."""
     return (np.int64(b3) << 24) | (np.int64(b2) << 16) | (np.int64(b1) << 8) | np.int64(b0)
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def dvs_events(b: np.ndarray, off: int, n: int, little: bool) -> tuple:
     """The ``n`` CDR ``Event`` elements of a dvs EventArray starting at byte ``off`` of ``b`` (uint8, after the
     encapsulation header): the first is 14 bytes (x@0 y@2 sec@4 nsec@8 pol@12), later ones 16 (x@0 y@2 sec@6
@@ -199,7 +217,7 @@ def dvs_events(b: np.ndarray, off: int, n: int, little: bool) -> tuple:
     return xs, ys, t, ps
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def check_events(t: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height: int,  # noqa: PLR0917
                  last_t: int) -> tuple:
     """One pass of the stream checks: ``keep`` is False for events outside the sensor and for events earlier than
