@@ -137,7 +137,7 @@ def _brute_conv(conv, x, spiking):
     return macs, acs
 
 
-@pytest.mark.parametrize(("k", "stride", "pad"), [(3, 1, 1), (3, 2, 0), (2, 2, 1)])
+@pytest.mark.parametrize(("k", "stride", "pad"), [(3, 1, 1), (3, 2, 0), (2, 2, 1), (3, 3, 1), (1, 2, 0)])
 @pytest.mark.parametrize("spiking", [True, False])
 def test_conv_counts_equal_brute_force(k, stride, pad, spiking):
     g = torch.Generator().manual_seed(k + stride + pad)

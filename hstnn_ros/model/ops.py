@@ -10,10 +10,10 @@ decoder: step T only). Convolutions: :func:`count_conv_ops`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hstnn_ros.model.enums import Decoder
@@ -98,10 +98,25 @@ def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
                      per_layer_step_acs=acs, spike_rates=rates, input_spike_rate=in_rate)
 
 
+@functools.lru_cache(maxsize=64)
+def _coverage(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+              device: torch.device) -> torch.Tensor:
+    """``[H, W]`` float64: how many output windows of the convolution cover each input position (read-only)."""
+    axes = []
+    h, w = hw
+    for n, k, s, p in ((h, kernel[0], stride[0], padding[0]), (w, kernel[1], stride[1], padding[1])):
+        cov = torch.zeros(n, dtype=torch.float64)
+        for o in range((n + 2 * p - k) // s + 1):
+            cov[max(o * s - p, 0) : min(o * s - p + k, n)] += 1
+        axes.append(cov)
+    return torch.outer(axes[0], axes[1]).to(device)
+
+
 def _window_sums(active: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``[B]`` sum over output positions of ``active[B, 1, H, W]`` under each kernel window (padding adds 0)."""
-    ones = torch.ones(1, 1, *conv.kernel_size, dtype=active.dtype, device=active.device)
-    return F.conv2d(active, ones, stride=conv.stride, padding=conv.padding).sum((1, 2, 3))
+    """``[B]`` sum over output positions of ``active[B, 1, H, W]`` under each kernel window (padding adds 0):
+    each input position counted once per window covering it (a cached coverage map, no convolution)."""
+    cov = _coverage((active.shape[2], active.shape[3]), conv.kernel_size, conv.stride, conv.padding, active.device)
+    return (active[:, 0] * cov).sum((1, 2))
 
 
 @torch.no_grad()
