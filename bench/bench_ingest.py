@@ -3,12 +3,17 @@ bulk over the whole stream's concatenated payload, which shows the codec's throu
 framing events/s, and for dvs_msgs/EventArray the speed-up of the package's CDR decoder (StreamDecoder) over rosbags'
 deserialisation into per-event objects (on a dvs bag written from real events with the package's writer/encoder).
 
+The compiled (numba) kernels are warmed up before each timed region; their first-call cost is reported apart:
+compiling (fresh numba cache) and loading from the cache, each in a new process.
+
 Quick mode (``HSTNN_BENCH_QUICK=1``): best of 3 timings (7 in full mode) and a smaller dvs bag.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +31,8 @@ REPEATS = 3 if QUICK else 7
 
 
 def _best(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Best wall time of ``REPEATS`` calls after one untimed warm-up call (JIT compile or cache load)."""
+    fn()
     best, out = float("inf"), None
     for _ in range(REPEATS):
         t0 = time.perf_counter()
@@ -82,6 +89,37 @@ def _dvs(batch: pev.EventBatch, tmp: Path) -> dict[str, float]:
             "speedup": t_obj / t_np}
 
 
+_FIRST_CALL = """
+import time
+import numpy as np
+from hstnn_ros.perception import events as pev
+b = pev.EventBatch(np.arange(64, dtype=np.int64) * 5000, np.arange(64) % 30, np.arange(64) % 20, np.arange(64) % 2,
+                   32, 24)
+payloads = [pev.ENCODERS[e](b) for e in ("evt3", "libcaer_cmp")]
+dvs = pev.encode_dvs_event_array(b)
+t0 = time.perf_counter()
+pev.decode_evt3(payloads[0][0], pev.Evt3State())
+pev.decode_libcaer_cmp(payloads[1][0], payloads[1][1], pev.LibcaerCmpState())
+pev.StreamDecoder().decode("dvs_msgs/msg/EventArray", dvs)
+print(time.perf_counter() - t0)
+"""
+
+
+def _first_call() -> dict[str, float]:
+    """Seconds for the first evt3, libcaer_cmp and dvs (incl. stream checks) decodes in a new process: with an
+    empty numba cache (compile) and again with that cache filled (load)."""
+    root = Path(__file__).resolve().parents[1]
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache,
+               "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        for key in ("compile_s", "cached_s"):
+            run = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
+                                 check=True)
+            out[key] = float(run.stdout.split()[-1])
+    return out
+
+
 def main() -> dict:
     """Measure and print; returns the numbers."""
     out: dict[str, Any] = {"quick": QUICK, "decoders": {}}
@@ -117,6 +155,9 @@ def main() -> dict:
     d = out["dvs_msgs"]
     print(f"dvs_msgs/EventArray: package decoder {d['decoder_mev_s']:.1f} Mev/s vs rosbags objects "
           f"{d['rosbags_objects_mev_s']:.2f} Mev/s: {d['speedup']:.0f}x")
+    out["first_call"] = _first_call()
+    print(f"kernels' first call (evt3 + libcaer_cmp + dvs): compile {out['first_call']['compile_s']:.2f} s, "
+          f"from numba's cache {out['first_call']['cached_s']:.3f} s (not in the timings above)")
     return out
 
 
