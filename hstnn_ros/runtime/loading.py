@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hstnn_ros.runtime.errors import RuntimeEngineError
+from hstnn_ros.runtime.inference import FastHstnn
 from hstnn_ros.runtime.pipeline import ClassifierResult, EventFraming, FrontendResult, Pipeline
 
 LOG = logging.getLogger(__name__)
@@ -30,16 +31,24 @@ RGB_COMPONENT = "cnn"
 
 
 class HstnnClassifier(nn.Module):
-    """``hstnn_ros.model.HSTNN`` as an engine ``Classifier``: logits plus the ops measured on the window (Eq. 23-25
-    through the model core's ``count_ops``) and the spike rate of each hidden SNN population."""
+    """``hstnn_ros.model.HSTNN`` as an engine ``Classifier``: logits plus the ops measured on the window (Eq. 23-25,
+    as the model core's ``count_ops`` defines them) and the spike rate of each hidden SNN population.
+
+    LIF + RNN networks run through ``FastHstnn`` (the same arithmetic and counts in one pass, tested equal to
+    ``HSTNN.run`` + ``count_ops``); other kinds through the model core."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model.float()  # bundles may store fp16 to stay small; inference runs in fp32
         self.num_classes = int(model.config.num_classes)
         self.input_size = int(model.config.input_size)
+        self._fast = FastHstnn(self.model) if FastHstnn.supports(self.model) else None
 
     def forward(self, x: torch.Tensor) -> ClassifierResult:
+        if self._fast is not None and not torch.is_grad_enabled():
+            logits, acs, rates = self._fast.run(x)
+            macs = self._fast.macs_per_window(x.shape[1]) * x.shape[0]
+            return ClassifierResult(logits, macs, float(acs.sum()), rates)
         from hstnn_ros.model import count_ops  # noqa: PLC0415
 
         record = self.model.run(x)

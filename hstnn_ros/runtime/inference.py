@@ -1,0 +1,101 @@
+"""Inference-only HSTNN forward pass for the online engine: the model core's batch run (``HSTNN.run``) and its
+Eq. 23-25 op count (``count_ops``) in one pass with few tensor ops per step.
+
+One decision runs the HSTNN on a 9-step window; at these sizes the time goes into per-op dispatch, not arithmetic,
+so this path fuses the two populations' input weights once (not per call), updates LIF states with in-place ops,
+writes each layer's outputs straight into the next layer's input, and counts ACs from the spikes it already holds
+(the MACs of a window depend only on the architecture). The arithmetic is the model core's, op for op, so logits and
+spikes equal ``HSTNN.run`` exactly (tested); networks other than LIF + vanilla RNN fall back to the model core.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind
+
+
+class FastHstnn:
+    """``run(x[B, T, F]) -> (logits[B, C], acs[B], spike rates per layer)`` for a LIF + RNN :class:`HSTNN`.
+
+    ``macs_per_window(T)`` is the (input-independent) MAC count of a ``T``-step window. Fused weights are rebuilt
+    when a parameter changes (``load_state_dict``, ``.to``)."""
+
+    def __init__(self, model: HSTNN) -> None:
+        self.model = model
+        self._params = list(model.parameters())  # same objects for life: .to() and load_state_dict change data
+        self._key: tuple | None = None
+        self._weights: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+
+    @staticmethod
+    def supports(model: HSTNN) -> bool:
+        """True for the network kinds this path implements (LIF + vanilla RNN)."""
+        cfg = model.config
+        return cfg.spiking_kind is SpikingKind.LIF and cfg.nonspiking_kind is NonSpikingKind.RNN
+
+    def _fused(self) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in self._params)
+        if key != self._key:
+            with torch.no_grad():  # torch.cat: a new tensor, not a view of the parameters
+                self._weights = [(*layer.fused_input_weight(), layer.rnn.fc_rec.weight) for layer in self.model.layers]
+            self._key = key
+        return self._weights
+
+    def macs_per_window(self, steps: int) -> float:
+        """Eq. 23-25 MACs of one window: real-valued inputs and recurrence every step, readout on ``r_T`` once."""
+        cfg = self.model.config
+        n_real, total = cfg.input_size - cfg.input_spiking, 0
+        for spec in cfg.hidden:
+            total += steps * (n_real * (spec.n_snn + spec.n_rnn) + spec.n_rnn * spec.n_rnn)
+            n_real = spec.n_rnn
+        return float(total + n_real * cfg.num_classes)
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...]]:
+        """Logits, ACs per sample (float64) and the mean spike rate of each non-empty SNN population."""
+        model, cfg = self.model, self.model.config
+        model._check_input(x)
+        B, T, _ = x.shape
+        y = x.transpose(0, 1)  # time-major [T, B, F], as HSTNN.run
+        acs = torch.zeros(B, dtype=torch.float64, device=x.device)
+        nnz_in = (x[..., : cfg.input_spiking] != 0).sum((1, 2)).to(torch.float64)  # spikes into layer 1
+        rates: list[float] = []
+        r = s_f = y
+        for layer, (w, b, w_rec) in zip(model.layers, self._fused(), strict=True):
+            n_s, n_r = layer.spec.n_snn, layer.spec.n_rnn
+            acs += nnz_in * (n_s + n_r)
+            drive = F.linear(y, w, b)
+            out = x.new_empty(T, B, n_s + n_r)
+            if n_s:  # per-step views made once: tensor indexing costs more than the arithmetic here
+                lif, d_s, o_s = layer.snn, drive[..., :n_s].unbind(0), out[..., :n_s].unbind(0)
+                u = d_s[0].clone()  # from rest: decay * 0 * (1 - 0) + drive
+                fired = torch.ge(u, lif.v_th)  # u - v_th >= 0 (spike()) for finite u
+                o_s[0].copy_(fired)
+                for t in range(1, T):
+                    u.mul_(lif.decay).masked_fill_(fired, 0.0).add_(d_s[t])  # decay * u * (1 - s) + drive
+                    torch.ge(u, lif.v_th, out=fired)
+                    o_s[t].copy_(fired)
+            if n_r:
+                d_r, o_r = drive[..., n_s:].unbind(0), out[..., n_s:].unbind(0)
+                # r_0 = 0: the recurrent term is exactly 0; contiguous, as the sum would be (SIMD sigmoid rounds apart)
+                r = torch.sigmoid(d_r[0].contiguous())
+                o_r[0].copy_(r)
+                for t in range(1, T):
+                    r = torch.sigmoid(d_r[t] + F.linear(r, w_rec))
+                    o_r[t].copy_(r)
+            s_f = out[..., :n_s]
+            nnz_in = s_f.sum((0, 2), dtype=torch.float64) if n_s else torch.zeros_like(acs)
+            if n_s:
+                rates.append(float(nnz_in.sum()) / (T * B * n_s))
+            y = out
+        C = cfg.num_classes
+        if cfg.decoder is Decoder.RATE:
+            dec = s_f.mean(0)
+            acs += nnz_in * C
+        else:
+            dec = s_f[-1]
+            acs += s_f[-1].sum(-1, dtype=torch.float64) * C
+        r_last = y[-1, :, cfg.hidden[-1].n_snn :]
+        logits = model.readout(torch.cat([dec, r_last], dim=-1))
+        return logits, acs, tuple(rates)

@@ -1,0 +1,73 @@
+"""The engine's HSTNN fast path equals the model core: logits, spikes (via their rates) and Eq. 23-25 op counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec, count_ops
+from hstnn_ros.runtime.inference import FastHstnn
+from hstnn_ros.runtime.loading import HstnnClassifier
+
+torch.set_num_threads(1)
+
+layers = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)).filter(lambda t: t[0] + t[1] > 0),
+                  min_size=1, max_size=3)
+
+
+configs = st.fixed_dictionaries({
+    "hidden": layers, "input_spiking": st.integers(0, 10), "decoder": st.sampled_from(["rate", "last"]),
+    "bias": st.booleans(), "v_th": st.sampled_from([0.5, 0.15, 0.05])})
+
+
+@settings(max_examples=60, deadline=None)
+@given(net=configs, batch=st.integers(1, 3), steps=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_fast_path_equals_model_run_and_count_ops(net: dict, batch: int, steps: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    spiking = net["input_spiking"]
+    cfg = HSTNNConfig(input_size=16, num_classes=4, **{**net, "hidden": tuple(LayerSpec(*h) for h in net["hidden"])})
+    model = HSTNN(cfg).eval()
+    with torch.no_grad():  # scale weights up so that layers actually spike
+        for p in model.parameters():
+            p.mul_(3.0)
+    x = torch.randn(batch, steps, cfg.input_size)
+    x[..., :spiking] = (torch.rand(batch, steps, spiking) < 0.4).float()
+    with torch.no_grad():
+        record = model.run(x)
+        ref = count_ops(model, x, record)
+        fast = FastHstnn(model)
+        logits, acs, rates = fast.run(x)
+    assert torch.equal(logits, record.logits)
+    assert acs.tolist() == ref.acs.double().tolist()
+    assert fast.macs_per_window(steps) * batch == float(ref.macs.sum())
+    assert rates == pytest.approx([r for r in ref.spike_rates if r is not None], abs=1e-6)
+
+
+def test_classifier_uses_fast_path_and_sees_weight_changes() -> None:
+    torch.manual_seed(0)
+    cfg = HSTNNConfig(input_size=8, hidden=(LayerSpec(5, 3), LayerSpec(4, 4)), num_classes=3, input_spiking=4)
+    clf = HstnnClassifier(HSTNN(cfg)).eval()
+    assert clf._fast is not None
+    x = torch.rand(2, 9, 8)
+    with torch.inference_mode():
+        before = clf(x).logits.clone()
+    with torch.no_grad():
+        clf.model.layers[0].rnn.fc_in.weight.add_(1.0)
+    with torch.inference_mode():
+        after = clf(x)
+        assert torch.equal(after.logits, clf.model.run(x).logits)
+    assert not torch.equal(before, after.logits)
+
+
+def test_other_neuron_kinds_fall_back_to_the_model_core() -> None:
+    cfg = HSTNNConfig(input_size=8, hidden=(LayerSpec(5, 3),), num_classes=3, input_spiking=4, spiking_kind="alif",
+                      nonspiking_kind="lstm")
+    clf = HstnnClassifier(HSTNN(cfg)).eval()
+    assert clf._fast is None
+    x = torch.rand(1, 9, 8)
+    with torch.no_grad():
+        out = clf(x)
+        assert torch.equal(out.logits, clf.model.run(x).logits)
+        assert out.macs == float(count_ops(clf.model, x, clf.model.run(x)).macs.sum())
