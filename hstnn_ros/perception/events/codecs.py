@@ -16,7 +16,7 @@ import numpy as np
 
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.perception.events.kernels import evt3_scalar, libcaer_cmp_words
+from hstnn_ros.perception.events.kernels import evt3_scalar, libcaer_cmp_words, libcaer_events
 
 
 @dataclass
@@ -322,11 +322,8 @@ def decode_libcaer(payload: bytes | np.ndarray, time_base_ns: int) -> Decoded:
     bit 1; int32 microsecond timestamp). A timestamp smaller than its predecessor inside a packet is a rollover of
     the 31-bit counter and adds 2**31 us."""
     a, problems = _words(payload, 8, _LIBCAER_DT, "libcaer")
-    ts = a["ts"].astype(np.int64)
-    d = a["data"]
-    roll = np.concatenate([[0], np.cumsum(ts[1:] < ts[:-1])]) if len(ts) else np.zeros(0, np.int64)
-    t = int(time_base_ns) + (ts + (roll << LIBCAER_TS_BITS)) * 1000
-    return Decoded(t, (d >> 17) & 0x7FFF, (d >> 2) & 0x7FFF, (d >> 1) & 1, problems=problems)
+    t, x, y, p = libcaer_events(a["data"], a["ts"], int(time_base_ns))  # one compiled pass
+    return Decoded(t, x, y, p, problems=problems)
 
 
 def encode_libcaer(batch: EventBatch) -> tuple[bytes, int]:

@@ -247,3 +247,28 @@ def check_events(t: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height
         if keep[i]:
             new_last = t[i] if t[i] > new_last else new_last
     return keep, outside, back, bx, by, new_last
+
+
+@_compiled()
+def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple:
+    """libcaer polarity events from the uint32 ``data`` words (x at bit 17, y at bit 2, polarity at bit 1) and the
+    int32 microsecond stamps ``ts``, a stamp below its predecessor being a rollover of the 31-bit counter (+2**31
+    us). Returns t (ns), x, y, p."""
+    n = data.shape[0]
+    t = np.empty(n, np.int64)
+    xs = np.empty(n, np.uint16)
+    ys = np.empty(n, np.uint16)
+    ps = np.empty(n, np.uint8)
+    roll = 0
+    prev = 0
+    for i in range(n):
+        s = np.int64(ts[i])
+        if i > 0 and s < prev:
+            roll += 1
+        prev = s
+        t[i] = time_base_ns + (s + (roll << 31)) * 1000
+        d = data[i]
+        xs[i] = (d >> 17) & 0x7FFF
+        ys[i] = (d >> 2) & 0x7FFF
+        ps[i] = (d >> 1) & 1
+    return t, xs, ys, ps
