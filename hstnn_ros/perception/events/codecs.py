@@ -1,10 +1,11 @@
 """Vectorised decoders and encoders of ``event_camera_msgs/EventPacket`` payloads: evt3, libcaer_cmp, libcaer, mono.
 
 Decoders are pure functions over the payload bytes and an explicit per-stream state (stateful formats carry the last
-address/time words across packets). Stateful word streams (evt3 without vector words, libcaer_cmp) are decoded by one
-compiled pass each (``kernels.py``, numba); evt3 packets with vector words by numpy: the most recent word of a kind at
-an event word is found by forward-filling word indices with ``np.maximum.accumulate``, vector words are expanded with
-bit masks and merged into word order with ``searchsorted``. Never a per-word Python loop. Encoders (used by the tests
+address/time words across packets). Stateful word streams (evt3 without vector words, libcaer_cmp) and libcaer (its
+rollover) are decoded by one compiled pass each (``kernels.py``, numba); evt3 packets with vector words by numpy: the
+most recent word of a kind at an event word is found by forward-filling word indices with ``np.maximum.accumulate``,
+vector words are expanded with bit masks and merged into word order with ``searchsorted``. Never a per-word Python
+loop. Encoders (used by the tests
 and by the synthetic-route writer) produce payloads the decoders and the ros-event-camera C++ codecs read.
 """
 
