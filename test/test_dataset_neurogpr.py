@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hstnn_ros.datasets import DatasetError
@@ -19,6 +21,8 @@ from hstnn_ros.datasets.neurogpr import (
     EVENTS_DIR,
     FRAMES_DIR,
     NeuroGPRFrames,
+    _load_tensor,
+    _read_table,
     build_neurogpr_dataset,
     export_neurogpr,
     format_stamp,
@@ -39,11 +43,104 @@ def test_stamps_round_trip_exactly(t_ns: int) -> None:
     assert parse_stamp(format_stamp(t_ns), "x") == t_ns
 
 
+@given(t_ns=st.integers(0, 2**63 - 1), zeros=st.integers(0, 12), point=st.integers(1, 19))
+def test_every_decimal_spelling_of_a_stamp_parses_to_the_same_nanoseconds(t_ns: int, zeros: int, point: int) -> None:
+    """Trimmed, zero-padded and exponent spellings (numpy.savetxt writes ``1.6e+09``) all give ``t_ns`` exactly."""
+    sec, frac = divmod(t_ns, 10**9)
+    digits = str(t_ns)
+    k = min(point, len(digits))  # "d.ddd" * 10**e == t_ns * 10**-9 when e = len(digits) - k - 9
+    spellings = [f"{sec}.{frac:09d}".rstrip("0").rstrip("."), f"{sec}.{frac:09d}" + "0" * zeros,
+                 f"{digits[:k]}.{digits[k:]}e{len(digits) - k - 9:+d}"]
+    if t_ns >= 10**15:
+        spellings.append(digits)  # integer nanoseconds
+    for text in spellings:
+        assert parse_stamp(text, "x") == t_ns, text
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=30)
+       | st.from_regex(r"[0-9]{1,20}(\.[0-9]{0,12})?(e[+-]?[0-9]{1,2})?", fullmatch=True))
+def test_any_file_name_parses_exactly_or_is_refused_naming_the_file(text: str) -> None:
+    """Never another exception, never a stamp outside int64, never a rounded one."""
+    try:
+        t = parse_stamp(text, "dvs_frames/NAME.png")
+    except DatasetError as exc:
+        assert "dvs_frames/NAME.png" in str(exc)
+        return
+    assert 0 <= t < 2**63
+    with localcontext(prec=200):
+        assert Decimal(text) == t or Decimal(text).scaleb(9) == t
+
+
 def test_stamp_forms() -> None:
     assert parse_stamp("1631175418.452437", "x") == T0
     assert parse_stamp(str(T0), "x") == T0
+    assert parse_stamp("1.631175418452437e+09", "x") == T0
     with pytest.raises(DatasetError, match=r"frame_7\.png"):
         parse_stamp("frame_7", "dvs_frames/frame_7.png")
+    for bad in ("NaN", "inf", "-1.5", "1_000", "1631175418.4524370001", "1e999", "12\n", "\u0661\u0662"):
+        with pytest.raises(DatasetError, match="where"):
+            parse_stamp(bad, "where")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**62), st.floats(allow_nan=False, allow_infinity=False),
+                          st.floats(allow_nan=False, allow_infinity=False)), max_size=8))
+def test_position_table_round_trips(rows: list[tuple[int, float, float]]) -> None:
+    rows = sorted(rows)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "position.txt"
+        path.write_text("".join(f"{format_stamp(t)} {x!r} {y!r} 0.0\n" for t, x, y in rows))
+        table = _read_table(path, 3)
+    assert table.shape == (len(rows), 3)
+    np.testing.assert_array_equal(table, np.asarray(rows, np.float64).reshape(-1, 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789. -e\nnaif\t"), max_size=80))
+def test_any_position_text_reads_or_is_refused_naming_the_file(text: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "position.txt"
+        path.write_text(text)
+        try:
+            table = _read_table(path, 3)
+        except DatasetError as exc:
+            assert str(path) in str(exc)
+            return
+    assert table.shape[1] == 3 and np.isfinite(table).all() and np.all(np.diff(table[:, 0]) >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=300), suffix=st.sampled_from(["", ".npy"]))
+def test_any_bytes_as_an_event_tensor_load_or_are_refused_naming_the_file(data: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"1.5{suffix}"
+        path.write_bytes(data)
+        try:
+            _load_tensor(path)
+        except DatasetError as exc:
+            assert str(path) in str(exc)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (Path.touch, (_EVIL_MARKER,))
+
+
+_EVIL_MARKER = Path(tempfile.gettempdir()) / "hstnn_neurogpr_pickle_ran"
+
+
+def test_pickles_in_event_tensors_are_never_executed(tmp_path: Path) -> None:
+    """torch.load(weights_only=True) and np.load(allow_pickle=False): a tensor file carrying code is refused."""
+    _EVIL_MARKER.unlink(missing_ok=True)
+    torch.save({"x": _Evil()}, tmp_path / "1.5")
+    np.save(tmp_path / "2.5.npy", np.array([_Evil()], dtype=object), allow_pickle=True)
+    for name in ("1.5", "2.5.npy"):
+        with pytest.raises(DatasetError, match=f"{tmp_path / name}: unreadable event tensor"):
+            _load_tensor(tmp_path / name)
+    assert not _EVIL_MARKER.exists()
+    torch.save({"events": torch.zeros(2, 3, 4, 4)}, tmp_path / "3.5")
+    with pytest.raises(DatasetError, match="holds a dict, not a tensor"):
+        _load_tensor(tmp_path / "3.5")
 
 
 def _write_traversal(folder: Path, n: int, *, grey: bool, torch_tensors: bool, seed: int = 0, hw=(26, 34)) -> None:
@@ -161,6 +258,59 @@ def test_bad_layouts_are_refused_naming_the_file(mini: Path, tmp_path: Path) -> 
         NeuroGPRFrames(mini / "env1_v2", framing=dataclasses.replace(FRAMING, depth=True))
 
 
+def test_ambiguous_or_stray_files_are_refused_and_junk_skipped(mini: Path, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    v1 = mini / "env1_v1"
+    frames = sorted((v1 / FRAMES_DIR).iterdir())
+    tensors = sorted((v1 / EVENTS_DIR).iterdir())
+
+    def copy(tag: str) -> Path:
+        return Path(shutil.copytree(v1, tmp_path / tag / "env1_v1"))
+
+    # hidden files and non-PNG files among the frames are not data: skipped (the latter with a warning)
+    broken = copy("junk")
+    (broken / FRAMES_DIR / ".DS_Store").write_bytes(b"x")
+    (broken / EVENTS_DIR / ".DS_Store").write_bytes(b"x")
+    (broken / FRAMES_DIR / "notes.txt").write_text("x")
+    assert len(list(NeuroGPRFrames(broken, framing=FRAMING, progress=False))) == len(frames)
+    assert "notes.txt: not a .png file; skipped" in caplog.text
+
+    broken = copy("dup")  # 1.5.png and 1.50.png: one stamp, two frames
+    stem = frames[4].name.removesuffix(".png")
+    shutil.copy(frames[4], broken / FRAMES_DIR / f"{stem}000.png")
+    with pytest.raises(DatasetError, match="same timestamp as"):
+        NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+
+    broken = copy("stray")  # a tensor may have no extension, so a stray file cannot be told from one: refused
+    (broken / EVENTS_DIR / "README").write_text("x")
+    with pytest.raises(DatasetError, match=f"{broken / EVENTS_DIR / 'README'}: 'README' is not a timestamp"):
+        NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+
+    broken = copy("neg")
+    bad = np.load(tensors[6])
+    bad[0, 0, 0, 0] = -1
+    np.save(broken / EVENTS_DIR / tensors[6].name, bad)
+    with pytest.raises(DatasetError, match=f"{broken / EVENTS_DIR / tensors[6].name}: .*negative or non-finite"):
+        list(NeuroGPRFrames(broken, framing=FRAMING, progress=False))
+
+    broken = copy("pos")
+    src = NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+    stamps = np.array([s.stamp_ns for s in src])
+    lines = (broken / "position.txt").read_text().splitlines()
+    (broken / "position.txt").write_text("\n".join(reversed(lines)))
+    with pytest.raises(DatasetError, match=f"{broken / 'position.txt'}: time goes backwards after row 1"):
+        src.labels(Labelling.DISTANCE, stamps, 5)
+    (broken / "position.txt").write_text(f"{format_stamp(T0 - 10**10)} 0 0\n{format_stamp(T0 - 10**9)} 1 0\n")
+    with pytest.raises(DatasetError, match="do not overlap in time"):
+        src.labels(Labelling.DISTANCE, stamps, 5)
+    (broken / "position.txt").write_text(f"{format_stamp(T0)} 0 0\n{format_stamp(T0)} nan 0\n")
+    with pytest.raises(DatasetError, match=f"{broken / 'position.txt'}:2: non-finite"):
+        src.labels(Labelling.DISTANCE, stamps, 5)
+    (broken / "position.txt").write_text(f"{format_stamp(T0)} 0\n")
+    with pytest.raises(DatasetError, match=f"{broken / 'position.txt'}:1: 2 columns, need at least 3"):
+        src.labels(Labelling.DISTANCE, stamps, 5)
+
+
 @pytest.fixture(scope="module")
 def route(tmp_path_factory) -> Path:
     cfg = preset_config("demo")
@@ -197,14 +347,31 @@ def test_bag_and_its_neurogpr_export_give_identical_datasets(route: Path, tmp_pa
     assert load_dataset(tmp_path / "from_ngpr").num_places == 4
 
 
-def test_cli_exports_and_builds(route: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bag_dataset_equals_dataset_of_its_neurogpr_export(route: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The key evidence, through the command line: `--route R --label time --places N` and `--route R
+    --export-neurogpr D` then `--neurogpr D --places N` give the same dataset, array for array."""
     from data_tools.dataset import main
 
     hw = ["--input-hw", *map(str, HW), "--quiet"]
-    assert main(["--route", str(route), "--export-neurogpr", str(tmp_path / "n"), *hw]) == 0
+    assert main(["--route", str(route), "--out", str(tmp_path / "bag_ds"), "--label", "time", "--places", "6",
+                 *hw]) == 0
+    assert main(["--route", str(route), "--export-neurogpr", str(tmp_path / "n"), "--tensor-format", "torch",
+                 *hw]) == 0
     assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["env2_v1", "env2_v2", "env2_v3"]
     assert main(["--neurogpr", str(tmp_path / "n"), "--out", str(tmp_path / "ds"), "--places", "6", *hw]) == 0
     out = capsys.readouterr().out
     assert "3 traversals, 6 places" in out
+    a, b = load_dataset(tmp_path / "bag_ds"), load_dataset(tmp_path / "ds")
+    for x, y in zip(a.traversals, b.traversals, strict=True):
+        assert (x.env, x.split) == (y.env, y.split)
+        for name in ("events", "rgb", "stamps_ns", "labels"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=name)
+    assert set(np.concatenate([t.labels for t in b.traversals]).tolist()) == set(range(6))
+    assert a.manifest["fingerprint"] == b.manifest["fingerprint"]
+
+    # refusals: a second export over the first, a folder that does not exist
+    assert main(["--route", str(route), "--export-neurogpr", str(tmp_path / "n"), *hw]) == 2
+    assert f"{tmp_path / 'n' / 'env2_v1'}: not empty" in capsys.readouterr().err
     assert main(["--neurogpr", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), *hw]) == 2
     assert "nowhere: no such NeuroGPR folder" in capsys.readouterr().err

@@ -24,13 +24,17 @@ from hstnn_ros.datasets.synth.config import preset_config
 from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.route import generate_route_set
 from hstnn_ros.datasets.windows import (
+    FrameSample,
     FramingConfig,
     Labelling,
     Topics,
     build_dataset,
     load_dataset,
+    place_labels,
     read_traversal,
     route_bags,
+    write_manifest,
+    write_traversal,
 )
 from hstnn_ros.model import load_bundle, save_bundle
 from hstnn_ros.perception.events.framing import events_to_frames, split_interval
@@ -160,3 +164,44 @@ def test_pretrain_and_feature_cache_layout(dataset):
     png = plot_frontend_report({"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": base},
                                dataset.root / "report.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+class _CountingSource:
+    """A frame source that records, as each frame is requested, how many chunk files are already on disk."""
+
+    def __init__(self, root: Path, n: int, hw: tuple[int, int]) -> None:
+        self.path, self.root, self.n, self.hw = root / "synthetic_t1", root, n, hw
+        self.chunks_seen: list[int] = []
+        self.rng = np.random.default_rng(0)
+
+    def __iter__(self):
+        for i in range(self.n):
+            self.chunks_seen.append(len(list(self.root.glob("*_c*.safetensors"))))
+            yield FrameSample(10**9 + i * 33_000_000, self.rng.poisson(0.5, (3, 2, *self.hw)).astype(np.float32),
+                              self.rng.integers(0, 256, (*self.hw, 3), dtype=np.uint8))
+
+    def labels(self, mode, stamps, places):
+        return place_labels(self.path, mode, stamps, np.zeros((0, 3)), places)
+
+
+def test_traversals_stream_to_disk_one_chunk_at_a_time(tmp_path):
+    """Memory is bounded by the chunk size: every full chunk is on disk before the next frame is asked for, and
+    what was streamed reads back unchanged (labels, which need the whole traversal, from the labels file)."""
+    framing = FramingConfig(input_hw=(6, 8))
+    src = _CountingSource(tmp_path, 23, (6, 8))
+    entry, n = write_traversal(tmp_path, "t", src, framing=framing, labelling=Labelling.TIME, places=4,
+                               chunk_frames=5)
+    assert src.chunks_seen == [i // 5 for i in range(23)]
+    assert [c["frames"] for c in entry["chunks"]] == [5, 5, 5, 5, 3] and n == 4
+    write_manifest(tmp_path, [{**entry, "env": "e", "split": "test"}], framing=framing, labelling=Labelling.TIME,
+                   num_places=n)
+    ds = load_dataset(tmp_path)
+    replay = _CountingSource(tmp_path / "other", 23, (6, 8))
+    want = np.stack([s.events for s in replay]).astype(np.float16)
+    np.testing.assert_array_equal(ds.traversals[0].events, want)
+    np.testing.assert_array_equal(ds.traversals[0].labels, np.minimum(np.arange(23) * 4 // 22, 3))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match=r"found hstnn_ros\.window_dataset v1\); rebuild the dataset"):
+        load_dataset(tmp_path)

@@ -12,8 +12,13 @@ Labels: equal-time bins ``int((t - t0) / (t1 - t0) * places)`` (NeuroGPR: 100 pl
 ``position.txt``. The reader yields the same :class:`~hstnn_ros.datasets.windows.FrameSample` stream as a bag, so a
 dataset built from a bag and from that bag exported here are identical (tested).
 
-Bad input is refused, naming the file: a frame without its event tensor (or a tensor without its frame), an
-unreadable PNG or tensor, a tensor of the wrong shape, a missing ``position.txt`` when distance labels are asked.
+Bad input is refused, naming the file and the fix: a frame without its event tensor (or a tensor without its
+frame), two files with one stamp, a file name that is not a stamp in ``dvs_7ms_3seq/`` (tensors may have no
+extension, so a stray file cannot be told from a misnamed tensor), an unreadable PNG or tensor, a tensor of the wrong
+shape or with negative/non-finite counts, a missing ``position.txt`` when distance labels are asked. Refused rather
+than skipped because a window is 3 consecutive frames: a silently dropped frame would make one window span twice the
+time, and labels move. Only what cannot be data is skipped: hidden files, and non-PNG files in ``dvs_frames/`` (with
+a warning). The exporter refuses a non-empty output folder (old files would mix in) and repeated frame stamps.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import cv2
@@ -48,17 +53,28 @@ POSITION = "position.txt"
 DIRECTION = "direction.txt"
 TENSOR_SUFFIXES = ("", ".npy", ".pt", ".pth")
 _FOLDER = re.compile(r"^(?P<env>.+)_v(?P<k>\d+)$")
+_NS = re.compile(r"^[0-9]{16,}$")  # integer nanoseconds (an epoch stamp in seconds has 10 digits)
+_SECONDS = re.compile(r"^[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]{1,3})?$")
 
 
 def parse_stamp(text: str, where: Path | str) -> int:
-    """Nanoseconds of a stamp written as decimal seconds or integer nanoseconds (>= 1e15), exactly."""
-    try:
-        if "." not in text and len(text) >= 16:
-            return int(text)
-        return int(Decimal(text) * 1_000_000_000)
-    except (InvalidOperation, ValueError):
+    """Nanoseconds of a stamp written as decimal seconds (``1631175418.452437``, also ``1.63e+09`` as
+    ``numpy.savetxt`` writes) or as integer nanoseconds (digits only, >= 16 of them), exactly: ``Decimal``, never a
+    float. Anything else (signs, NaN, digits finer than 1 ns) is refused naming ``where``."""
+    if _NS.fullmatch(text):
+        ns = int(text)
+    elif _SECONDS.fullmatch(text):
+        dec = Decimal(text).as_tuple()  # exact digits and exponent: no context rounding
+        mantissa, shift = int("".join(map(str, dec.digits))), int(dec.exponent) + 9
+        ns, rest = (mantissa * 10**shift, 0) if shift >= 0 else divmod(mantissa, 10**-shift)
+        if rest:
+            raise DatasetError(f"{where}: {text!r} has digits finer than 1 ns; round the stamp to nanoseconds")
+    else:
         raise DatasetError(f"{where}: {text!r} is not a timestamp (decimal seconds or integer nanoseconds); "
-                           "rename it or remove it from the folder") from None
+                           "rename it or remove it from the folder")
+    if ns >= 2**63:
+        raise DatasetError(f"{where}: {text!r} is beyond year 2262 in nanoseconds; not a timestamp")
+    return ns
 
 
 def format_stamp(t_ns: int) -> str:
@@ -107,19 +123,46 @@ def _load_tensor(path: Path) -> np.ndarray:
 
 
 def _read_table(path: Path, columns: int) -> np.ndarray:
-    """``[n, columns]`` with column 0 converted to nanoseconds (exactly) and the rest as float64."""
+    """``[n, columns]`` of a space-separated table: column 0 (time) in nanoseconds, parsed exactly then held as
+    float64 like the bag odometry, the rest as finite float64; extra columns ignored, times must not go back."""
     rows = []
     for i, line in enumerate(path.read_text().splitlines()):
         parts = line.split()
         if not parts:
             continue
+        where = f"{path}:{i + 1}"
         if len(parts) < columns:
-            raise DatasetError(f"{path}:{i + 1}: {len(parts)} columns, need {columns} (time then values)")
+            raise DatasetError(f"{where}: {len(parts)} columns, need at least {columns} (time then values)")
         try:
-            rows.append([parse_stamp(parts[0], f"{path}:{i + 1}"), *map(float, parts[1:columns])])
+            values = [float(v) for v in parts[1:columns]]
         except ValueError:
-            raise DatasetError(f"{path}:{i + 1}: not numbers: {line!r}") from None
-    return np.asarray(rows, np.float64).reshape(-1, columns)
+            raise DatasetError(f"{where}: not numbers: {line!r}") from None
+        if not np.all(np.isfinite(values)):
+            raise DatasetError(f"{where}: non-finite value in {line!r}")
+        rows.append([parse_stamp(parts[0], where), *values])
+    table = np.asarray(rows, np.float64).reshape(-1, columns)
+    back = np.flatnonzero(np.diff(table[:, 0]) < 0)
+    if len(back):
+        raise DatasetError(f"{path}: time goes backwards after row {back[0] + 1}; sort the file by its first column")
+    return table
+
+
+def _list_stamped(folder: Path, suffixes: tuple[str, ...]) -> dict[int, Path]:
+    """Files of ``folder`` by the stamp in their name (``<stamp><suffix>``). Hidden files are ignored; two files
+    with one stamp (``1.5.png``, ``1.500.png``) are refused."""
+    out: dict[int, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        suffix = next((x for x in suffixes if x and p.name.endswith(x)), "")
+        if suffix == "" and "" not in suffixes:
+            log.warning("%s: not a %s file; skipped", p, "/".join(suffixes))
+            continue
+        t = parse_stamp(p.name[: len(p.name) - len(suffix)], p)
+        if t in out:
+            raise DatasetError(f"{p}: same timestamp as {out[t].name}; delete one of them")
+        out[t] = p
+    return out
 
 
 class NeuroGPRFrames:
@@ -135,11 +178,7 @@ class NeuroGPRFrames:
         for d in (frames_dir, events_dir):
             if not d.is_dir():
                 raise DatasetError(f"{d}: missing; a NeuroGPR traversal has {FRAMES_DIR}/ and {EVENTS_DIR}/")
-        frames = {parse_stamp(p.stem, p): p for p in frames_dir.glob("*.png")}
-        tensors: dict[int, Path] = {}
-        for p in events_dir.iterdir():
-            stem = p.name[: -len(p.suffix)] if p.suffix in TENSOR_SUFFIXES[1:] else p.name
-            tensors[parse_stamp(stem, p)] = p
+        frames, tensors = _list_stamped(frames_dir, (".png",)), _list_stamped(events_dir, TENSOR_SUFFIXES)
         for t in sorted(frames.keys() - tensors.keys())[:1]:
             raise DatasetError(f"{frames[t]}: its event tensor in {events_dir} is missing; restore it from the "
                                "dataset archive or delete the frame to drop it")
@@ -152,18 +191,18 @@ class NeuroGPRFrames:
         self._files = [(frames[t], tensors[t]) for t in self.stamps.tolist()]
 
     def positions(self) -> np.ndarray:
-        """``[n, 4]`` t_ns, x, y, z of ``position.txt``."""
+        """``[n, 3]`` t_ns, x, y of ``position.txt`` (what distance labels need; z, if present, is ignored)."""
         path = self.path / POSITION
         if not path.is_file():
             raise DatasetError(f"{path}: missing; distance labels need positions (or use --label time)")
-        return _read_table(path, 4)
+        return _read_table(path, 3)
 
     def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
         mode = Labelling(mode)
         if mode is Labelling.ROUTE:
             raise DatasetError(f"{self.path}: NeuroGPR has no route sidecar; use --label time (NeuroGPR's own "
                                "equal-time bins) or distance")
-        odom = self.positions() if mode is Labelling.DISTANCE else np.zeros((0, 4))
+        odom = self.positions() if mode is Labelling.DISTANCE else np.zeros((0, 3))
         return place_labels(self.path, mode, stamps, odom, places)
 
     def __iter__(self) -> Iterator[FrameSample]:
@@ -186,6 +225,9 @@ class NeuroGPRFrames:
                 want = f"[2, {self.framing.bins}, H, W]" + (f" = {list(shape)}" if shape else "")
                 raise DatasetError(f"{ten}: event tensor of shape {list(ev.shape)}, expected {want}")
             shape = ev.shape
+            if not np.isfinite(ev).all() or (ev < 0).any():
+                raise DatasetError(f"{ten}: event tensor with negative or non-finite values; it must hold event "
+                                   "counts (restore it from the dataset archive)")
             yield FrameSample(int(t), np.ascontiguousarray(ev.transpose(1, 0, 2, 3), np.float32), img)
 
 
@@ -210,13 +252,18 @@ def export_neurogpr(bag: Path | str, out: Path | str, *, topics: Topics | None =
         raise DatasetError(f"tensor_format {tensor_format!r}: use 'npy' or 'torch'")
     out = Path(out)
     traversal_env(out)
+    if out.exists() and any(out.iterdir()):
+        raise DatasetError(f"{out}: not empty; export into a new folder (old files would mix into the traversal)")
     (out / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
     (out / EVENTS_DIR).mkdir(parents=True, exist_ok=True)
     source = BagFrames(Path(bag), topics=topics or Topics(), framing=framing or FramingConfig(),
                        sensor_resolution=True, progress=progress)
-    n = 0
+    n, last = 0, -1
     for s in source:
-        name = format_stamp(s.stamp_ns)
+        if s.stamp_ns <= last:  # one file per stamp: a repeated stamp would overwrite a frame
+            raise DatasetError(f"{bag}: RGB frame stamped {s.stamp_ns} ns is not after the previous one "
+                               f"({last} ns); the NeuroGPR layout names files by stamp")
+        name, last = format_stamp(s.stamp_ns), s.stamp_ns
         if not cv2.imwrite(str(out / FRAMES_DIR / f"{name}.png"), cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR)):
             raise DatasetError(f"{out / FRAMES_DIR}: cannot write {name}.png")
         counts = np.ascontiguousarray(s.events.transpose(1, 0, 2, 3))  # -> [2, bins, h, w]

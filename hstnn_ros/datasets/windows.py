@@ -140,6 +140,11 @@ def _distance_labels(odom: np.ndarray, stamps: np.ndarray, places: int, source: 
     if len(odom) < 2:
         raise DatasetError(f"{source}: labelling 'distance' needs odometry/positions, found {len(odom)}; "
                            "use --label time")
+    odom = odom[np.argsort(odom[:, 0], kind="stable")]  # np.interp needs increasing times
+    if stamps.max() < odom[0, 0] or stamps.min() > odom[-1, 0]:
+        raise DatasetError(f"{source}: the odometry/positions ({odom[0, 0]:.0f}..{odom[-1, 0]:.0f} ns) and the "
+                           f"frames ({stamps.min()}..{stamps.max()} ns) do not overlap in time; check the clocks or "
+                           "use --label time")
     d = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(odom[:, 1]), np.diff(odom[:, 2])))])
     at = np.interp(stamps.astype(np.float64), odom[:, 0], d)
     return np.clip((at / max(d[-1], 1e-9) * places).astype(np.int64), 0, places - 1)
@@ -463,7 +468,8 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
         raise DatasetError(f"{root}: no {MANIFEST}; build the dataset with `hstnn-dataset`")
     manifest = json.loads(mpath.read_text())
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(f"{mpath}: not a {FORMAT} v{FORMAT_VERSION} manifest")
+        raise DatasetError(f"{mpath}: not a {FORMAT} v{FORMAT_VERSION} manifest (found {manifest.get('format')} "
+                           f"v{manifest.get('format_version')}); rebuild the dataset with `hstnn-dataset`")
     ds = WindowDataset(root, manifest)
     for t in manifest["traversals"]:
         parts: dict[str, list[np.ndarray]] = {}
