@@ -216,6 +216,8 @@ def test_rgbd_pipeline_uses_depth_channel() -> None:
 def test_bad_configuration_is_refused_with_a_named_fix() -> None:
     with pytest.raises(RuntimeEngineError, match="top_k"):
         EngineConfig(top_k=0)
+    with pytest.raises(RuntimeEngineError, match="threads"):
+        EngineConfig(threads=0)
     with pytest.raises(RuntimeEngineError, match="bins must be 3"):
         PlaceRecognitionEngine(make_pipeline(), EngineConfig(bins=2))
     if not torch.cuda.is_available():
@@ -224,6 +226,19 @@ def test_bad_configuration_is_refused_with_a_named_fix() -> None:
     torch.manual_seed(0)
     with pytest.raises(RuntimeEngineError, match="expects 99 features"):
         Pipeline(ConvFrontEnd(2, 16, HW, True), None, hstnn_classifier(99, 3, 16), input_hw=HW, rgb_feature_size=12)
+
+
+def test_engine_sets_torch_threads_unless_told_not_to() -> None:
+    before = torch.get_num_threads()
+    try:
+        PlaceRecognitionEngine(make_pipeline(), EngineConfig(threads=2))
+        assert torch.get_num_threads() == 2
+        PlaceRecognitionEngine(make_pipeline(), EngineConfig(threads=None))
+        assert torch.get_num_threads() == 2
+        PlaceRecognitionEngine(make_pipeline(), EngineConfig())
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_event_transform_is_applied_before_the_event_frontend() -> None:

@@ -72,6 +72,11 @@ class EngineConfig:
         top_k: how many hypotheses each result carries.
         device: ``cpu`` or ``cuda[:n]``.
         depth_max_m: depth (metres) mapped to 1.0 for RGB-D models.
+        threads: torch intra-op threads set when the engine is built (process-wide: ``torch.set_num_threads``);
+            ``None`` leaves torch's setting. Default 1: a decision is hundreds of small ops, where a second OpenMP
+            thread costs more in hand-offs than it saves, and on a busy CPU (a robot's cores are shared) waiting for
+            a descheduled worker makes the latency tail explode (bench_runtime on 2 loaded cores: p99 ~30-90 ms
+            with 1 thread, ~480-750 ms with 2).
     """
 
     bins: int = defaults.EVENT_BINS_PER_RGB
@@ -86,6 +91,7 @@ class EngineConfig:
     top_k: int = 5
     device: str = "cpu"
     depth_max_m: float = 10.0
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.bins < 1 or self.bin_ns <= 0 or self.frame_period_ns <= 0:
@@ -98,6 +104,8 @@ class EngineConfig:
                                      "max_buffered_events >= 1 are required")
         if self.top_k < 1:
             raise RuntimeEngineError(f"EngineConfig: top_k must be >= 1, got {self.top_k}")
+        if self.threads is not None and self.threads < 1:
+            raise RuntimeEngineError(f"EngineConfig: threads must be >= 1 or None, got {self.threads}")
 
 
 @dataclass
@@ -195,6 +203,8 @@ class PlaceRecognitionEngine:
         self.config = config or EngineConfig()
         self.pipeline = pipeline
         self.device = _device(self.config.device)
+        if self.config.threads is not None and torch.get_num_threads() != self.config.threads:
+            torch.set_num_threads(self.config.threads)
         pipeline.to(self.device)
         self.mode = InputMode.EVENTS_ONLY if pipeline.events_only else InputMode.RGBD_EVENTS
         self.counters = EngineCounters()
