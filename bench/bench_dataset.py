@@ -1,13 +1,15 @@
 """Dataset building speed (windows/s), feature caching speed (frames/s) and peak memory of building a long route.
 
 A synthetic `demo`-preset traversal (2 m/s, DVS 346x260, RGB 160x120 at 30 Hz, evt3 events) is written as MCAP, then
-streamed into a window dataset (`write_traversal`: decode, framing, resize, chunked safetensors) in a fresh process
-whose peak RSS is reported beside its tracemalloc peak (numpy buffers). Memory must not grow with route length:
-two lengths are measured in one run and their ratio printed. Feature caching runs the shipped front-ends
+streamed into a window dataset (`write_traversal`: decode, framing, resize, chunked safetensors) in a fresh process;
+memory is its peak RSS (`ru_maxrss`), split into the process after imports and the growth while building
+(tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with route length:
+two lengths are measured in one run and their ratio printed. On the shorter route the NeuroGPR path is timed too
+(export, then building from the export). Feature caching runs the shipped front-ends
 (`models/frontends`) over the built traversal.
 
 Quick mode (``HSTNN_BENCH_QUICK=1``): 20 s and 60 s of route; full mode: 60 s and 600 s (a 10-minute route; writing
-it takes about 15 minutes on 2 cores).
+it takes about 15 minutes on 2 cores); ``HSTNN_BENCH_DATASET_SECONDS=30,120`` picks other lengths.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import resource
 import shutil
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ import torch
 import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bundle builders
 from hstnn_ros import defaults
 from hstnn_ros.datasets.frontend_training import cache_features
+from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
 from hstnn_ros.datasets.synth import LightingEnv, preset_config
 from hstnn_ros.datasets.synth import write_traversal as write_route_bag
 from hstnn_ros.datasets.windows import (
@@ -50,23 +52,42 @@ def _write_route(path: Path, seconds: float) -> float:
 
 
 def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
-    """Runs in a fresh process: the peak RSS is this build's alone."""
+    """Runs in a fresh process: the peak RSS is this build's alone. No tracemalloc (it slows every allocation):
+    memory is the growth of the peak RSS (``ru_maxrss``) over the process after its imports."""
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracemalloc.start()
     t0 = time.perf_counter()
     framing = FramingConfig(input_hw=input_hw)
-    entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), progress=False), framing=framing,
-                               labelling=Labelling.TIME, places=100)
+    entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), framing=framing, progress=False),
+                               framing=framing, labelling=Labelling.TIME, places=100)
     wall = time.perf_counter() - t0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], framing=framing, labelling=Labelling.TIME,
                    num_places=n)
     frames = entry["frames"]
     return {"frames": frames, "windows": frames - defaults.RGB_FRAMES_PER_WINDOW + 1, "wall_s": wall,
-            "tracemalloc_peak_mb": peak / 1e6,
-            "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
-            "rss_at_start_mb": rss0 / 1e3}
+            "rss_peak_mb": rss1 / 1e3, "rss_at_start_mb": rss0 / 1e3, "rss_growth_mb": (rss1 - rss0) / 1e3}
+
+
+def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:
+    """The NeuroGPR path on the same bag: export (frames/s, disk per frame) and dataset building from the export
+    (windows/s: PNG + tensor reads and the sensor-resolution -> grid downscale)."""
+    framing = FramingConfig(input_hw=input_hw)
+    folder = work / "ngpr" / "env1_v1"
+    t0 = time.perf_counter()
+    export_neurogpr(bag, folder, framing=framing, progress=False)
+    export_s = time.perf_counter() - t0
+    frames = len(list((folder / "dvs_frames").iterdir()))
+    disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    (work / "ngpr_ds").mkdir()
+    t0 = time.perf_counter()
+    write_traversal(work / "ngpr_ds", "t", NeuroGPRFrames(folder, framing=framing, progress=False),
+                    framing=framing, labelling=Labelling.TIME, places=100)
+    build_s = time.perf_counter() - t0
+    shutil.rmtree(work / "ngpr")
+    shutil.rmtree(work / "ngpr_ds")
+    return {"frames": frames, "export_s": export_s, "export_frames_per_s": frames / export_s,
+            "export_mb_per_frame": disk / frames / 1e6, "build_s": build_s,
+            "build_windows_per_s": (frames - defaults.RGB_FRAMES_PER_WINDOW + 1) / build_s}
 
 
 FRONTENDS = defaults.shipped_models_dir() / "frontends"
@@ -89,6 +110,8 @@ def _cache(ds_dir: Path) -> dict[str, float] | str:
 def main() -> dict:
     quick = os.environ.get("HSTNN_BENCH_QUICK") == "1"
     lengths = (20.0, 60.0) if quick else (60.0, 600.0)
+    if os.environ.get("HSTNN_BENCH_DATASET_SECONDS"):  # e.g. "30,120" where a 10-minute route takes too long
+        lengths = tuple(float(x) for x in os.environ["HSTNN_BENCH_DATASET_SECONDS"].split(","))
     out: dict = {"quick": quick}
     ctx = mp.get_context("spawn")
     # the shipped front-ends' grid (90x120), else the default one
@@ -110,15 +133,21 @@ def main() -> dict:
             out[key] = r
             print(f"{key:12s} route {dur:6.1f} s ({r['bag_mb']:.0f} MB bag, generated in {gen:.0f} s): "
                   f"{r['windows']} windows in {r['wall_s']:.1f} s -> {r['windows_per_s']:.1f} windows/s "
-                  f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB "
-                  f"(process start {r['rss_at_start_mb']:.0f} MB), tracemalloc peak {r['tracemalloc_peak_mb']:.0f} MB",
-                  flush=True)
+                  f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB = "
+                  f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building", flush=True)
+            if seconds == lengths[0]:
+                g = _neurogpr(bag, Path(d), hw)
+                out["neurogpr"] = g
+                print(f"NeuroGPR    export {g['export_frames_per_s']:.1f} frames/s ({g['export_mb_per_frame']:.2f} MB "
+                      f"per frame on disk); dataset from the export {g['build_windows_per_s']:.1f} windows/s",
+                      flush=True)
             shutil.rmtree(bag)
         a, b = (out[f"build_{s:.0f}s"] for s in lengths)
-        out["rss_growth_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]
+        out["rss_peak_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]
+        out["rss_growth_ratio"] = b["rss_growth_mb"] / max(a["rss_growth_mb"], 1e-3)
         out["route_length_ratio"] = b["route_s"] / a["route_s"]
-        print(f"peak RSS ratio {out['rss_growth_ratio']:.2f} for a {out['route_length_ratio']:.1f}x longer route "
-              "(bounded memory: ~1)")
+        print(f"for a {out['route_length_ratio']:.1f}x longer route: peak RSS ratio {out['rss_peak_ratio']:.2f}, "
+              f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1)")
         c = _cache(ds_dir)
         out["feature_cache"] = c
         if isinstance(c, dict):
