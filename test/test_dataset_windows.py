@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from hstnn_ros import defaults
-from hstnn_ros.bags import BagReader
+from hstnn_ros.bags import BagReader, BagWriter
 from hstnn_ros.datasets import DatasetError
 from hstnn_ros.datasets.frontend_training import (
     PretrainConfig,
@@ -103,8 +104,6 @@ def test_missing_topic_lists_what_the_bag_has(route):
 
 
 def test_corrupt_chunk_is_refused_with_its_path(dataset, tmp_path):
-    import shutil
-
     root = tmp_path / "copy"
     shutil.copytree(dataset.root, root)
     chunk = root / dataset.manifest["traversals"][0]["chunks"][0]["file"]
@@ -205,3 +204,39 @@ def test_traversals_stream_to_disk_one_chunk_at_a_time(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DatasetError, match=r"found hstnn_ros\.window_dataset v1\); rebuild the dataset"):
         load_dataset(tmp_path)
+
+
+def _rewrite_bag(src: Path, dst: Path, *, rgb_shift_ns: int = 0, keep: int | None = None) -> Path:
+    """A copy of ``src`` with the RGB header stamps shifted and only the first ``keep`` RGB frames."""
+    rgb_topic, n_rgb = Topics().rgb, 0
+    with BagReader(src) as reader, BagWriter(dst) as writer:
+        conns = {t: writer.add_connection(t, str(info)) for t, info in reader.topics.items()}
+        for raw in reader.messages():
+            if raw.topic != rgb_topic:
+                writer.write(conns[raw.topic], raw.t_ns, raw.data)
+                continue
+            n_rgb += 1
+            if keep is not None and n_rgb > keep:
+                continue
+            msg = reader.deserialize(raw)
+            t = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec + rgb_shift_ns
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t, 10**9)
+            writer.write(conns[raw.topic], raw.t_ns + rgb_shift_ns, msg)
+    return dst
+
+
+def test_bad_bags_are_refused_naming_the_bag(route, tmp_path):
+    """Event and image clocks that do not overlap, fewer frames than a window, a half-written bag."""
+    bag = route_bags(route)[0][0]
+    framing = FramingConfig(input_hw=HW)
+    shifted = _rewrite_bag(bag, tmp_path / "shifted", rgb_shift_ns=3600 * 10**9)
+    with pytest.raises(DatasetError, match=f"{shifted}: event and image time ranges do not overlap"):
+        read_traversal(shifted, env="e", framing=framing, labelling=Labelling.TIME, places=3, progress=False)
+    short = _rewrite_bag(bag, tmp_path / "short", keep=defaults.RGB_FRAMES_PER_WINDOW - 1)
+    with pytest.raises(DatasetError, match=f"{short}: 2 RGB frames, fewer than one window"):
+        read_traversal(short, env="e", framing=framing, labelling=Labelling.TIME, places=3, progress=False)
+    half = Path(shutil.copytree(bag, tmp_path / "half"))
+    mcap = next(half.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=f"{half}: cannot open bag .*half-written"):
+        read_traversal(half, env="e", framing=framing, progress=False)
