@@ -100,8 +100,9 @@ def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
 
 @functools.lru_cache(maxsize=64)
 def _coverage(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-              device: torch.device) -> torch.Tensor:
-    """``[H, W]`` float64: how many output windows of the convolution cover each input position (read-only)."""
+              device: torch.device) -> tuple[torch.Tensor, int]:
+    """``[H * W]`` float64: how many output windows of the convolution cover each input position (read-only), and
+    its total (the in-bounds taps of one input channel)."""
     axes = []
     h, w = hw
     for n, k, s, p in ((h, kernel[0], stride[0], padding[0]), (w, kernel[1], stride[1], padding[1])):
@@ -109,14 +110,13 @@ def _coverage(hw: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, i
         for o in range((n + 2 * p - k) // s + 1):
             cov[max(o * s - p, 0) : min(o * s - p + k, n)] += 1
         axes.append(cov)
-    return torch.outer(axes[0], axes[1]).to(device)
+    cov = torch.outer(axes[0], axes[1]).flatten()
+    return cov.to(device), int(cov.sum().item())
 
 
-def _window_sums(active: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``[B]`` sum over output positions of ``active[B, 1, H, W]`` under each kernel window (padding adds 0):
-    each input position counted once per window covering it (a cached coverage map, no convolution)."""
-    cov = _coverage((active.shape[2], active.shape[3]), conv.kernel_size, conv.stride, conv.padding, active.device)
-    return (active[:, 0] * cov).sum((1, 2))
+def _taps(conv: nn.Conv2d, hw: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, int]:
+    """Coverage map ``[H*W]`` of ``conv`` on an ``hw`` input and its total (the in-bounds taps of one channel)."""
+    return _coverage(hw, conv.kernel_size, conv.stride, conv.padding, device)
 
 
 @torch.no_grad()
@@ -139,15 +139,17 @@ def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking
         raise ModelError("count_conv_ops supports groups=1, dilation=1 and numeric padding")
     if x.dim() != 4 or x.shape[1] != conv.in_channels:
         raise ModelError(f"count_conv_ops expects x[B, {conv.in_channels}, H, W], got {tuple(x.shape)}")
-    # taps landing on active inputs = window sums of the channel-summed activity map: one single-channel conv
-    active = (x != 0).sum(1, keepdim=True, dtype=torch.float64) if spiking_input \
-        else torch.full((x.shape[0], 1, *x.shape[2:]), float(x.shape[1]), dtype=torch.float64)
-    count = (_window_sums(active, conv).round().long() * conv.out_channels).cpu()
+    # taps landing on active inputs = each input position's non-zero channels x the output windows covering it
+    cov, taps = _taps(conv, (x.shape[2], x.shape[3]), x.device)
+    if spiking_input:
+        active = x.sign().abs_().sum(1).flatten(1)  # non-zero channels per position (small integers: exact)
+        count = (torch.mv(active.double(), cov).round().long() * conv.out_channels).cpu()
+    else:
+        count = torch.full((x.shape[0],), x.shape[1] * taps * conv.out_channels, dtype=torch.long)
     zero = torch.zeros_like(count)
     macs, acs = (zero, count) if spiking_input else (count, zero)
     if rec is not None:
         h_out = (x.shape[2] + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
         w_out = (x.shape[3] + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
-        state = torch.full((1, 1, h_out, w_out), float(rec.in_channels), dtype=torch.float64)
-        macs = macs + int(_window_sums(state, rec).round().item()) * rec.out_channels
+        macs = macs + rec.in_channels * _taps(rec, (h_out, w_out), torch.device("cpu"))[1] * rec.out_channels
     return macs, acs

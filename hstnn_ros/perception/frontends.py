@@ -167,7 +167,8 @@ class SCNN(_Frontend):
                 # spiking input: ACs only where the (pre-norm) input is non-zero
                 _, a = count_conv_ops(conv.conv, h, spiking_input=True)
                 acs += a.to(torch.float64)
-            h, _ = conv.step(inp, None)
+            # ConvLIF.step from rest, without the zero state: u = drive, s = H(u - v_th) (same values and gradient)
+            h = spike(conv.conv(inp) - conv.v_th, conv.surrogate)
             rates.append(h.detach().mean())
         pooled = self._pool(h).flatten(1)
         if count:

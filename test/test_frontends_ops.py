@@ -1,0 +1,39 @@
+"""Front-end op counts and spikes against independent references (a window-sum convolution, ``ConvLIF.step``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hstnn_ros.perception.frontends import SCNN, FrontendConfig
+
+torch.set_num_threads(1)
+
+CFG = FrontendConfig(in_channels=2, widths=(4, 6, 8, 8), pooled_hw=(2, 2), hidden=16, features=12, input_hw=(20, 28))
+
+
+def _taps_on_active(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
+    """Reference: in-bounds kernel taps on non-zero inputs, by convolving the activity map with a ones kernel."""
+    active = (x != 0).sum(1, keepdim=True, dtype=torch.float64)
+    ones = torch.ones(1, 1, *conv.kernel_size, dtype=torch.float64)
+    return F.conv2d(active, ones, stride=conv.stride, padding=conv.padding).sum((1, 2, 3)) * conv.out_channels
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), density=st.floats(0.0, 1.0), batch=st.integers(1, 3))
+def test_scnn_spikes_and_acs_equal_the_reference(seed: int, density: float, batch: int) -> None:
+    torch.manual_seed(seed)
+    scnn = SCNN(CFG).eval()
+    x = torch.poisson(torch.full((batch, 2, *CFG.input_hw), density * 2)) * (torch.rand(batch, 1, 1, 1) < 0.9)
+    with torch.no_grad():
+        out = scnn.extract(x)
+        h, acs = x, torch.zeros(batch, dtype=torch.float64)
+        for i, conv in enumerate(scnn.convs):
+            acs += _taps_on_active(h, conv.conv)
+            h, _ = conv.step(h if i == 0 else scnn.norms[i - 1](h), None)
+        pooled = scnn._pool(h).flatten(1)
+    assert out.acs.tolist() == (acs + (scnn.fc1(pooled) >= CFG.v_th).sum(1) * CFG.features).tolist()
+    assert out.macs.tolist() == ((pooled != 0).sum(1) * CFG.hidden).double().tolist()
+    assert torch.equal(out.features, (scnn.fc2((scnn.fc1(pooled) >= CFG.v_th).float()) >= CFG.v_th).float())
