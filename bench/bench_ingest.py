@@ -95,18 +95,19 @@ import numpy as np
 from hstnn_ros.perception import events as pev
 b = pev.EventBatch(np.arange(64, dtype=np.int64) * 5000, np.arange(64) % 30, np.arange(64) % 20, np.arange(64) % 2,
                    32, 24)
-payloads = [pev.ENCODERS[e](b) for e in ("evt3", "libcaer_cmp")]
+payloads = [pev.ENCODERS[e](b) for e in ("evt3", "libcaer_cmp", "libcaer")]
 dvs = pev.encode_dvs_event_array(b)
 t0 = time.perf_counter()
 pev.decode_evt3(payloads[0][0], pev.Evt3State())
 pev.decode_libcaer_cmp(payloads[1][0], payloads[1][1], pev.LibcaerCmpState())
+pev.decode_libcaer(payloads[2][0], payloads[2][1])
 pev.StreamDecoder().decode("dvs_msgs/msg/EventArray", dvs)
 print(time.perf_counter() - t0)
 """
 
 
 def _first_call() -> dict[str, float]:
-    """Seconds for the first evt3, libcaer_cmp and dvs (incl. stream checks) decodes in a new process: with an
+    """Seconds for the first evt3, libcaer_cmp, libcaer and dvs (incl. stream checks) decodes in a new process: with an
     empty numba cache (compile) and again with that cache filled (load)."""
     root = Path(__file__).resolve().parents[1]
     out = {}
@@ -156,7 +157,7 @@ def main() -> dict:
     print(f"dvs_msgs/EventArray: package decoder {d['decoder_mev_s']:.1f} Mev/s vs rosbags objects "
           f"{d['rosbags_objects_mev_s']:.2f} Mev/s: {d['speedup']:.0f}x")
     out["first_call"] = _first_call()
-    print(f"kernels' first call (evt3 + libcaer_cmp + dvs): compile {out['first_call']['compile_s']:.2f} s, "
+    print(f"kernels' first call (evt3, libcaer_cmp, libcaer, dvs): compile {out['first_call']['compile_s']:.2f} s, "
           f"from numba's cache {out['first_call']['cached_s']:.3f} s (not in the timings above)")
     return out
 
