@@ -461,13 +461,8 @@ print("WARNED", *{str(w.message) for w in caught if w.category is RuntimeWarning
 import numpy as np
 b = pev.EventBatch(np.arange(50, dtype=np.int64) * 7000, np.arange(50) % 30, np.arange(50) % 20, np.arange(50) % 2,
                    32, 24)
-for enc in ("evt3", "libcaer_cmp"):
-    payload, tb = pev.ENCODERS[enc](b)
-    d = pev.decode_evt3(payload, pev.Evt3State()) if enc == "evt3" else pev.decode_libcaer_cmp(
-        payload, tb, pev.LibcaerCmpState())
-    assert (d.x == b.x).all() and (d.y == b.y).all() and (d.p == b.p).all(), enc
-got, _, _ = pev.decode_dvs_cdr(pev.encode_dvs_event_array(b))
-assert (got.t_ns == b.t_ns).all()
+d = pev.decode_libcaer(*pev.ENCODERS["libcaer"](b))  # the smallest kernel: compiling them all takes seconds
+assert (d.x == b.x).all() and (d.y == b.y).all() and (d.p == b.p).all() and (d.t_ns == b.t_ns).all()
 print("DECODED")
 """
     root = Path(__file__).resolve().parents[1]
