@@ -26,6 +26,7 @@ Drop policy (``EngineConfig.drop_policy``, counted in ``EngineCounters``):
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import math
 import time
@@ -220,7 +221,7 @@ class PlaceRecognitionEngine:
         self._frame_stamps: deque[int] = deque(maxlen=n_rgb)
         self._pending: list[_Frame] = []
         self._pending_stamps: set[int] = set()
-        self._ev_chunks: deque[np.ndarray] = deque()  # structured arrays (t, x, y, p) on the front-end grid
+        self._ev_chunks: deque[_Chunk] = deque()  # columnar event chunks, as pushed (minus what was dropped)
         self._ev_count = 0
         self._sensor_wh: tuple[int, int] | None = None
         self._watermark = -(2**62)
@@ -258,11 +259,9 @@ class PlaceRecognitionEngine:
             n = len(t)
             if n == 0:
                 return False
-        chunk = np.empty(n, dtype=_EV_DTYPE)
-        chunk["t"] = t
-        chunk["x"] = x
-        chunk["y"] = y
-        chunk["p"] = p
+        # copies: the caller may reuse its buffers; sortedness checked once here, not at every frame
+        chunk = _Chunk(t.copy(), x.astype(np.uint16), y.astype(np.uint16), p.astype(np.uint8),
+                       n < 2 or bool(np.all(t[1:] >= t[:-1])))
         if self._ev_count + n > self.config.max_buffered_events:
             if self.config.drop_policy is DropPolicy.DROP_NEWEST:
                 self.counters.events_dropped_overflow += n
@@ -356,7 +355,7 @@ class PlaceRecognitionEngine:
         if not self._ev_chunks:
             return
         if self._next_virtual_ns is None:
-            first = int(min(c["t"][0] if len(c) else self._watermark for c in self._ev_chunks))
+            first = int(min(c.t[0] if len(c) else self._watermark for c in self._ev_chunks))
             self._next_virtual_ns = first + self.config.frame_period_ns
         while self._next_virtual_ns <= self._watermark:
             if len(self._pending) >= self.config.max_pending_frames:
@@ -385,30 +384,29 @@ class PlaceRecognitionEngine:
                 self.counters.events_dropped_overflow += len(c)
                 n_drop -= len(c)
             else:
-                self._ev_chunks[0] = c[n_drop:]
+                self._ev_chunks[0] = c.take(slice(n_drop, None))
                 self._ev_count -= n_drop
                 self.counters.events_dropped_overflow += n_drop
                 n_drop = 0
 
-    def _take_events(self, start_ns: int, end_ns: int) -> np.ndarray:
+    def _take_events(self, start_ns: int, end_ns: int) -> _Chunk:
         """Events with ``start_ns <= t < end_ns`` plus pruning of what no future frame can use."""
         if not self._ev_chunks:
-            return np.empty(0, dtype=_EV_DTYPE)
+            return _Chunk.empty()
         # Keep what a later frame may still need: FIXED bins reach back bins*bin_ns from a later stamp.
         horizon = end_ns - self.config.bins * self.config.bin_ns if self.config.binning is EventBinning.FIXED \
             else end_ns
         horizon = min(horizon, end_ns)
         sel_parts, kept_parts = [], []
-        for c in self._ev_chunks:  # chunk by chunk: sorted chunks (the usual case) are sliced, never masked
-            t = c["t"]
-            if len(t) < 2 or bool(np.all(t[1:] >= t[:-1])):
-                lo, hi, keep_from = np.searchsorted(t, [start_ns, end_ns, horizon], side="left")
-                sel_parts.append(c[lo:hi])
-                kept_parts.append(c[keep_from:])
+        for c in self._ev_chunks:  # sorted chunks (the usual case) are sliced, never masked
+            if c.is_sorted:
+                lo, hi, keep_from = np.searchsorted(c.t, [start_ns, end_ns, horizon], side="left")
+                sel_parts.append(c.take(slice(lo, hi)))
+                kept_parts.append(c.take(slice(keep_from, None)))
             else:
-                sel_parts.append(c[(t >= start_ns) & (t < end_ns)])
-                kept_parts.append(c[t >= horizon])
-        sel = np.concatenate(sel_parts) if len(sel_parts) > 1 else sel_parts[0]
+                sel_parts.append(c.take((c.t >= start_ns) & (c.t < end_ns)))
+                kept_parts.append(c.take(c.t >= horizon))
+        sel = _Chunk.concat(sel_parts)
         n_before = self._ev_count
         self._ev_chunks.clear()
         self._ev_chunks.extend(k for k in kept_parts if len(k))
@@ -417,7 +415,7 @@ class PlaceRecognitionEngine:
         self._event_horizon_ns = max(self._event_horizon_ns, horizon)
         return sel
 
-    def event_frames(self, events: np.ndarray, start_ns: int, end_ns: int) -> np.ndarray:
+    def event_frames(self, events: _Chunk, start_ns: int, end_ns: int) -> np.ndarray:
         """``[bins, 2, H, W]`` float32 event frames of ``[start_ns, end_ns)`` split into ``bins`` equal bins, on the
         front-end grid, made by the perception layer's ``events_to_frames`` with the pipeline's framing (resize mode,
         clipping, normalisation): the same function the offline datasets use."""
@@ -426,7 +424,7 @@ class PlaceRecognitionEngine:
 
         H, W = self.pipeline.input_hw
         w, h = self._sensor_wh or (W, H)
-        batch = EventBatch(events["t"], events["x"], events["y"], events["p"], w, h)
+        batch = EventBatch(events.t, events.x, events.y, events.p, w, h)
         f = self.pipeline.framing
         return events_to_frames(batch, split_interval(start_ns, end_ns, self.config.bins), (W, H), mode=f.mode,
                                 clip=f.clip, normalize=f.normalize)
@@ -529,7 +527,38 @@ def assemble_window(event_feats: list[torch.Tensor], rgb_feats: list[torch.Tenso
     return torch.cat([ev, rgb], dim=1)
 
 
-_EV_DTYPE = np.dtype([("t", np.int64), ("x", np.uint16), ("y", np.uint16), ("p", np.uint8)])
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Buffered events as contiguous columns (``t`` int64 ns, ``x``/``y`` uint16, ``p`` uint8) and whether ``t`` is
+    non-decreasing (slices of a sorted chunk stay sorted; masks of an unsorted one are kept as unsorted)."""
+
+    t: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    p: np.ndarray
+    is_sorted: bool
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def take(self, idx: slice | np.ndarray) -> _Chunk:
+        """The events at ``idx`` (a slice: views; a boolean mask: copies), in their order."""
+        return _Chunk(self.t[idx], self.x[idx], self.y[idx], self.p[idx], self.is_sorted)
+
+    @staticmethod
+    def empty() -> _Chunk:
+        """No events."""
+        return _Chunk(np.empty(0, np.int64), np.empty(0, np.uint16), np.empty(0, np.uint16), np.empty(0, np.uint8),
+                      True)
+
+    @staticmethod
+    def concat(parts: list[_Chunk]) -> _Chunk:
+        """Parts in order as one chunk (sorted if every part is and their boundaries are in order)."""
+        if len(parts) == 1:
+            return parts[0]
+        parts = [c for c in parts if len(c)] or [_Chunk.empty()]
+        ordered = all(c.is_sorted for c in parts) and all(a.t[-1] <= b.t[0] for a, b in itertools.pairwise(parts))
+        return _Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("t", "x", "y", "p")), ordered)
 
 
 def _device(name: str) -> torch.device:
