@@ -61,28 +61,29 @@ class FastHstnn:
         acs = torch.zeros(B, dtype=torch.float64, device=x.device)
         nnz_in = (x[..., : cfg.input_spiking] != 0).sum((1, 2)).to(torch.float64)  # spikes into layer 1
         rates: list[float] = []
-        r = s_f = y
+        s_f = y
         for layer, (w, b, w_rec) in zip(model.layers, self._fused(), strict=True):
             n_s, n_r = layer.spec.n_snn, layer.spec.n_rnn
             acs += nnz_in * (n_s + n_r)
             drive = F.linear(y, w, b)
             out = x.new_empty(T, B, n_s + n_r)
             if n_s:  # per-step views made once: tensor indexing costs more than the arithmetic here
-                lif, d_s, o_s = layer.snn, drive[..., :n_s].unbind(0), out[..., :n_s].unbind(0)
+                lif, d_s = layer.snn, drive[..., :n_s].unbind(0)
+                fired = torch.empty(T, B, n_s, dtype=torch.bool, device=x.device)
+                f_t = fired.unbind(0)
                 u = d_s[0].clone()  # from rest: decay * 0 * (1 - 0) + drive
-                fired = torch.ge(u, lif.v_th)  # u - v_th >= 0 (spike()) for finite u
-                o_s[0].copy_(fired)
+                torch.ge(u, lif.v_th, out=f_t[0])  # u - v_th >= 0 (spike()) for finite u
                 for t in range(1, T):
-                    u.mul_(lif.decay).masked_fill_(fired, 0.0).add_(d_s[t])  # decay * u * (1 - s) + drive
-                    torch.ge(u, lif.v_th, out=fired)
-                    o_s[t].copy_(fired)
+                    u.mul_(lif.decay).masked_fill_(f_t[t - 1], 0.0).add_(d_s[t])  # decay * u * (1 - s) + drive
+                    torch.ge(u, lif.v_th, out=f_t[t])
+                out[..., :n_s] = fired
             if n_r:
                 d_r, o_r = drive[..., n_s:].unbind(0), out[..., n_s:].unbind(0)
                 # r_0 = 0: the recurrent term is exactly 0; contiguous, as the sum would be (SIMD sigmoid rounds apart)
                 r = torch.sigmoid(d_r[0].contiguous())
                 o_r[0].copy_(r)
-                for t in range(1, T):
-                    r = torch.sigmoid(d_r[t] + F.linear(r, w_rec))
+                for t in range(1, T):  # r stays a fresh (aligned) tensor: the GEMV's rounding depends on alignment
+                    r = torch.sigmoid(F.linear(r, w_rec).add_(d_r[t]))
                     o_r[t].copy_(r)
             s_f = out[..., :n_s]
             nnz_in = s_f.sum((0, 2), dtype=torch.float64) if n_s else torch.zeros_like(acs)
