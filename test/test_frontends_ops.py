@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hstnn_ros.perception.frontends import SCNN, FrontendConfig
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, FrontendConfig
 
 torch.set_num_threads(1)
 
@@ -21,11 +21,22 @@ def _taps_on_active(x: torch.Tensor, conv: torch.nn.Conv2d) -> torch.Tensor:
     return F.conv2d(active, ones, stride=conv.stride, padding=conv.padding).sum((1, 2, 3)) * conv.out_channels
 
 
+def _trained_norms(module: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters (fresh ones are the identity), eval mode."""
+    with torch.no_grad():
+        for bn in module.norms:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.uniform_(-0.5, 0.5)
+    return module.eval()
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**16), density=st.floats(0.0, 1.0), batch=st.integers(1, 3))
 def test_scnn_spikes_and_acs_equal_the_reference(seed: int, density: float, batch: int) -> None:
     torch.manual_seed(seed)
-    scnn = SCNN(CFG).eval()
+    scnn = _trained_norms(SCNN(CFG))
     x = torch.poisson(torch.full((batch, 2, *CFG.input_hw), density * 2)) * (torch.rand(batch, 1, 1, 1) < 0.9)
     with torch.no_grad():
         out = scnn.extract(x)
@@ -37,3 +48,16 @@ def test_scnn_spikes_and_acs_equal_the_reference(seed: int, density: float, batc
     assert out.acs.tolist() == (acs + (scnn.fc1(pooled) >= CFG.v_th).sum(1) * CFG.features).tolist()
     assert out.macs.tolist() == ((pooled != 0).sum(1) * CFG.hidden).double().tolist()
     assert torch.equal(out.features, (scnn.fc2((scnn.fc1(pooled) >= CFG.v_th).float()) >= CFG.v_th).float())
+
+
+def test_rgb_cnn_equals_its_modules_applied_in_order() -> None:
+    torch.manual_seed(1)
+    cnn = _trained_norms(RGBCNN(FrontendConfig(**{**CFG.to_dict(), "in_channels": 3})))
+    x = torch.rand(2, 3, *CFG.input_hw)
+    with torch.no_grad():
+        out = cnn.extract(x)
+        h = x
+        for i, conv in enumerate(cnn.convs):
+            h = F.relu(cnn.norms[i](conv(h)) if i < 3 else conv(h))
+        ref = F.relu(cnn.fc2(F.relu(cnn.fc1(cnn._pool(h).flatten(1)))))
+    assert torch.equal(out.features, ref)
