@@ -490,3 +490,42 @@ def test_libcaer_compiled_pass_equals_vectorised_definition(n: int, seed: int, t
     for col, want in (("x", (d >> 17) & 0x7FFF), ("y", (d >> 2) & 0x7FFF), ("p", (d >> 1) & 1)):
         np.testing.assert_array_equal(getattr(got, col), want)
     assert bool(got.problems) == bool(cut)
+
+
+def test_warm_up_loads_the_kernels_real_streams_use(shared_data: Path) -> None:
+    """After ``warm_up`` no kernel compiles or loads again when real recordings are decoded (as CDR bytes and as
+    message objects): the warm-up took the same argument types as real messages, so a node's or replay's first
+    message does not wait for the kernels. A fresh process, so that nothing was loaded before."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+from pathlib import Path
+from numba.core.registry import CPUDispatcher
+from hstnn_ros.bags import BagReader
+from hstnn_ros.perception import events as pev
+from hstnn_ros.perception.events import kernels
+dispatchers = {{n: f for n, f in vars(kernels).items() if isinstance(f, CPUDispatcher) and n[0] != "_"}}
+assert all(not f.signatures for f in dispatchers.values())
+assert pev.warm_up() > 0 and pev.warm_up() == 0.0
+loaded = {{n: len(f.signatures) for n, f in dispatchers.items()}}
+assert all(loaded.values()), loaded
+for bag in sorted(Path({str(shared_data / "bags")!r}).iterdir()):
+    by_bytes, by_object = pev.StreamDecoder(), pev.StreamDecoder()
+    with BagReader(bag) as r:
+        for i, m in enumerate(r.messages()):
+            by_bytes.decode(m.msgtype, m.data)
+            by_object.decode(r.deserialize(m))
+            if i == 20:
+                break
+    assert by_bytes.counters.events > 0 and by_object.counters.events > 0, bag
+after = {{n: len(f.signatures) for n, f in dispatchers.items()}}
+assert after == loaded, (bag, loaded, after)
+print("OK")
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr

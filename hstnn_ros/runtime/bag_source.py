@@ -64,6 +64,7 @@ class BagSource:
             raise RuntimeEngineError(f"{self.path}: cannot open the bag: {exc}") from exc
         self.topics = self._resolve(topics)
         self.message_count = sum(self.counts.get(t, 0) for t in self._selected()) or None
+        stream_decoder(self.types[self.topics.events])  # loads the decoding kernels now, not in the first item
 
     def _resolve(self, want: BagTopics) -> BagTopics:
         def pick(name: str | None, ok: tuple[str, ...], what: str, prefer: str = "") -> str | None:

@@ -49,9 +49,11 @@ class EventMessageKind(enum.Enum):
 
 
 def stream_decoder(msgtype: str) -> Any:
-    """A fresh stateful decoder for one event topic of ``msgtype`` (deserialized message -> EventBatches)."""
+    """A fresh stateful decoder for one event topic of ``msgtype`` (deserialized message -> EventBatches), its
+    compiled kernels loaded (``warm_up``: the first message is not the one that waits for them)."""
     from hstnn_ros.perception import events as pev  # noqa: PLC0415
 
+    pev.warm_up()
     return pev.make_decoder(msgtype)
 
 

@@ -36,6 +36,7 @@ from hstnn_ros.perception.events.stream import (
     StreamDecoder,
     Triggers,
     make_decoder,
+    warm_up,
 )
 
 __all__ = [
@@ -76,4 +77,5 @@ __all__ = [
     "make_decoder",
     "read_aedat4",
     "split_interval",
+    "warm_up",
 ]

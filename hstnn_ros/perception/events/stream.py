@@ -283,6 +283,36 @@ class MessageDecoder(StreamDecoder):
         return [batch] if len(batch) else []
 
 
+_WARM: list[float] = []  # seconds the one warm-up took (empty: not yet)
+
+
+def warm_up() -> float:
+    """Load (or compile) every compiled decoding kernel now by decoding a tiny packet of each encoding and a dvs
+    EventArray, so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
+    clock starts). Once per process; returns the seconds it took (0.0 after the first call)."""
+    if _WARM:
+        return 0.0
+    import time  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from hstnn_ros.perception.events.cdr import encode_dvs_event_array  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    batch = EventBatch(np.array([1_000, 2_000, 70_000_000], np.int64), np.array([1, 2, 3], np.uint16),
+                       np.array([4, 5, 6], np.uint16), np.array([0, 1, 1], np.uint8), 8, 8)
+    header = SimpleNamespace(stamp=SimpleNamespace(sec=0, nanosec=0), frame_id="")
+    dec = StreamDecoder()
+    for enc, encode in ENCODERS.items():
+        payload, base = encode(batch)
+        dec.reset()
+        dec.decode(SimpleNamespace(encoding=enc, time_base=base, width=8, height=8, header=header,
+                                   events=np.frombuffer(payload, np.uint8)))
+    dec.reset()
+    dec.decode(DVS_MSGTYPES[0], encode_dvs_event_array(batch))
+    _WARM.append(time.perf_counter() - t0)
+    return _WARM[0]
+
+
 def make_decoder(msgtype: str, time_mode: TimeMode = TimeMode.ROS) -> MessageDecoder:
     """A per-topic decoder for ``msgtype`` (one of ``EVENT_MSGTYPES``)."""
     return MessageDecoder(msgtype, time_mode=time_mode)
