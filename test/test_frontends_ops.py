@@ -61,3 +61,20 @@ def test_rgb_cnn_equals_its_modules_applied_in_order() -> None:
             h = F.relu(cnn.norms[i](conv(h)) if i < 3 else conv(h))
         ref = F.relu(cnn.fc2(F.relu(cnn.fc1(cnn._pool(h).flatten(1)))))
     assert torch.equal(out.features, ref)
+
+
+def test_rgb_cnn_macs_are_every_in_bounds_tap_on_every_frame() -> None:
+    """Real-valued input: each frame costs all in-bounds taps of every conv (zeros included: a dense CNN multiplies
+    them anyway) plus the FC layers; the same on the first call and on later ones, for any batch and content."""
+    torch.manual_seed(2)
+    cnn = RGBCNN(FrontendConfig(**{**CFG.to_dict(), "in_channels": 3})).eval()
+    want, h = 0.0, torch.ones(1, 3, *CFG.input_hw)
+    with torch.no_grad():
+        for i, conv in enumerate(cnn.convs):
+            want += float(_taps_on_active(torch.ones_like(h), conv)[0])
+            h = F.relu(cnn.norms[i](conv(h)) if i < 3 else conv(h))
+    want += CFG.hidden * (cnn.fc1.in_features + CFG.features)
+    with torch.no_grad():
+        for x in (torch.rand(2, 3, *CFG.input_hw), torch.zeros(1, 3, *CFG.input_hw), torch.rand(3, 3, *CFG.input_hw)):
+            out = cnn.extract(x)
+            assert out.macs.tolist() == [want] * len(x) and out.acs.tolist() == [0.0] * len(x)
