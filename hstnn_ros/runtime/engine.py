@@ -32,7 +32,7 @@ import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,18 +42,10 @@ from hstnn_ros.runtime.enums import DropPolicy, EventBinning, InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.pipeline import Pipeline
 
+if TYPE_CHECKING:
+    from hstnn_ros.perception.events.batch import EventBatch
+
 LOG = logging.getLogger(__name__)
-
-
-class EventBatchLike(Protocol):
-    """What the engine needs of ``hstnn_ros.perception.events.EventBatch`` (columnar numpy arrays)."""
-
-    t_ns: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    p: np.ndarray
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)
@@ -231,8 +223,9 @@ class PlaceRecognitionEngine:
         self._rgb_zero = torch.zeros(pipeline.rgb_feature_size, device=self.device)
 
     # ------------------------------------------------------------------ inputs
-    def push_events(self, batch: EventBatchLike) -> bool:
-        """Queue an event batch; returns False (and counts why) when it is malformed or dropped."""
+    def push_events(self, batch: EventBatch) -> bool:
+        """Queue an event batch (an ``EventBatch``, or anything with its columns and sensor size); returns False
+        (and counts why) when it is malformed or dropped."""
         self.counters.event_batches += 1
         try:
             t, x, y, p, wh = _validate_batch(batch)
@@ -571,7 +564,7 @@ def _device(name: str) -> torch.device:
     return dev
 
 
-def _validate_batch(batch: EventBatchLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+def _validate_batch(batch: EventBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     t = np.asarray(batch.t_ns)
     x = np.asarray(batch.x)
     y = np.asarray(batch.y)
