@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call
 
+from hstnn_ros.learning import LearningError
+from hstnn_ros.learning.config import SelectionConfig, TrainConfig
 from hstnn_ros.learning.hessian import (
     NeuronGroup,
     estimate_importance,
     load_importance,
     neuron_importance,
+    rank_reliability,
     save_importance,
     weights_hash,
 )
@@ -161,3 +167,59 @@ def test_convergence_stops_early_and_cache_roundtrip(tmp_path) -> None:
     with torch.no_grad():
         m.w2.add_(1e-3)
     assert weights_hash(m) != key
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(3, 40), scale=st.floats(0.01, 100.0))
+def test_rank_reliability_sees_only_the_order_within_each_pool(seed: int, n: int, scale: float) -> None:
+    """1 for equal orders, -1 for reversed ones, unchanged by any increasing transform of either half, and the
+    worst pool decides; pools under 3 neurons are ignored."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(2 * n, generator=g, dtype=torch.float64)
+    pools = [torch.arange(n), torch.arange(n, 2 * n)]
+    assert rank_reliability(a, a, pools) == pytest.approx(1.0)
+    assert rank_reliability(a, torch.exp(a) * scale + 3, pools) == pytest.approx(1.0)  # same order
+    b = a.clone()
+    b[n:] = -a[n:]  # second pool reversed: r = -1 there
+    assert rank_reliability(a, b, pools) == pytest.approx(-1.0)
+    assert rank_reliability(a, b, [pools[0], torch.tensor([n, n + 1])]) == pytest.approx(1.0)
+    noisy = a + torch.randn(2 * n, generator=g, dtype=torch.float64) * 0.3
+    rel = rank_reliability(a, noisy, pools)
+    assert -1.0 <= rel <= 1.0 and rel == pytest.approx(min(rank_reliability(a, noisy, [p]) for p in pools))
+
+
+def test_rank_reliability_can_stop_selection_and_is_recorded(tmp_path) -> None:
+    """With the standard-error rule unreachable (tolerance 0), a rank target stops the estimate early once the
+    split-half reliability reaches it; without one it runs to max_batches, recording the reliability anyway."""
+    m = TinyRecurrent()
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.randn(32, 5, 3, generator=g), torch.randint(0, 3, (32,), generator=g)) for _ in range(30)]
+
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(m(xb), yb)
+
+    by_rank = estimate_importance(loss_fn, data, _groups(m), probes=4, min_batches=2, max_batches=30, tolerance=0.0,
+                                  rank_target=0.5)
+    assert by_rank.converged and 4 <= by_rank.batches < 30 and by_rank.rank_reliability >= 0.5
+    assert by_rank.rel_stderr > 0.0
+    full = estimate_importance(loss_fn, data, _groups(m), probes=4, min_batches=2, max_batches=30, tolerance=0.0)
+    assert not full.converged and full.batches == 30 and -1.0 <= full.rank_reliability <= 1.0
+    assert [h["batch"] for h in full.log if not math.isnan(h["rank_reliability"])] == list(range(4, 31))
+    back = load_importance(save_importance(tmp_path / "imp.safetensors", full, "k"), "k")
+    assert back is not None and back.rank_reliability == full.rank_reliability
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.5, math.nan])
+def test_impossible_rank_reliability_is_refused_at_start(bad: float) -> None:
+    with pytest.raises(LearningError, match=r"selection\.rank_reliability"):
+        TrainConfig(selection=SelectionConfig(rank_reliability=bad))
+
+
+def test_rank_reliability_from_yaml_values() -> None:
+    from hstnn_ros.learning.config import config_from_dict
+
+    assert config_from_dict({"selection": {"rank_reliability": 0.9}}).selection.rank_reliability == 0.9
+    assert config_from_dict({"selection": {"rank_reliability": None}}).selection.rank_reliability is None
+    for bad in (True, "high", 2):
+        with pytest.raises(LearningError, match=r"selection\.rank_reliability"):
+            config_from_dict({"selection": {"rank_reliability": bad}})

@@ -63,6 +63,9 @@ class SelectionConfig:
     Traces are averaged over batches of ``batch_size`` training windows, ``probes`` Rademacher vectors per batch,
     until the standard error of the mean importance vector (spread between batches) falls below ``tolerance``
     times its L2 norm after ``min_batches`` batches, or ``max_batches`` is reached (logged as not converged).
+    ``rank_reliability`` (e.g. 0.95; ``None`` = off, as the shipped models were built) also stops once the split-half
+    reliability of the neuron ranking reaches it: selection only uses the order, which settles long before the
+    magnitudes do (recorded in the importance metadata either way).
     """
 
     probes: int = 1
@@ -70,6 +73,7 @@ class SelectionConfig:
     min_batches: int = 3
     max_batches: int = 40
     tolerance: float = 0.15
+    rank_reliability: float | None = None
     empty_layer: EmptyPolicy = EmptyPolicy.REPAIR
     keep_both_populations: bool = True
     hardware_friendly: bool = False
@@ -175,6 +179,9 @@ def validate_config(cfg: TrainConfig) -> None:
                     "need 1 <= min_batches <= max_batches")
     if not sel.tolerance >= 0:
         raise _fail("selection.tolerance", sel.tolerance, "use a relative tolerance >= 0 (e.g. 0.15)")
+    if sel.rank_reliability is not None and not 0 < sel.rank_reliability <= 1:
+        raise _fail("selection.rank_reliability", sel.rank_reliability,
+                    "use a reliability in (0, 1] (e.g. 0.95) or null to stop on the standard error alone")
     if sel.multiple < 1:
         raise _fail("selection.multiple", sel.multiple, "use a positive size multiple (16 or 32 for TianjicX)")
     if sel.hardware_friendly:
@@ -250,7 +257,13 @@ def _section(name: str, cls: type, raw: Any) -> Any:
     for key, value in raw.items():
         default = getattr(cls(), key)
         try:
-            if isinstance(default, EmptyPolicy):
+            if value is None and default is None:  # an optional setting left off
+                kw[key] = None
+            elif default is None:  # optional numbers (``float | None``)
+                if isinstance(value, bool):
+                    raise TypeError("expected a number or null, got a boolean")
+                kw[key] = float(value)
+            elif isinstance(default, EmptyPolicy):
                 kw[key] = EmptyPolicy(str(value).lower())
             elif isinstance(default, bool):
                 if not isinstance(value, bool):

@@ -56,10 +56,12 @@ class Importance:
     rel_stderr: float  #: standard error of the importance vector over batches, relative to its norm
     converged: bool
     log: list[dict[str, float]] = field(default_factory=list)
+    #: split-half reliability of the neuron *ranking* (see ``rank_reliability``); NaN before 4 batches
+    rank_reliability: float = math.nan
 
     def meta(self) -> dict[str, object]:
         return {"batches": self.batches, "probes": self.probes, "rel_stderr": self.rel_stderr,
-                "converged": self.converged, "log": self.log}
+                "converged": self.converged, "log": self.log, "rank_reliability": self.rank_reliability}
 
 
 def rademacher_like(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -99,15 +101,42 @@ def neuron_importance(groups: Sequence[NeuronGroup], traces: dict[str, torch.Ten
     return out
 
 
+def _ranks(v: torch.Tensor) -> torch.Tensor:
+    """0-based ranks of ``v`` (float64; ties by position)."""
+    r = torch.empty(v.numel(), dtype=torch.float64)
+    r[torch.argsort(v, stable=True)] = torch.arange(v.numel(), dtype=torch.float64)
+    return r
+
+
+def rank_reliability(half_a: torch.Tensor, half_b: torch.Tensor, kinds: Sequence[torch.Tensor]) -> float:
+    """How reproducible the selection's ranking is: for each pool of neurons ranked together (``kinds``: index
+    tensors, SNN neurons of all layers, RNN neurons of all layers), the Spearman correlation between the importance
+    averaged over two disjoint halves of the batches, stepped up to the full count by Spearman-Brown
+    (``2r / (1 + r)``, for ``r > 0``); the minimum over pools of >= 3 neurons (1.0 when there is none). Selection
+    keeps the best ``round(r * total)`` of each pool, so the order, not the magnitudes, is what has to be stable."""
+    worst = 1.0
+    for idx in kinds:
+        if idx.numel() < 3:
+            continue
+        ra, rb = _ranks(half_a[idx]), _ranks(half_b[idx])
+        ra, rb = ra - ra.mean(), rb - rb.mean()
+        r = float((ra * rb).sum() / (ra.norm() * rb.norm()))
+        worst = min(worst, 2 * r / (1 + r) if r > 0 else max(r, -1.0))  # no step-up for chance or worse
+    return worst
+
+
 def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                         batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[NeuronGroup], *,
                         probes: int = 1, min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
-                        seed: int = 0, desc: str = "selection") -> Importance:
+                        rank_target: float | None = None, seed: int = 0, desc: str = "selection") -> Importance:
     """Average per-neuron Hutchinson traces over batches until the importance converges.
 
     Convergence: after at least ``min_batches`` (and 2) batches, stop when the standard error of the mean
-    importance vector (from the spread between batches) is below ``tolerance`` times its L2 norm; else stop at
-    ``max_batches`` and log that it did not converge.
+    importance vector (from the spread between batches) is below ``tolerance`` times its L2 norm, or (when
+    ``rank_target`` is set, from 4 batches on) when the ranking's split-half reliability (``rank_reliability``, odd
+    vs even batches) reaches ``rank_target``; else stop at ``max_batches`` and log that it did not converge. The
+    reliability is computed and recorded either way: a per-neuron trace can stay noisy in magnitude (heavy-tailed
+    Hutchinson draws) long after the order the selection uses has settled.
     """
     if not groups:
         raise LearningError("no neuron populations to rank: the model exposes no populations()")
@@ -122,8 +151,14 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     sum_tr = {g.key: None for g in groups}
     sum_imp: torch.Tensor | None = None
     sum_imp2: torch.Tensor | None = None
+    halves: list[torch.Tensor | None] = [None, None]  # importance summed over even / odd batches
+    sizes = [int(g.per_neuron([p.detach() for p in g.params]).shape[0]) for g in groups]
+    offsets = [sum(sizes[:i]) for i in range(len(groups))]
+    kinds = [torch.cat([torch.arange(o, o + n_, dtype=torch.long)
+                        for g, o, n_ in zip(groups, offsets, sizes, strict=True) if g.kind == kind] or
+                       [torch.zeros(0, dtype=torch.long)]) for kind in sorted({g.kind for g in groups})]
     history: list[dict[str, float]] = []
-    n, rel, converged = 0, math.inf, False
+    n, rel, rank_rel, converged = 0, math.inf, math.nan, False
     bar = tqdm(total=max_batches, desc=desc, leave=False, unit="batch")
     for x, y in batches:
         vhv = hutchinson_vhv(loss_fn(x, y), params, probes, gen)
@@ -133,16 +168,20 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
             sum_tr[k] = v if sum_tr[k] is None else sum_tr[k] + v
         sum_imp = imp if sum_imp is None else sum_imp + imp
         sum_imp2 = imp**2 if sum_imp2 is None else sum_imp2 + imp**2
+        h = halves[n % 2]
+        halves[n % 2] = imp if h is None else h + imp
         n += 1
         bar.update(1)
         if n >= 2:
             mean = sum_imp / n
             var = (sum_imp2 / n - mean**2).clamp_min(0) * n / (n - 1)
             rel = float(var.sum().sqrt() / math.sqrt(n) / mean.norm().clamp_min(1e-30))
-            history.append({"batch": n, "rel_stderr": rel})
-            bar.set_postfix(rel_stderr=f"{rel:.3g}")
-            log.debug("%s: batch %d relative standard error %.4g", desc, n, rel)
-            if n >= min_batches and rel <= tolerance:
+            if n >= 4:
+                rank_rel = rank_reliability(halves[0], halves[1], kinds)
+            history.append({"batch": n, "rel_stderr": rel, "rank_reliability": rank_rel})
+            bar.set_postfix(rel_stderr=f"{rel:.3g}", rank_rel=f"{rank_rel:.3f}")
+            log.debug("%s: batch %d relative standard error %.4g, rank reliability %.4f", desc, n, rel, rank_rel)
+            if n >= min_batches and (rel <= tolerance or (rank_target is not None and rank_rel >= rank_target)):
                 converged = True
                 break
         if n >= max_batches:
@@ -152,14 +191,17 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
         raise LearningError(f"{desc}: no batches to estimate Hessian traces on; the training split is empty")
     traces = {k: (v / n).detach() for k, v in sum_tr.items()}
     scores = neuron_importance(groups, traces)
+    target = f", rank reliability {rank_rel:.3f} vs {rank_target}" if rank_target is not None else \
+        f", rank reliability {rank_rel:.3f}"
     if converged:
-        log.info("%s: importance converged after %d batches x %d probes (relative std. error %.3g <= %.3g)",
-                 desc, n, probes, rel, tolerance)
+        log.info("%s: importance converged after %d batches x %d probes (relative std. error %.3g vs %.3g%s)",
+                 desc, n, probes, rel, tolerance, target)
     else:
-        log.warning("%s: importance NOT converged after %d batches x %d probes (relative std. error %.3g > %.3g); "
-                    "raise selection.max_batches or selection.probes", desc, n, probes, rel, tolerance)
+        log.warning("%s: importance NOT converged after %d batches x %d probes (relative std. error %.3g > %.3g%s); "
+                    "raise selection.max_batches or selection.probes, or set selection.rank_reliability",
+                    desc, n, probes, rel, tolerance, target)
     return Importance(traces=traces, scores=scores, batches=n, probes=probes, rel_stderr=rel,
-                      converged=converged, log=history)
+                      converged=converged, log=history, rank_reliability=rank_rel)
 
 
 def weights_hash(model: nn.Module) -> str:
@@ -206,5 +248,5 @@ def load_importance(path: Path | str, key: str) -> Importance | None:
         scores={k.removeprefix("score."): v for k, v in tensors.items() if k.startswith("score.")},
         batches=int(meta.get("batches", 0)), probes=int(meta.get("probes", 0)),
         rel_stderr=float(meta.get("rel_stderr", math.nan)), converged=bool(meta.get("converged", False)),
-        log=list(meta.get("log", [])),
+        log=list(meta.get("log", [])), rank_reliability=float(meta.get("rank_reliability", math.nan)),
     )

@@ -173,7 +173,8 @@ class Sweep:
         """Stage 2a: per-neuron importance of an adapted model, cached by weights hash (reused for every ratio)."""
         sel = self.cfg.selection
         key = json.dumps({"weights": weights_hash(model), "probes": sel.probes, "batch": sel.batch_size,
-                          "min": sel.min_batches, "max": sel.max_batches, "tol": sel.tolerance, "seed": seed,
+                          "min": sel.min_batches, "max": sel.max_batches, "tol": sel.tolerance,
+                          "rank": sel.rank_reliability, "seed": seed,
                           "data": self.data.fingerprint}, sort_keys=True)
         path = self.cache_dir / f"importance_{weights_hash(model)[:16]}_s{seed}.safetensors"
         cached = load_importance(path, key)
@@ -190,7 +191,8 @@ class Sweep:
         gen = torch.Generator().manual_seed(seed)
         imp = estimate_importance(loss_fn, _cycle(self.data.train, sel.batch_size, gen),
                                   net.neuron_groups(model), probes=sel.probes, min_batches=sel.min_batches,
-                                  max_batches=sel.max_batches, tolerance=sel.tolerance, seed=seed,
+                                  max_batches=sel.max_batches, tolerance=sel.tolerance,
+                                  rank_target=sel.rank_reliability, seed=seed,
                                   desc=f"selection s{seed}")
         save_importance(path, imp, key)
         return imp
