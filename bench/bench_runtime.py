@@ -82,16 +82,14 @@ def _bag_replay() -> dict[str, float]:
 
     from hstnn_ros.datasets.synth import LightingEnv, generate_route_set, preset_config  # noqa: PLC0415
     from hstnn_ros.runtime.bag_source import open_bag  # noqa: PLC0415
-    from hstnn_ros.runtime.enums import DropPolicy  # noqa: PLC0415
-    from hstnn_ros.runtime.replay import run_replay  # noqa: PLC0415
+    from hstnn_ros.runtime.replay import replay_engine_config, run_replay  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="hstnn_bench_replay_") as tmp:
         generate_route_set(tmp, preset_config("demo"), envs=[LightingEnv.ENV2], traversals=1, first_traversal=100,
                            progress=False)
         bag = next(p for p in Path(tmp).iterdir() if p.is_dir())
         source = open_bag(bag)
-        engine = PlaceRecognitionEngine(load_pipeline(defaults.shipped_models_dir() / "env2"), EngineConfig(
-            drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256, reorder_delay_ns=100_000_000))
+        engine = PlaceRecognitionEngine(load_pipeline(defaults.shipped_models_dir() / "env2"), replay_engine_config())
         out = run_replay(source.items(), engine, progress=False)
     return {"bag_replay_realtime_factor": out.realtime_factor, "bag_replay_stream_s": out.stream_s,
             "bag_replay_events_per_s": out.counters.events_in / out.stream_s, "bag_replay_decisions": len(out.results)}

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import open_bag
-from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy, Environment
+from hstnn_ros.runtime.engine import PlaceRecognitionEngine
+from hstnn_ros.runtime.enums import Environment
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.presets import choose_environment, load_references, parse_environment, resolve_bundle
-from hstnn_ros.runtime.replay import ground_truth_from_route, run_replay
+from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay
 from hstnn_ros.runtime.report import format_summary, summarise, write_records
 
 #: World seed of the shipped models (build_models) and the first traversal index none of them was trained on: the
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     env = choose_environment(source.scene_stats(1.0), load_references())
                     print(f"{entry['bag']}: auto preset chose {env.value} (true {env_name})")
             model = resolve_bundle(env)
-            engine = PlaceRecognitionEngine(load_pipeline(model), EngineConfig(
-                drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256, reorder_delay_ns=100_000_000))
+            engine = PlaceRecognitionEngine(load_pipeline(model), replay_engine_config())
             outcome = run_replay(source.items(), engine, ground_truth_from_route(bag), total=source.message_count,
                                  progress=not args.no_progress)
             all_records += outcome.records

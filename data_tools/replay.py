@@ -17,12 +17,12 @@ from pathlib import Path
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import BagTopics, check_model_fits, open_bag, output_bag_writer
-from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy, Environment
+from hstnn_ros.runtime.engine import PlaceRecognitionEngine
+from hstnn_ros.runtime.enums import Environment
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.presets import choose_environment, load_references, parse_environment, resolve_bundle
-from hstnn_ros.runtime.replay import ground_truth_from_route, run_replay
+from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay
 from hstnn_ros.runtime.report import format_summary, plot_predictions, summarise, write_records
 
 
@@ -82,9 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         model = _choose_model(args, source.topics)
         pipeline = load_pipeline(model)
         check_model_fits(source, pipeline)
-        engine = PlaceRecognitionEngine(pipeline, EngineConfig(
-            bin_ns=int(args.bin_ms * 1e6), drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256,
-            reorder_delay_ns=100_000_000, device=args.device))
+        engine = PlaceRecognitionEngine(pipeline, replay_engine_config(bin_ns=int(args.bin_ms * 1e6),
+                                                                        device=args.device))
         truth = ground_truth_from_route(args.bag)
         writer = output_bag_writer(out / "bag", pipeline) if args.output_bag else None
         try:

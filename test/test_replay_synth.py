@@ -10,9 +10,8 @@ import torch
 from test_engine import make_pipeline
 
 from hstnn_ros.runtime.bag_source import check_model_fits, open_bag
-from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy
-from hstnn_ros.runtime.replay import ItemKind, ground_truth_from_route, run_replay
+from hstnn_ros.runtime.engine import PlaceRecognitionEngine
+from hstnn_ros.runtime.replay import ItemKind, ground_truth_from_route, replay_engine_config, run_replay
 from hstnn_ros.runtime.report import summarise
 
 torch.set_num_threads(1)
@@ -45,8 +44,7 @@ def test_synthetic_bag_replays_with_depth_and_ground_truth(demo_bag: Path) -> No
     assert np.all(np.diff([i.stamp_ns for i in images]) > 0)
     assert max(stamps) - min(stamps) > 2e9
 
-    engine = PlaceRecognitionEngine(make_pipeline(rgb_channels=4), EngineConfig(
-        drop_policy=DropPolicy.DROP_NEWEST, max_pending_frames=256, reorder_delay_ns=100_000_000))
+    engine = PlaceRecognitionEngine(make_pipeline(rgb_channels=4), replay_engine_config())
     truth = ground_truth_from_route(demo_bag)
     out = run_replay(items, engine, truth, progress=False)
     c = out.counters

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from hstnn_ros.runtime.engine import EngineCounters, PlaceRecognitionEngine, PlaceResult
+from hstnn_ros.runtime.engine import EngineConfig, EngineCounters, PlaceRecognitionEngine, PlaceResult
+from hstnn_ros.runtime.enums import DropPolicy
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.report import DecisionRecord
 
@@ -91,6 +92,14 @@ class ReplayOutcome:
     def realtime_factor(self) -> float:
         """Recorded seconds processed per wall-clock second (>1: faster than real time)."""
         return self.stream_s / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def replay_engine_config(**overrides: Any) -> EngineConfig:
+    """Engine settings for replaying a recording: nothing may be lost to queue bounds (a bag is read as fast as the
+    engine goes, so the reorder queue holds many frames and a full one refuses new input rather than dropping what
+    it holds), and 100 ms of reordering covers the bags' receive-time jitter. ``overrides``: other fields."""
+    return EngineConfig(**{"drop_policy": DropPolicy.DROP_NEWEST, "max_pending_frames": 256,
+                           "reorder_delay_ns": 100_000_000, **overrides})
 
 
 def run_replay(
