@@ -13,11 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hstnn_ros.datasets.synth import LightingEnv, build_world, preset_config, write_traversal
+from hstnn_ros.datasets.synth import build_world, preset_config, write_traversal
 from hstnn_ros.datasets.synth.simulate import EventsRecord, TraversalSimulator
+from hstnn_ros.enums import Environment
 
 
-def _simulate(preset: str, length_m: float, env: LightingEnv) -> dict[str, float]:
+def _simulate(preset: str, length_m: float, env: Environment) -> dict[str, float]:
     cfg = preset_config(preset)
     cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=length_m,
                                                              num_places=max(1, int(length_m))))
@@ -40,7 +41,7 @@ def _write_bag(length_m: float) -> dict[str, float] | str:
     try:
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            res = write_traversal(Path(d) / "bag", cfg, LightingEnv.ENV1, 0, seed=0)
+            res = write_traversal(Path(d) / "bag", cfg, Environment.ENV1, 0, seed=0)
             wall = time.perf_counter() - t0
             size = sum(p.stat().st_size for p in (Path(d) / "bag").rglob("*") if p.is_file())
     except Exception as e:  # the bag layer may not be available in this checkout: report, do not fail the run
@@ -53,9 +54,9 @@ def main() -> dict:
     quick = os.environ.get("HSTNN_BENCH_QUICK") == "1"
     out: dict = {"quick": quick}
     if quick:
-        cases = [("demo", 3.0, LightingEnv.ENV1), ("demo", 3.0, LightingEnv.ENV3)]
+        cases = [("demo", 3.0, Environment.ENV1), ("demo", 3.0, Environment.ENV3)]
     else:
-        cases = [("demo", 12.0, e) for e in LightingEnv] + [("default", 12.0, LightingEnv.ENV2)]
+        cases = [("demo", 12.0, e) for e in Environment] + [("default", 12.0, Environment.ENV2)]
     for preset, length, env in cases:
         r = _simulate(preset, length, env)
         key = f"simulate_{preset}_{env.value}"

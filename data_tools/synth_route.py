@@ -11,7 +11,6 @@ from pathlib import Path
 
 from hstnn_ros.datasets.synth import (
     EventMessage,
-    LightingEnv,
     Preset,
     Storage,
     SynthError,
@@ -21,6 +20,7 @@ from hstnn_ros.datasets.synth import (
 )
 from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
 from hstnn_ros.datasets.synth.stats import EventStats
+from hstnn_ros.enums import Environment
 from hstnn_ros.errors import HstnnError
 
 
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        envs = [LightingEnv(e.strip()) for e in args.envs.split(",") if e.strip()]
+        envs = [Environment(e.strip()) for e in args.envs.split(",") if e.strip()]
     except ValueError:
-        print(f"--envs {args.envs!r}: use names from {[e.value for e in LightingEnv]}", file=sys.stderr)
+        print(f"--envs {args.envs!r}: use names from {[e.value for e in Environment]}", file=sys.stderr)
         return 2
     try:
         cfg = preset_config(args.preset)

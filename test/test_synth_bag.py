@@ -10,21 +10,22 @@ import numpy as np
 import pytest
 
 from hstnn_ros.bags import BagReader
+from hstnn_ros.datasets.errors import DatasetError
+from hstnn_ros.datasets.sidecar import load_route_meta
 from hstnn_ros.datasets.synth import (
     TOPIC_DEPTH,
     TOPIC_EVENTS,
     TOPIC_ODOM,
     TOPIC_RGB,
-    LightingEnv,
     Storage,
     SynthError,
     generate_route_set,
-    load_route_meta,
     preset_config,
     write_traversal,
 )
 from hstnn_ros.datasets.synth.simulate import EventsRecord, TraversalSimulator
 from hstnn_ros.datasets.synth.world import build_world
+from hstnn_ros.enums import Environment
 
 
 def _tiny(storage: Storage = Storage.MCAP, length_m: float = 1.0):
@@ -43,7 +44,7 @@ def _decode_all(reader: BagReader) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([getattr(b, f) for b in batches]) for f in ("t_ns", "x", "y", "p"))
 
 
-@pytest.mark.parametrize(("storage", "env"), [(Storage.MCAP, LightingEnv.ENV1), (Storage.SQLITE3, LightingEnv.ENV3)])
+@pytest.mark.parametrize(("storage", "env"), [(Storage.MCAP, Environment.ENV1), (Storage.SQLITE3, Environment.ENV3)])
 def test_bag_has_declared_topics_counts_and_exact_events(tmp_path, storage, env):
     cfg = _tiny(storage)
     res = write_traversal(tmp_path / "bag", cfg, env, 2, seed=4)
@@ -75,19 +76,19 @@ def test_bag_has_declared_topics_counts_and_exact_events(tmp_path, storage, env)
 def test_same_arguments_give_byte_identical_messages(tmp_path):
     cfg = _tiny(length_m=0.6)
     for k in (0, 1):
-        write_traversal(tmp_path / f"b{k}", cfg, LightingEnv.ENV2, 0, seed=9)
+        write_traversal(tmp_path / f"b{k}", cfg, Environment.ENV2, 0, seed=9)
     with BagReader(tmp_path / "b0") as a, BagReader(tmp_path / "b1") as b:
         ma, mb = list(a.messages()), list(b.messages())
     assert len(ma) == len(mb) > 0
     assert all(x == y for x, y in zip(ma, mb, strict=True))
-    write_traversal(tmp_path / "b2", cfg, LightingEnv.ENV2, 0, seed=10)
+    write_traversal(tmp_path / "b2", cfg, Environment.ENV2, 0, seed=10)
     with BagReader(tmp_path / "b2") as c:
         assert [m.data for m in c.messages([TOPIC_RGB])] != [m.data for m in ma if m.topic == TOPIC_RGB]
 
 
 def test_route_set_writes_envs_by_traversals_with_index(tmp_path):
     cfg = _tiny(length_m=0.5)
-    index = generate_route_set(tmp_path / "set", cfg, envs=[LightingEnv.ENV1, LightingEnv.ENV3], traversals=2,
+    index = generate_route_set(tmp_path / "set", cfg, envs=[Environment.ENV1, Environment.ENV3], traversals=2,
                                seed=1, progress=False)
     data = json.loads(index.read_text())
     assert [(b["env"], b["traversal"]) for b in data["bags"]] == [("env1", 0), ("env1", 1), ("env3", 0), ("env3", 1)]
@@ -96,9 +97,9 @@ def test_route_set_writes_envs_by_traversals_with_index(tmp_path):
     durations = [b["duration_s"] for b in data["bags"]]
     assert max(durations) > 1.05 * min(durations)  # speed varies between traversals
     with pytest.raises(SynthError, match="exists"):
-        generate_route_set(tmp_path / "set", cfg, envs=[LightingEnv.ENV1], traversals=1, seed=1, progress=False)
+        generate_route_set(tmp_path / "set", cfg, envs=[Environment.ENV1], traversals=1, seed=1, progress=False)
     # two worker processes write the same bags
-    index2 = generate_route_set(tmp_path / "set2", cfg, envs=[LightingEnv.ENV1, LightingEnv.ENV3], traversals=2,
+    index2 = generate_route_set(tmp_path / "set2", cfg, envs=[Environment.ENV1, Environment.ENV3], traversals=2,
                                 seed=1, progress=False, workers=2)
     assert json.loads(index2.read_text())["bags"] == data["bags"]
     with BagReader(tmp_path / "set" / "env3_t1") as a, BagReader(tmp_path / "set2" / "env3_t1") as b:
@@ -107,16 +108,16 @@ def test_route_set_writes_envs_by_traversals_with_index(tmp_path):
 
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(SynthError, match="encoding"):
-        write_traversal(tmp_path / "x", dataclasses.replace(_tiny(), encoding="nope"), LightingEnv.ENV1, 0, seed=0)
+        write_traversal(tmp_path / "x", dataclasses.replace(_tiny(), encoding="nope"), Environment.ENV1, 0, seed=0)
     with pytest.raises(SynthError, match="traversals"):
         generate_route_set(tmp_path / "y", _tiny(), traversals=0, progress=False)
-    with pytest.raises(SynthError, match=r"route\.json"):
+    with pytest.raises(DatasetError, match=r"route\.json"):
         load_route_meta(tmp_path)
 
 
 @pytest.mark.slow
 def test_cli_writes_a_demo_route(tmp_path, capsys):
-    from data_tools.synth_route import main
+    from hstnn_ros.data_tools.synth_route import main
 
     rc = main(["--out", str(tmp_path / "r"), "--envs", "env2", "--traversals", "1", "--storage", "sqlite3",
                "--quiet", "--seed", "3"])
@@ -128,7 +129,7 @@ def test_cli_writes_a_demo_route(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_prints_synthetic_stats_beside_real_bags(tmp_path, capsys, shared_data):
-    from data_tools.synth_route import main
+    from hstnn_ros.data_tools.synth_route import main
 
     real = shared_data / "bags"
     args = ["--out", str(tmp_path / "r"), "--envs", "env1,env3", "--traversals", "1", "--quiet", "--places", "2"]
@@ -145,12 +146,12 @@ def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
     from hstnn_ros.datasets.synth import EventMessage
 
     cfg = _tiny(length_m=0.4)
-    ref = write_traversal(tmp_path / "evt3", cfg, LightingEnv.ENV1, 0, seed=5)
+    ref = write_traversal(tmp_path / "evt3", cfg, Environment.ENV1, 0, seed=5)
     if kind == "dvs_msgs":
         cfg = dataclasses.replace(cfg, event_message=EventMessage.DVS_EVENT_ARRAY)
     else:
         cfg = dataclasses.replace(cfg, encoding=kind)
-    res = write_traversal(tmp_path / kind, cfg, LightingEnv.ENV1, 0, seed=5)
+    res = write_traversal(tmp_path / kind, cfg, Environment.ENV1, 0, seed=5)
     expect_type = "dvs_msgs/msg/EventArray" if kind == "dvs_msgs" else "event_camera_msgs/msg/EventPacket"
     assert res.meta["topics"][TOPIC_EVENTS]["type"] == expect_type
     with BagReader(tmp_path / "evt3") as a, BagReader(tmp_path / kind) as b:
@@ -169,11 +170,11 @@ def test_long_evt3_route_survives_the_24_bit_time_wrap(tmp_path):
         _tiny(length_m=20.0), camera=CameraConfig(dvs_width=32, dvs_height=24, rgb_width=16, rgb_height=12),
         events=EventSimConfig(render_hz=40.0), rgb_hz=2.0, odom_hz=2.0, packet_ms=100.0,
         motion=MotionConfig(speed_mps=1.0, speed_var_between=0.0))
-    res = write_traversal(tmp_path / "long", cfg, LightingEnv.ENV1, 0, seed=2)
+    res = write_traversal(tmp_path / "long", cfg, Environment.ENV1, 0, seed=2)
     assert res.meta["duration_s"] > 17.0
     with BagReader(tmp_path / "long") as reader:
         t_ns, x, y, p = _decode_all(reader)
-    sim = TraversalSimulator(build_world(cfg.world, 2), cfg, LightingEnv.ENV1, 0, seed=2)
+    sim = TraversalSimulator(build_world(cfg.world, 2), cfg, Environment.ENV1, 0, seed=2)
     ev = [r.events for r in sim.records() if isinstance(r, EventsRecord)]
     assert np.array_equal(t_ns, np.concatenate([e.t_ns for e in ev]))
     for got, field in ((x, "x"), (y, "y"), (p, "p")):

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from hstnn_ros.datasets.synth import LightingEnv, format_stats_table, generate_route_set, preset_config
+from hstnn_ros.datasets.synth import format_stats_table, generate_route_set, preset_config
 from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
+from hstnn_ros.enums import Environment
 
 
 @pytest.fixture(scope="module")
@@ -48,4 +49,4 @@ def test_reading_a_synthetic_bag_like_a_real_one_gives_the_generators_numbers(sy
     meta = json.loads((out / "env2_t0" / "route.json").read_text())["event_stats"]
     assert got.events == meta["events"] and got.on_ratio == pytest.approx(meta["on_ratio"])
     assert (got.width, got.height) == (346, 260)
-    assert LightingEnv.ENV2.value in meta["name"]
+    assert Environment.ENV2.value in meta["name"]

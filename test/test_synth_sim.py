@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hstnn_ros.datasets.synth.config import EventSimConfig, MotionConfig, RouteConfig, WorldConfig, preset_config
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.esim import EventSimulator
 from hstnn_ros.datasets.synth.motion import make_trajectory
 from hstnn_ros.datasets.synth.render import Pose, Renderer
 from hstnn_ros.datasets.synth.simulate import EventsRecord, RgbdRecord, TraversalSimulator
 from hstnn_ros.datasets.synth.world import build_world
+from hstnn_ros.enums import Environment
 
 SMALL = RouteConfig(world=WorldConfig(path_length_m=8.0, num_places=8))
 
@@ -27,7 +27,7 @@ def world():
     return build_world(SMALL.world, seed=3)
 
 
-def _events(world, cfg: RouteConfig, env: LightingEnv, *, speed: float, duration_s: float, noise: bool,
+def _events(world, cfg: RouteConfig, env: Environment, *, speed: float, duration_s: float, noise: bool,
             jitter: bool = False) -> np.ndarray:
     """Event timestamps of a short drive (or a static camera with speed 0) from x = 2 m."""
     motion = MotionConfig(speed_mps=speed, speed_var_between=0.0, speed_var_within=0.0,
@@ -47,28 +47,28 @@ def test_world_is_seeded_and_repeatable():
 
 
 def test_static_scene_without_noise_gives_no_events(world):
-    n = _events(world, SMALL, LightingEnv.ENV1, speed=0.0, duration_s=0.4, noise=False).size
+    n = _events(world, SMALL, Environment.ENV1, speed=0.0, duration_s=0.4, noise=False).size
     assert n == 0
 
 
 def test_more_motion_gives_more_events(world):
-    slow = _events(world, SMALL, LightingEnv.ENV1, speed=0.3, duration_s=0.4, noise=False).size
-    fast = _events(world, SMALL, LightingEnv.ENV1, speed=1.5, duration_s=0.4, noise=False).size
+    slow = _events(world, SMALL, Environment.ENV1, speed=0.3, duration_s=0.4, noise=False).size
+    fast = _events(world, SMALL, Environment.ENV1, speed=1.5, duration_s=0.4, noise=False).size
     assert slow > 100
     assert fast > 2 * slow
 
 
 def test_low_light_has_more_background_noise(world):
-    env1 = _events(world, SMALL, LightingEnv.ENV1, speed=0.0, duration_s=0.4, noise=True).size
-    env3 = _events(world, SMALL, LightingEnv.ENV3, speed=0.0, duration_s=0.4, noise=True).size
+    env1 = _events(world, SMALL, Environment.ENV1, speed=0.0, duration_s=0.4, noise=True).size
+    env3 = _events(world, SMALL, Environment.ENV3, speed=0.0, duration_s=0.4, noise=True).size
     px_s = 346 * 260 * 0.4
     assert env3 > 10 * env1
     assert 0.5 < env3 / px_s < 2.0  # the configured ~1 Hz per pixel
 
 
 def test_outdoor_light_changes_produce_events_on_a_static_camera(world):
-    env1 = _events(world, SMALL, LightingEnv.ENV1, speed=0.0, duration_s=0.5, noise=False).size
-    env2 = _events(world, SMALL, LightingEnv.ENV2, speed=0.0, duration_s=0.5, noise=False).size
+    env1 = _events(world, SMALL, Environment.ENV1, speed=0.0, duration_s=0.5, noise=False).size
+    env2 = _events(world, SMALL, Environment.ENV2, speed=0.0, duration_s=0.5, noise=False).size
     assert env1 == 0 and env2 > 1000
 
 
@@ -78,7 +78,7 @@ def test_traversal_stream_is_well_formed_and_deterministic(world):
     w = build_world(cfg.world, seed=2)
     runs = []
     for _ in range(2):
-        sim = TraversalSimulator(w, cfg, LightingEnv.ENV3, 1, seed=2)
+        sim = TraversalSimulator(w, cfg, Environment.ENV3, 1, seed=2)
         runs.append(list(sim.records()))
     a, b = runs
     assert len(a) == len(b)
@@ -106,7 +106,7 @@ def test_traversal_stream_is_well_formed_and_deterministic(world):
     assert valid.min() > 300 and valid.max() <= 10_000  # corridor walls 0.3..10 m away
 
 
-def _view_at(world, cfg: RouteConfig, env: LightingEnv, traversal: int, x_m: float) -> np.ndarray:
+def _view_at(world, cfg: RouteConfig, env: Environment, traversal: int, x_m: float) -> np.ndarray:
     """Downsampled RGB of a traversal (its own lateral/yaw jitter and light) when it passes x_m."""
     sim = TraversalSimulator(world, cfg, env, traversal, seed=1)
     t = float(np.interp(x_m, sim.traj.x, sim.traj.t_s))
@@ -118,7 +118,7 @@ def _view_at(world, cfg: RouteConfig, env: LightingEnv, traversal: int, x_m: flo
 def test_places_differ_more_than_traversals_of_one_place(world):
     cfg = dataclasses.replace(SMALL, camera=dataclasses.replace(SMALL.camera, rgb_width=160, rgb_height=120))
     seg = world.length_m / world.config.num_places
-    views = {(k, tr): _view_at(world, cfg, LightingEnv.ENV1, tr, (k + 0.5) * seg) for k in range(8) for tr in (0, 1)}
+    views = {(k, tr): _view_at(world, cfg, Environment.ENV1, tr, (k + 0.5) * seg) for k in range(8) for tr in (0, 1)}
     within = np.mean([np.linalg.norm(views[k, 0] - views[k, 1]) for k in range(8)])
     between = np.mean([np.linalg.norm(views[k, 0] - views[j, 1]) for k in range(8) for j in range(8) if j != k])
     assert between > 1.5 * within
@@ -128,7 +128,7 @@ def test_lighting_environments_differ_as_specified(world):
     cfg = dataclasses.replace(SMALL, camera=dataclasses.replace(SMALL.camera, rgb_width=96, rgb_height=72))
     pose = (3.0, 0.0, 0.0)
     means, temporal = {}, {}
-    for env in LightingEnv:
+    for env in Environment:
         sim = TraversalSimulator(world, cfg, env, 0, seed=1,
                                  trajectory=make_trajectory(MotionConfig(speed_mps=0.0, lateral_jitter_m=0.0,
                                                                          yaw_jitter_deg=0.0),
@@ -138,17 +138,17 @@ def test_lighting_environments_differ_as_specified(world):
         means[env] = [f.mean() for f in frames]
         temporal[env] = np.abs(frames[1] - frames[0]).mean()
     # env1 stable, env2 drifts over time, env3 noisy (frame-to-frame noise on a static camera)
-    assert np.ptp(means[LightingEnv.ENV1]) < 0.5
-    assert np.ptp(means[LightingEnv.ENV2]) > 10 * max(np.ptp(means[LightingEnv.ENV1]), 0.5)
-    assert temporal[LightingEnv.ENV1] == 0
-    assert temporal[LightingEnv.ENV3] > 3
+    assert np.ptp(means[Environment.ENV1]) < 0.5
+    assert np.ptp(means[Environment.ENV2]) > 10 * max(np.ptp(means[Environment.ENV1]), 0.5)
+    assert temporal[Environment.ENV1] == 0
+    assert temporal[Environment.ENV3] > 3
     # DVS (linear) scene light: env3 is dim
     r = Renderer(world, 64, 48, 70, 1.1)
     from hstnn_ros.datasets.synth.config import LIGHTING
     from hstnn_ros.datasets.synth.render import illumination
     v = r.render(Pose(*pose), gray=True)
-    light = {e: float((v.image * illumination(world, LIGHTING[e], v.x_hit, 0.0)).mean()) for e in LightingEnv}
-    assert light[LightingEnv.ENV3] < 0.1 * light[LightingEnv.ENV1]
+    light = {e: float((v.image * illumination(world, LIGHTING[e], v.x_hit, 0.0)).mean()) for e in Environment}
+    assert light[Environment.ENV3] < 0.1 * light[Environment.ENV1]
 
 
 def test_renderer_depth_matches_geometry():

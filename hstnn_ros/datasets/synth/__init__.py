@@ -12,14 +12,13 @@ from hstnn_ros.datasets.synth.config import (
     WorldConfig,
     preset_config,
 )
-from hstnn_ros.datasets.synth.enums import EventMessage, LightingEnv, Preset, Storage
+from hstnn_ros.datasets.synth.enums import EventMessage, Preset, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
 from hstnn_ros.datasets.synth.messages import TOPIC_DEPTH, TOPIC_EVENTS, TOPIC_ODOM, TOPIC_RGB
 from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
 from hstnn_ros.datasets.synth.route import (
     generate_route_set,
-    load_route_meta,
     traversal_name,
     write_traversal,
 )
@@ -40,7 +39,6 @@ __all__ = [
     "EventSimulator",
     "EventStats",
     "LightingConfig",
-    "LightingEnv",
     "MotionConfig",
     "Preset",
     "RouteConfig",
@@ -54,7 +52,6 @@ __all__ = [
     "build_world",
     "format_stats_table",
     "generate_route_set",
-    "load_route_meta",
     "preset_config",
     "real_bag_stats",
     "synthetic_env_stats",

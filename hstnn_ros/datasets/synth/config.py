@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hstnn_ros.datasets.synth.enums import EventMessage, LightingEnv, Preset, Storage
+from hstnn_ros.datasets.synth.enums import EventMessage, Preset, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
+from hstnn_ros.enums import Environment
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class EventSimConfig:
 class LightingConfig:
     """One lighting environment: overall scene luminance, temporal drift, cloud shadows, sensor noise."""
 
-    env: LightingEnv
+    env: Environment
     gain: float  #: scene luminance relative to env1
     drift_amp: float = 0.0  #: relative amplitude of the global illumination drift (env2)
     drift_period_s: float = 7.0
@@ -87,14 +88,14 @@ class LightingConfig:
     rgb_noise_sigma: float = 0.0  #: std of additive RGB noise at full scale (0..1)
 
 
-LIGHTING: dict[LightingEnv, LightingConfig] = {
-    LightingEnv.ENV1: LightingConfig(LightingEnv.ENV1, gain=1.0, ceiling_lights=0.3, ba_rate_hz=0.02),
-    LightingEnv.ENV2: LightingConfig(
-        LightingEnv.ENV2, gain=1.6, drift_amp=0.35, drift_period_s=6.0, cloud_depth=0.55, cloud_speed_mps=2.5,
+LIGHTING: dict[Environment, LightingConfig] = {
+    Environment.ENV1: LightingConfig(Environment.ENV1, gain=1.0, ceiling_lights=0.3, ba_rate_hz=0.02),
+    Environment.ENV2: LightingConfig(
+        Environment.ENV2, gain=1.6, drift_amp=0.35, drift_period_s=6.0, cloud_depth=0.55, cloud_speed_mps=2.5,
         ceiling_lights=0.0, ba_rate_hz=0.05, rgb_exposure=0.75,
     ),
-    LightingEnv.ENV3: LightingConfig(
-        LightingEnv.ENV3, gain=0.06, ceiling_lights=0.15, ba_rate_hz=1.0, rgb_exposure=6.0, rgb_noise_sigma=0.06,
+    Environment.ENV3: LightingConfig(
+        Environment.ENV3, gain=0.06, ceiling_lights=0.15, ba_rate_hz=1.0, rgb_exposure=6.0, rgb_noise_sigma=0.06,
     ),
 }
 

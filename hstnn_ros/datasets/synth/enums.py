@@ -1,16 +1,9 @@
-"""Choices of the synthetic route generator (lighting environments, size presets, event message kinds)."""
+"""Choices of the synthetic route generator (size presets, event message kinds, storage); the lighting environments
+are ``hstnn_ros.enums.Environment``."""
 
 from __future__ import annotations
 
 import enum
-
-
-class LightingEnv(enum.Enum):
-    """The paper's three lighting environments."""
-
-    ENV1 = "env1"  #: bright indoor, stable light
-    ENV2 = "env2"  #: outdoor, illumination drifting over time with moving cloud shadows
-    ENV3 = "env3"  #: indoor low light, sensor noise (more background activity, noisy RGB)
 
 
 class Preset(enum.Enum):

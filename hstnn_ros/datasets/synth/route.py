@@ -20,9 +20,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from hstnn_ros.datasets.sidecar import INDEX, ROUTE_FORMAT, ROUTE_FORMAT_VERSION, SIDE_CAR
 from hstnn_ros.datasets.synth import bagio
 from hstnn_ros.datasets.synth.config import RouteConfig, validate
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.messages import (
     MSG_IMAGE,
@@ -36,13 +36,10 @@ from hstnn_ros.datasets.synth.messages import (
 from hstnn_ros.datasets.synth.simulate import EventsRecord, OdomRecord, RgbdRecord, TraversalSimulator
 from hstnn_ros.datasets.synth.stats import StatsAccumulator
 from hstnn_ros.datasets.synth.world import World, build_world
+from hstnn_ros.enums import Environment
 
 log = logging.getLogger(__name__)
 
-ROUTE_FORMAT = "hstnn_ros.synth_route"
-ROUTE_FORMAT_VERSION = 1
-SIDE_CAR = "route.json"
-INDEX = "index.json"
 
 
 @dataclass(frozen=True)
@@ -53,12 +50,12 @@ class TraversalResult:
     meta: dict[str, Any]
 
 
-def traversal_name(env: LightingEnv, traversal: int) -> str:
+def traversal_name(env: Environment, traversal: int) -> str:
     """Folder name of a traversal's bag, e.g. ``env2_t3``."""
     return f"{env.value}_t{traversal}"
 
 
-def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, traversal: int, *, seed: int,
+def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: Environment, traversal: int, *, seed: int,
                     preset: str | None = None, world: World | None = None, progress: bool = False,
                     overwrite: bool = False) -> TraversalResult:
     """Simulate one traversal and write it as a rosbag2 at ``bag_dir`` (which must not exist unless
@@ -124,7 +121,7 @@ def write_traversal(bag_dir: Path | str, cfg: RouteConfig, env: LightingEnv, tra
     return TraversalResult(bag_dir, meta)
 
 
-def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[LightingEnv] = tuple(LightingEnv),
+def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[Environment] = tuple(Environment),
                        traversals: int = 6, seed: int = 0, preset: str | None = None, progress: bool = True,
                        overwrite: bool = False, workers: int = 1, first_traversal: int = 0) -> Path:
     """Write ``len(envs) x traversals`` bags of one world into ``out_dir`` plus ``index.json``; returns its path.
@@ -167,17 +164,3 @@ def generate_route_set(out_dir: Path | str, cfg: RouteConfig, *, envs: Sequence[
     path = out / INDEX
     path.write_text(json.dumps(index, indent=1, sort_keys=True))
     return path
-
-
-def load_route_meta(bag_dir: Path | str) -> dict[str, Any]:
-    """The ``route.json`` of a synthetic bag; ``SynthError`` naming the file if missing or not a synthetic route."""
-    p = Path(bag_dir) / SIDE_CAR
-    try:
-        meta = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise SynthError(f"{p}: cannot read the route sidecar ({e}); regenerate it with hstnn-synth-route") from e
-    if meta.get("format") != ROUTE_FORMAT:
-        raise SynthError(f"{p}: format {meta.get('format')!r} is not {ROUTE_FORMAT!r}")
-    return meta
-
-

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from hstnn_ros.datasets.synth.config import LIGHTING, RouteConfig, validate
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
 from hstnn_ros.datasets.synth.motion import Trajectory, make_trajectory
 from hstnn_ros.datasets.synth.render import Pose, Renderer, illumination
 from hstnn_ros.datasets.synth.world import World
+from hstnn_ros.enums import Environment
 
 #: Start of every synthetic clock (2023-11-14T22:13:20Z); traversal k of environment e starts 1 h * (10 e + k) later.
 EPOCH_NS = 1_700_000_000 * 10**9
-_ENV_INDEX = {LightingEnv.ENV1: 1, LightingEnv.ENV2: 2, LightingEnv.ENV3: 3}
+_ENV_INDEX = {Environment.ENV1: 1, Environment.ENV2: 2, Environment.ENV3: 3}
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class OdomRecord:
 Record = EventsRecord | RgbdRecord | OdomRecord
 
 
-def traversal_start_ns(env: LightingEnv, traversal: int) -> int:
+def traversal_start_ns(env: Environment, traversal: int) -> int:
     """Clock start of a traversal: distinct, deterministic, an hour apart."""
     return EPOCH_NS + (10 * _ENV_INDEX[env] + traversal) * 3600 * 10**9
 
@@ -81,7 +81,7 @@ def shade_rgb(srgb: np.ndarray, illum: np.ndarray, exposure: float, noise_sigma:
 class TraversalSimulator:
     """Simulates traversal ``traversal`` of ``world`` under ``env``; iterate ``records()`` once."""
 
-    def __init__(self, world: World, cfg: RouteConfig, env: LightingEnv, traversal: int, *, seed: int,
+    def __init__(self, world: World, cfg: RouteConfig, env: Environment, traversal: int, *, seed: int,
                  trajectory: Trajectory | None = None) -> None:
         validate(cfg)
         self.world, self.cfg, self.env, self.traversal, self.seed = world, cfg, env, traversal, seed
