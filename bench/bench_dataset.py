@@ -1,7 +1,7 @@
 """Dataset building speed (windows/s), feature caching speed (frames/s) and peak memory of building a long route.
 
 A synthetic `demo`-preset traversal (2 m/s, DVS 346x260, RGB 160x120 at 30 Hz, evt3 events) is written as MCAP, then
-streamed into a window dataset (`write_traversal`: decode, framing, resize, chunked safetensors) in a fresh process;
+streamed into a window dataset (`write_traversal`: decode, window, resize, chunked safetensors) in a fresh process;
 memory is its peak RSS (`ru_maxrss`), split into the process after imports and the growth while building
 (tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with route length:
 two lengths are measured in one run and their ratio printed. On the shorter route the NeuroGPR path is timed too
@@ -29,16 +29,17 @@ import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bun
 from hstnn_ros import defaults
 from hstnn_ros.datasets.frontend_training import cache_features
 from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
-from hstnn_ros.datasets.synth import LightingEnv, preset_config
+from hstnn_ros.datasets.synth import preset_config
 from hstnn_ros.datasets.synth import write_traversal as write_route_bag
 from hstnn_ros.datasets.windows import (
     BagFrames,
-    FramingConfig,
     Labelling,
+    WindowSpec,
     load_dataset,
     write_manifest,
     write_traversal,
 )
+from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle
 
 
@@ -47,7 +48,7 @@ def _write_route(path: Path, seconds: float) -> float:
     length = cfg.motion.speed_mps * seconds
     cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=length,
                                                              num_places=max(1, int(length / 2))))
-    res = write_route_bag(path, cfg, LightingEnv.ENV1, 0, seed=0)
+    res = write_route_bag(path, cfg, Environment.ENV1, 0, seed=0)
     return float(res.meta["duration_s"])
 
 
@@ -56,12 +57,12 @@ def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
     memory is the growth of the peak RSS (``ru_maxrss``) over the process after its imports."""
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    framing = FramingConfig(input_hw=input_hw)
-    entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), framing=framing, progress=False),
-                               framing=framing, labelling=Labelling.TIME, places=100)
+    window = WindowSpec(input_hw=input_hw)
+    entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), window=window, progress=False),
+                               window=window, labelling=Labelling.TIME, places=100)
     wall = time.perf_counter() - t0
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], framing=framing, labelling=Labelling.TIME,
+    write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], window=window, labelling=Labelling.TIME,
                    num_places=n)
     frames = entry["frames"]
     return {"frames": frames, "windows": frames - defaults.RGB_FRAMES_PER_WINDOW + 1, "wall_s": wall,
@@ -71,17 +72,17 @@ def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
 def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:
     """The NeuroGPR path on the same bag: export (frames/s, disk per frame) and dataset building from the export
     (windows/s: PNG + tensor reads and the sensor-resolution -> grid downscale)."""
-    framing = FramingConfig(input_hw=input_hw)
+    window = WindowSpec(input_hw=input_hw)
     folder = work / "ngpr" / "env1_v1"
     t0 = time.perf_counter()
-    export_neurogpr(bag, folder, framing=framing, progress=False)
+    export_neurogpr(bag, folder, window=window, progress=False)
     export_s = time.perf_counter() - t0
     frames = len(list((folder / "dvs_frames").iterdir()))
     disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     (work / "ngpr_ds").mkdir()
     t0 = time.perf_counter()
-    write_traversal(work / "ngpr_ds", "t", NeuroGPRFrames(folder, framing=framing, progress=False),
-                    framing=framing, labelling=Labelling.TIME, places=100)
+    write_traversal(work / "ngpr_ds", "t", NeuroGPRFrames(folder, window=window, progress=False),
+                    window=window, labelling=Labelling.TIME, places=100)
     build_s = time.perf_counter() - t0
     shutil.rmtree(work / "ngpr")
     shutil.rmtree(work / "ngpr_ds")
@@ -116,7 +117,7 @@ def main() -> dict:
     ctx = mp.get_context("spawn")
     # the shipped front-ends' grid (90x120), else the default one
     hw = tuple(load_bundle(FRONTENDS).metadata["input_hw"]) if (FRONTENDS / "bundle.json").is_file() \
-        else FramingConfig().input_hw
+        else WindowSpec().input_hw
     out["input_hw"] = list(hw)
     with tempfile.TemporaryDirectory() as d:
         for seconds in lengths:

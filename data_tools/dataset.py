@@ -16,8 +16,10 @@ from pathlib import Path
 
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.neurogpr import build_neurogpr_dataset, export_neurogpr
-from hstnn_ros.datasets.windows import FramingConfig, Labelling, Topics, WindowDataset, build_dataset, route_bags
+from hstnn_ros.datasets.sidecar import route_bags
+from hstnn_ros.datasets.windows import Labelling, Topics, WindowDataset, build_dataset
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.window import WindowSpec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        framing = FramingConfig(input_hw=tuple(args.input_hw), depth=args.depth)
+        window = WindowSpec(input_hw=tuple(args.input_hw), depth=args.depth)
         topics = Topics(args.events_topic, args.rgb_topic, args.depth_topic, args.odom_topic)
         if args.neurogpr:
             if args.export_neurogpr:
                 raise DatasetError("--export-neurogpr converts bags (--route or --bags), not NeuroGPR folders")
-            ds = build_neurogpr_dataset(args.neurogpr, args.out, framing=framing,
+            ds = build_neurogpr_dataset(args.neurogpr, args.out, window=window,
                                         labelling=Labelling(args.label or "time"),
                                         places=args.places if args.places is not None else 100,
                                         progress=not args.quiet)
@@ -71,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             for bag, env in bags:  # k counts each environment's bags in the order given
                 count[env] = count.get(env, 0) + 1
                 out = export_neurogpr(bag, args.export_neurogpr / f"{env}_v{count[env]}", topics=topics,
-                                      framing=framing, tensor_format=args.tensor_format, progress=not args.quiet)
+                                      window=window, tensor_format=args.tensor_format, progress=not args.quiet)
                 print(f"{bag} -> {out}")
             return 0
         label = Labelling(args.label or ("route" if args.route else "distance"))
-        ds = build_dataset(bags, args.out, topics=topics, framing=framing, labelling=label, places=args.places,
+        ds = build_dataset(bags, args.out, topics=topics, window=window, labelling=label, places=args.places,
                            progress=not args.quiet)
     except HstnnError as exc:
         print(f"hstnn-dataset: {exc}", file=sys.stderr)

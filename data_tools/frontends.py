@@ -10,25 +10,15 @@ per-environment accuracy of each head and of a nearest-neighbour baseline on raw
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from hstnn_ros.datasets.features import save_feature_set
-from hstnn_ros.datasets.frontend_training import (
-    PretrainConfig,
-    cache_features,
-    nearest_neighbour_baseline,
-    plot_frontend_report,
-    pretrain_frontend,
-)
-from hstnn_ros.datasets.windows import FramingConfig, load_dataset
+from hstnn_ros.datasets.frontend_training import PretrainConfig, fit_frontends, plot_frontend_report
+from hstnn_ros.datasets.windows import load_dataset
 from hstnn_ros.errors import HstnnError
-from hstnn_ros.model import save_bundle
-from hstnn_ros.perception.frontends import SMALL, FrontendConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,29 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     try:
         ds = load_dataset(args.dataset)
-        fr = ds.manifest["framing"]
-        hw = tuple(fr["input_hw"])
-        shape = {"input_hw": hw} if args.full_size else {**SMALL, "input_hw": hw}
-        rgb_ch = 4 if fr.get("depth") else 3
         recipe = PretrainConfig(epochs=args.epochs or (5 if args.quick else 12))
-        scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, not args.quiet)
-        cnn, m_rgb = pretrain_frontend(ds, "cnn", FrontendConfig(in_channels=rgb_ch, **shape), recipe, not args.quiet)
-        baseline = nearest_neighbour_baseline(ds)
-        framing = FramingConfig(input_hw=hw, mode=fr["mode"], bins=fr["bins"], bin_ns=fr["bin_ns"])
-        report = {"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": baseline}
-        meta = {"input_hw": list(hw), "rgb_channels": rgb_ch, "event_framing": framing.framing_metadata(),
-                "bins": fr["bins"], "bin_ns": fr["bin_ns"], "num_places": ds.num_places,
-                "dataset_fingerprint": ds.manifest["fingerprint"], "pretrain": vars(recipe), "metrics": report}
-        save_bundle(args.out, {"scnn": scnn, "cnn": cnn}, meta)
-        fs = cache_features(ds, scnn, cnn, progress=not args.quiet)
-        save_feature_set(args.features / "all.safetensors", fs)
-        for k, env in enumerate(fs.env_names):
-            sub = fs.subset(fs.env == k)
-            save_feature_set(args.features / f"{env}.safetensors", sub)
+        fit = fit_frontends(ds, args.out, args.features, full_size=args.full_size, recipe=recipe,
+                            progress=not args.quiet)
     except HstnnError as exc:
         print(f"hstnn-frontends: {exc}", file=sys.stderr)
         return 2
-    (args.out / "pretrain_report.json").write_text(json.dumps(report, indent=1))
+    report, fs = fit.report, fit.features
+    m_ev, m_rgb, baseline = report["scnn_head"], report["cnn_head"], report["nearest_neighbour"]
     png = plot_frontend_report(report, args.plot or args.out / "pretrain_report.png")
     print("per-environment test top-1 (front-end linear heads vs nearest neighbour on raw thumbnails):")
     print(f"{'env':>6} {'SCNN head':>10} {'CNN head':>10} {'NN events':>10} {'NN RGB':>10}")

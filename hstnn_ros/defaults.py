@@ -5,6 +5,7 @@ Values follow the HSTNN paper (Methods, robot place recognition) and DESIGN.md s
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 #: Event frames per HSTNN window (T, the number of time steps).
@@ -16,6 +17,14 @@ EVENT_BINS_PER_RGB = EVENT_FRAMES_PER_WINDOW // RGB_FRAMES_PER_WINDOW
 #: Time steps (0-based) at which an RGB feature enters the window; zeros elsewhere (reference code: 2, 5, 8
 #: counted from 1, i.e. the last event bin of each RGB frame).
 RGB_STEPS = (2, 5, 8)
+#: Event-frame (bin) length: 3 bins of 7 ms per APS frame, as NeuroGPR's ``dvs_7ms_3seq`` tensors.
+EVENT_BIN_NS = 7_000_000
+#: Depth (metres) mapped to 1.0 in the RGB-D front-end input.
+DEPTH_MAX_M = 10.0
+#: Colour and depth frames pair when their stamps differ by at most this (aligned depth usually shares the stamp).
+RGBD_SLOP_NS = 20_000_000
+#: A colour frame waits this long (in data time) for its depth, then goes on without it (counted).
+RGBD_MAX_WAIT_NS = 1_000_000_000
 
 #: Front-end input resolution (width, height) used in the paper.
 FRONTEND_INPUT_WH = (240, 180)
@@ -28,6 +37,9 @@ FRONTEND_FEATURES = 512
 HSTNN_HIDDEN = (500, 500)
 #: Places per route in the paper.
 NUM_PLACES = 100
+#: recall@1 counts a prediction within this many places of the truth (places are consecutive route segments, so a
+#: neighbour is a near miss). One value for training reports, replay and the demo.
+RECALL_TOLERANCE = 1
 
 #: Root of the package sources; in a source checkout or editable install the repo root is its parent.
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -35,16 +47,25 @@ REPO_ROOT = PACKAGE_ROOT.parent
 
 
 def share_dir() -> Path:
-    """Directory holding ``models/``, ``config/`` and ``launch/``: the ament share dir when installed by colcon,
-    else the source checkout (pip editable install)."""
+    """Directory holding ``models/``, ``config/`` and ``launch/`` in every kind of install:
+
+    - a source checkout or editable install (``pip install -e .``): the repository (``package.xml`` beside it);
+    - a wheel / ``pip install .`` (also ``--user``) or a colcon/ament install: ``<prefix>/share/hstnn_ros``, where
+      ``<prefix>`` is three levels above the package (``<prefix>/lib/python3.X/site-packages/hstnn_ros``), which is
+      where setup.py's ``data_files`` land;
+    - else the ament index (a ROS workspace whose Python lives elsewhere), else ``sys.prefix``.
+    """
     if (REPO_ROOT / "package.xml").is_file():
         return REPO_ROOT
-    try:  # installed by colcon: data files live in share/hstnn_ros
+    beside = PACKAGE_ROOT.parents[3] / "share" / "hstnn_ros" if len(PACKAGE_ROOT.parents) > 3 else None
+    if beside is not None and (beside / "models").is_dir():
+        return beside
+    try:  # a ROS workspace: data files live in share/hstnn_ros of the package's prefix
         from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
 
         return Path(get_package_share_directory("hstnn_ros"))
-    except Exception:  # any failure means "not a ROS install": fall back to the sources
-        return REPO_ROOT
+    except Exception:
+        return Path(sys.prefix) / "share" / "hstnn_ros"
 
 
 def shipped_models_dir() -> Path:

@@ -28,13 +28,15 @@ from hstnn_ros.datasets.neurogpr import (
     format_stamp,
     parse_stamp,
 )
+from hstnn_ros.datasets.sidecar import route_bags
 from hstnn_ros.datasets.synth.config import preset_config
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.route import generate_route_set
-from hstnn_ros.datasets.windows import FramingConfig, Labelling, build_dataset, load_dataset, route_bags
+from hstnn_ros.datasets.windows import Labelling, build_dataset, load_dataset
+from hstnn_ros.enums import Environment
+from hstnn_ros.perception.window import WindowSpec
 
 HW = (24, 32)
-FRAMING = FramingConfig(input_hw=HW)
+FRAMING = WindowSpec(input_hw=HW)
 T0 = 1_631_175_418_452_437_000  # an epoch stamp in ns: float64 could not hold it exactly
 
 
@@ -172,7 +174,7 @@ def mini(tmp_path: Path) -> Path:
 
 
 def test_reader_reads_the_layout(mini: Path, tmp_path: Path) -> None:
-    ds = build_neurogpr_dataset([mini], tmp_path / "ds", framing=FRAMING, places=5, progress=False)
+    ds = build_neurogpr_dataset([mini], tmp_path / "ds", window=FRAMING, places=5, progress=False)
     assert [t.split for t in ds.traversals] == ["train", "val", "test"] and ds.num_places == 5
     for k, t in enumerate(ds.traversals, start=1):
         folder = mini / f"env1_v{k}"
@@ -192,7 +194,7 @@ def test_reader_reads_the_layout(mini: Path, tmp_path: Path) -> None:
 
 
 def test_distance_labels_follow_position_txt(mini: Path) -> None:
-    src = NeuroGPRFrames(mini / "env1_v2", framing=FRAMING, progress=False)
+    src = NeuroGPRFrames(mini / "env1_v2", window=FRAMING, progress=False)
     stamps = np.array([s.stamp_ns for s in src], np.int64)
     by_time, _ = src.labels(Labelling.TIME, stamps, 4)
     by_dist, _ = src.labels(Labelling.DISTANCE, stamps, 4)
@@ -203,9 +205,9 @@ def test_distance_labels_follow_position_txt(mini: Path) -> None:
 def test_bad_layouts_are_refused_naming_the_file(mini: Path, tmp_path: Path) -> None:
     def build(*folders: Path, **kw):
         for src in folders:
-            list(NeuroGPRFrames(src, framing=FRAMING, progress=False))
+            list(NeuroGPRFrames(src, window=FRAMING, progress=False))
         return build_neurogpr_dataset(list(folders), tmp_path / f"ds{len(list(tmp_path.iterdir()))}",
-                                      framing=FRAMING, places=5, progress=False, **kw)
+                                      window=FRAMING, places=5, progress=False, **kw)
 
     v1 = mini / "env1_v1"
     frames = sorted((v1 / FRAMES_DIR).iterdir())
@@ -245,7 +247,7 @@ def test_bad_layouts_are_refused_naming_the_file(mini: Path, tmp_path: Path) -> 
     broken = tmp_path / "e" / "env1_v1"
     shutil.copytree(v1, broken)
     (broken / "position.txt").unlink()
-    src = NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+    src = NeuroGPRFrames(broken, window=FRAMING, progress=False)
     stamps = np.array([s.stamp_ns for s in src])
     with pytest.raises(DatasetError, match=f"{broken / 'position.txt'}: missing"):
         src.labels(Labelling.DISTANCE, stamps, 5)
@@ -253,9 +255,9 @@ def test_bad_layouts_are_refused_naming_the_file(mini: Path, tmp_path: Path) -> 
         src.labels(Labelling.ROUTE, stamps, 5)
 
     with pytest.raises(DatasetError, match="named <env>_v<k>"):
-        build_neurogpr_dataset([v1.rename(tmp_path / "traversal1")], tmp_path / "x", framing=FRAMING)
+        build_neurogpr_dataset([v1.rename(tmp_path / "traversal1")], tmp_path / "x", window=FRAMING)
     with pytest.raises(DatasetError, match="no depth"):
-        NeuroGPRFrames(mini / "env1_v2", framing=dataclasses.replace(FRAMING, depth=True))
+        NeuroGPRFrames(mini / "env1_v2", window=dataclasses.replace(FRAMING, depth=True))
 
 
 def test_ambiguous_or_stray_files_are_refused_and_junk_skipped(mini: Path, tmp_path: Path,
@@ -272,29 +274,29 @@ def test_ambiguous_or_stray_files_are_refused_and_junk_skipped(mini: Path, tmp_p
     (broken / FRAMES_DIR / ".DS_Store").write_bytes(b"x")
     (broken / EVENTS_DIR / ".DS_Store").write_bytes(b"x")
     (broken / FRAMES_DIR / "notes.txt").write_text("x")
-    assert len(list(NeuroGPRFrames(broken, framing=FRAMING, progress=False))) == len(frames)
+    assert len(list(NeuroGPRFrames(broken, window=FRAMING, progress=False))) == len(frames)
     assert "notes.txt: not a .png file; skipped" in caplog.text
 
     broken = copy("dup")  # 1.5.png and 1.50.png: one stamp, two frames
     stem = frames[4].name.removesuffix(".png")
     shutil.copy(frames[4], broken / FRAMES_DIR / f"{stem}000.png")
     with pytest.raises(DatasetError, match="same timestamp as"):
-        NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+        NeuroGPRFrames(broken, window=FRAMING, progress=False)
 
     broken = copy("stray")  # a tensor may have no extension, so a stray file cannot be told from one: refused
     (broken / EVENTS_DIR / "README").write_text("x")
     with pytest.raises(DatasetError, match=f"{broken / EVENTS_DIR / 'README'}: 'README' is not a timestamp"):
-        NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+        NeuroGPRFrames(broken, window=FRAMING, progress=False)
 
     broken = copy("neg")
     bad = np.load(tensors[6])
     bad[0, 0, 0, 0] = -1
     np.save(broken / EVENTS_DIR / tensors[6].name, bad)
     with pytest.raises(DatasetError, match=f"{broken / EVENTS_DIR / tensors[6].name}: .*negative or non-finite"):
-        list(NeuroGPRFrames(broken, framing=FRAMING, progress=False))
+        list(NeuroGPRFrames(broken, window=FRAMING, progress=False))
 
     broken = copy("pos")
-    src = NeuroGPRFrames(broken, framing=FRAMING, progress=False)
+    src = NeuroGPRFrames(broken, window=FRAMING, progress=False)
     stamps = np.array([s.stamp_ns for s in src])
     lines = (broken / "position.txt").read_text().splitlines()
     (broken / "position.txt").write_text("\n".join(reversed(lines)))
@@ -317,18 +319,18 @@ def route(tmp_path_factory) -> Path:
     cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=1.2, num_places=3),
                               camera=dataclasses.replace(cfg.camera, dvs_width=96, dvs_height=72))
     out = tmp_path_factory.mktemp("route")
-    generate_route_set(out, cfg, envs=(LightingEnv.ENV2,), traversals=3, seed=5, progress=False)
+    generate_route_set(out, cfg, envs=(Environment.ENV2,), traversals=3, seed=5, progress=False)
     return out
 
 
 @pytest.mark.parametrize("tensor_format", ["npy", "torch"])
 def test_bag_and_its_neurogpr_export_give_identical_datasets(route: Path, tmp_path: Path, tensor_format: str) -> None:
     bags = route_bags(route)
-    from_bags = build_dataset(bags, tmp_path / "from_bags", framing=FRAMING, labelling=Labelling.TIME, places=4,
+    from_bags = build_dataset(bags, tmp_path / "from_bags", window=FRAMING, labelling=Labelling.TIME, places=4,
                               progress=False)
-    exported = [export_neurogpr(bag, tmp_path / "ngpr" / f"{env}_v{k + 1}", framing=FRAMING,
+    exported = [export_neurogpr(bag, tmp_path / "ngpr" / f"{env}_v{k + 1}", window=FRAMING,
                                 tensor_format=tensor_format, progress=False) for k, (bag, env) in enumerate(bags)]
-    from_ngpr = build_neurogpr_dataset([tmp_path / "ngpr"], tmp_path / "from_ngpr", framing=FRAMING, places=4,
+    from_ngpr = build_neurogpr_dataset([tmp_path / "ngpr"], tmp_path / "from_ngpr", window=FRAMING, places=4,
                                        progress=False)
     assert len(from_ngpr.traversals) == len(from_bags.traversals) == 3
     for a, b in zip(from_bags.traversals, from_ngpr.traversals, strict=True):
@@ -338,9 +340,9 @@ def test_bag_and_its_neurogpr_export_give_identical_datasets(route: Path, tmp_pa
         assert a.events.astype(np.float64).sum() > 0
     assert from_ngpr.manifest["fingerprint"] == from_bags.manifest["fingerprint"]
     # positions follow the odometry: distance labels agree too
-    d_bag = build_dataset(bags, tmp_path / "d_bag", framing=FRAMING, labelling=Labelling.DISTANCE, places=4,
+    d_bag = build_dataset(bags, tmp_path / "d_bag", window=FRAMING, labelling=Labelling.DISTANCE, places=4,
                           progress=False)
-    d_ngpr = build_neurogpr_dataset(exported, tmp_path / "d_ngpr", framing=FRAMING, labelling=Labelling.DISTANCE,
+    d_ngpr = build_neurogpr_dataset(exported, tmp_path / "d_ngpr", window=FRAMING, labelling=Labelling.DISTANCE,
                                     places=4, progress=False)
     for a, b in zip(d_bag.traversals, d_ngpr.traversals, strict=True):
         np.testing.assert_array_equal(a.labels, b.labels)
@@ -351,7 +353,7 @@ def test_cli_bag_dataset_equals_dataset_of_its_neurogpr_export(route: Path, tmp_
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """The key evidence, through the command line: `--route R --label time --places N` and `--route R
     --export-neurogpr D` then `--neurogpr D --places N` give the same dataset, array for array."""
-    from data_tools.dataset import main
+    from hstnn_ros.data_tools.dataset import main
 
     hw = ["--input-hw", *map(str, HW), "--quiet"]
     assert main(["--route", str(route), "--out", str(tmp_path / "bag_ds"), "--label", "time", "--places", "6",

@@ -21,26 +21,26 @@ from hstnn_ros.datasets.frontend_training import (
     plot_frontend_report,
     pretrain_frontend,
 )
+from hstnn_ros.datasets.sidecar import route_bags
 from hstnn_ros.datasets.synth.config import preset_config
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.route import generate_route_set
 from hstnn_ros.datasets.windows import (
     FrameSample,
-    FramingConfig,
     Labelling,
     Topics,
     build_dataset,
     load_dataset,
     place_labels,
     read_traversal,
-    route_bags,
     write_manifest,
     write_traversal,
 )
+from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle, save_bundle
 from hstnn_ros.perception.events.framing import events_to_frames, split_interval
 from hstnn_ros.perception.events.stream import StreamDecoder
 from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, FrontendError
+from hstnn_ros.perception.window import WindowSpec
 
 HW = (45, 60)
 
@@ -50,18 +50,18 @@ def route(tmp_path_factory) -> Path:
     cfg = preset_config("demo")
     cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=1.5, num_places=3))
     out = tmp_path_factory.mktemp("route")
-    generate_route_set(out, cfg, envs=(LightingEnv.ENV1,), traversals=3, seed=3, progress=False)
+    generate_route_set(out, cfg, envs=(Environment.ENV1,), traversals=3, seed=3, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
 def dataset(route, tmp_path_factory):
-    return build_dataset(route_bags(route), tmp_path_factory.mktemp("ds"), framing=FramingConfig(input_hw=HW),
+    return build_dataset(route_bags(route), tmp_path_factory.mktemp("ds"), window=WindowSpec(input_hw=HW),
                          progress=False)
 
 
 def test_frames_equal_engine_framing_of_all_events(route, dataset):
-    """Streaming framing (events dropped as frames are emitted) equals framing the whole decoded stream at once."""
+    """Streaming window (events dropped as frames are emitted) equals window the whole decoded stream at once."""
     bag = route_bags(route)[0][0]
     trav = next(t for t in dataset.traversals if t.name == bag.name)
     dec = StreamDecoder()
@@ -93,7 +93,7 @@ def test_labels_splits_and_manifest(route, dataset):
 
 
 def test_time_labelling_covers_all_places(route):
-    trav = read_traversal(route_bags(route)[0][0], env="env1", framing=FramingConfig(input_hw=HW),
+    trav = read_traversal(route_bags(route)[0][0], env="env1", window=WindowSpec(input_hw=HW),
                           labelling=Labelling.TIME, places=5, progress=False)
     assert set(trav.labels.tolist()) == set(range(5))
 
@@ -116,7 +116,7 @@ def test_corrupt_chunk_is_refused_with_its_path(dataset, tmp_path):
 
 def test_too_few_traversals_refused(route, tmp_path):
     with pytest.raises(DatasetError, match="at least 3"):
-        build_dataset(route_bags(route)[:2], tmp_path / "x", framing=FramingConfig(input_hw=HW), progress=False)
+        build_dataset(route_bags(route)[:2], tmp_path / "x", window=WindowSpec(input_hw=HW), progress=False)
 
 
 def test_frontend_shapes_ops_and_bundle_round_trip(tmp_path):
@@ -186,13 +186,13 @@ class _CountingSource:
 def test_traversals_stream_to_disk_one_chunk_at_a_time(tmp_path):
     """Memory is bounded by the chunk size: every full chunk is on disk before the next frame is asked for, and
     what was streamed reads back unchanged (labels, which need the whole traversal, from the labels file)."""
-    framing = FramingConfig(input_hw=(6, 8))
+    window = WindowSpec(input_hw=(6, 8))
     src = _CountingSource(tmp_path, 23, (6, 8))
-    entry, n = write_traversal(tmp_path, "t", src, framing=framing, labelling=Labelling.TIME, places=4,
+    entry, n = write_traversal(tmp_path, "t", src, window=window, labelling=Labelling.TIME, places=4,
                                chunk_frames=5)
     assert src.chunks_seen == [i // 5 for i in range(23)]
     assert [c["frames"] for c in entry["chunks"]] == [5, 5, 5, 5, 3] and n == 4
-    write_manifest(tmp_path, [{**entry, "env": "e", "split": "test"}], framing=framing, labelling=Labelling.TIME,
+    write_manifest(tmp_path, [{**entry, "env": "e", "split": "test"}], window=window, labelling=Labelling.TIME,
                    num_places=n)
     ds = load_dataset(tmp_path)
     replay = _CountingSource(tmp_path / "other", 23, (6, 8))
@@ -228,15 +228,15 @@ def _rewrite_bag(src: Path, dst: Path, *, rgb_shift_ns: int = 0, keep: int | Non
 def test_bad_bags_are_refused_naming_the_bag(route, tmp_path):
     """Event and image clocks that do not overlap, fewer frames than a window, a half-written bag."""
     bag = route_bags(route)[0][0]
-    framing = FramingConfig(input_hw=HW)
+    window = WindowSpec(input_hw=HW)
     shifted = _rewrite_bag(bag, tmp_path / "shifted", rgb_shift_ns=3600 * 10**9)
     with pytest.raises(DatasetError, match=f"{shifted}: event and image time ranges do not overlap"):
-        read_traversal(shifted, env="e", framing=framing, labelling=Labelling.TIME, places=3, progress=False)
+        read_traversal(shifted, env="e", window=window, labelling=Labelling.TIME, places=3, progress=False)
     short = _rewrite_bag(bag, tmp_path / "short", keep=defaults.RGB_FRAMES_PER_WINDOW - 1)
     with pytest.raises(DatasetError, match=f"{short}: 2 RGB frames, fewer than one window"):
-        read_traversal(short, env="e", framing=framing, labelling=Labelling.TIME, places=3, progress=False)
+        read_traversal(short, env="e", window=window, labelling=Labelling.TIME, places=3, progress=False)
     half = Path(shutil.copytree(bag, tmp_path / "half"))
     mcap = next(half.glob("*.mcap"))
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
     with pytest.raises(DatasetError, match=f"{half}: cannot open bag .*half-written"):
-        read_traversal(half, env="e", framing=framing, progress=False)
+        read_traversal(half, env="e", window=window, progress=False)

@@ -75,35 +75,3 @@ def test_normalisation_and_clip() -> None:
         pev.events_to_frames(b, [1, 1], (2, 1))
 
 
-def test_streaming_framer_matches_batch_framing() -> None:
-    rng = np.random.default_rng(5)
-    n = 20_000
-    b = pev.EventBatch(np.sort(rng.integers(0, 10**9, n)), rng.integers(0, 346, n), rng.integers(0, 260, n),
-                       rng.integers(0, 2, n), 346, 260)
-    fr = pev.StreamingFramer(33_000_000, (240, 180))
-    out = []
-    for chunk in np.array_split(np.arange(n), 13):
-        got = fr.push(b.select(chunk))
-        if got:  # a frame is only emitted once events past its end arrived
-            assert got[-1].t1_ns <= int(b.t_ns[chunk[-1]])
-        out += got
-    out += fr.flush()
-    t0 = int(b.t_ns[0])
-    edges = t0 + np.arange(len(out) + 1) * 33_000_000
-    ref = pev.events_to_frames(b, edges, (240, 180))
-    np.testing.assert_array_equal(np.stack([f.counts for f in out]), ref)
-    assert sum(f.counts.sum() for f in out) == n
-    assert fr.push(pev.EventBatch(b.t_ns[:5], b.x[:5], b.y[:5], b.p[:5], 346, 260)) == []
-    assert fr.late_events == 5
-
-
-def test_background_activity_filter_keeps_supported_events(shared_data: Path) -> None:
-    b = pev.EventBatch([0, 100, 200, 300, 5_000_000], [10, 11, 100, 11, 10], [10, 10, 100, 11, 10], [1] * 5, 346,
-                       260)
-    kept = pev.background_activity_filter(b, window_ns=1_000_000)
-    # (11,10) has neighbour (10,10) 100 ns before; (11,11) has (10,10)/(11,10); (100,100) is isolated;
-    # the last (10,10) event's neighbours are 5 ms old
-    assert kept.x.tolist() == [11, 11] and kept.y.tolist() == [10, 11]
-    real = pev.read_aedat4(shared_data / "aedat4" / "dvxplorer_320x240_person.aedat4")
-    filt = pev.background_activity_filter(real, 2_000_000)
-    assert 0.05 * len(real) < len(filt) < len(real)

@@ -6,6 +6,7 @@ and a nearest-neighbour baseline on raw downsampled frames.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from hstnn_ros import defaults
 from hstnn_ros.datasets.errors import DatasetError
-from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet
+from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, FrontendConfig
+from hstnn_ros.model import save_bundle
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig
+from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
@@ -136,27 +138,23 @@ def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, ba
 
 
 def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True) -> FeatureSet:
-    """Run the frozen front-ends once per frame and assemble the ``[N, 9, F]`` windows: step ``3j + k`` carries the
-    event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of frame ``j`` at
-    ``defaults.RGB_STEPS[j]`` (zeros elsewhere); ``F = event features + RGB features``."""
+    """Run the frozen front-ends once per frame and assemble the ``[N, T, F]`` windows (``assemble_window``): step
+    ``bins * j + k`` carries the event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of
+    frame ``j`` enters at ``rgb_steps[j]`` (zeros elsewhere); ``F = event features + RGB features``."""
+    spec = ds.window
     envs = sorted({t.env for t in ds.traversals})
-    w = defaults.RGB_FRAMES_PER_WINDOW
+    w = spec.rgb_frames
     feats, labels, split, group, env = [], [], [], [], []
-    fe_size = int(scnn.feature_size)
-    rgb_size = int(cnn.feature_size) if cnn is not None else 0
     for g, t in enumerate(tqdm(ds.traversals, desc="feature cache", disable=not progress)):
         evf, rgbf = _traversal_features(t, scnn, cnn)
         n, bins = evf.shape[:2]
         if n < w:
             continue
         idx = np.arange(w - 1, n)
-        steps = np.zeros((len(idx), w * bins, fe_size + rgb_size), np.float32)
-        for j in range(w):
-            frame = idx - (w - 1) + j
-            steps[:, j * bins:(j + 1) * bins, :fe_size] = evf[frame]
-            if rgbf is not None:
-                steps[:, defaults.RGB_STEPS[j], fe_size:] = rgbf[frame]
-        feats.append(steps)
+        frames = idx[:, None] - (w - 1) + np.arange(w)[None, :]  # [N, w] frame indices of each window
+        ev_steps = evf[frames].reshape(len(idx), w * bins, -1)
+        steps = assemble_window(spec, ev_steps, rgbf[frames] if rgbf is not None else None)
+        feats.append(steps.astype(np.float32, copy=False))
         labels.append(t.labels[idx])
         split.append(np.full(len(idx), SPLIT_CODES[t.split], np.int8))
         group.append(np.full(len(idx), g, np.int32))
@@ -165,9 +163,10 @@ def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, pr
         raise DatasetError(f"{ds.root}: no traversal has a full window")
     return FeatureSet(
         features=np.concatenate(feats), labels=np.concatenate(labels), split=np.concatenate(split),
-        group=np.concatenate(group), env=np.concatenate(env), num_classes=ds.num_places, input_spiking=fe_size,
+        group=np.concatenate(group), env=np.concatenate(env), num_classes=ds.num_places,
+        input_spiking=int(scnn.feature_size),
         env_names=tuple(envs), meta={"dataset": str(ds.root), "dataset_fingerprint": ds.manifest["fingerprint"],
-                                     "rgb_steps": list(defaults.RGB_STEPS)},
+                                     "rgb_steps": list(spec.rgb_steps), "window": spec.to_dict()},
     )
 
 
@@ -222,3 +221,54 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
     ax.legend(fontsize=7, ncol=len(series), loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
+
+
+#: Metadata keys of a front-end bundle (components ``scnn`` and ``cnn``); the runtime reads ``window`` back with
+#: ``perception.window.window_from_metadata``.
+FRONTEND_META_KEYS = ("window", "num_places", "dataset_fingerprint", "pretrain", "metrics")
+
+
+def save_frontend_bundle(out: Path | str, scnn: nn.Module, cnn: nn.Module | None, window: WindowSpec, *,
+                         num_places: int, dataset_fingerprint: str, pretrain: PretrainConfig,
+                         metrics: dict[str, Any]) -> Path:
+    """Write frozen front-ends as a bundle with the window they were trained on (the one front-end metadata
+    schema: ``FRONTEND_META_KEYS``)."""
+    comps = {"scnn": scnn, **({"cnn": cnn} if cnn is not None else {})}
+    meta = {"window": window.to_dict(), "num_places": int(num_places), "dataset_fingerprint": dataset_fingerprint,
+            "pretrain": vars(pretrain), "metrics": metrics}
+    return save_bundle(out, comps, meta)
+
+
+@dataclass
+class FrontendFit:
+    """What ``fit_frontends`` produced: the frozen front-ends, their bundle, the cached features and the report
+    (per-environment test top-1 of each linear head and of the nearest-neighbour baselines)."""
+
+    scnn: nn.Module
+    cnn: nn.Module
+    bundle: Path
+    features: FeatureSet
+    feature_files: dict[str, Path]
+    report: dict[str, Any]
+
+
+def fit_frontends(ds: WindowDataset, out: Path | str, features_dir: Path | str, *, full_size: bool = False,
+                  recipe: PretrainConfig = PretrainConfig(), progress: bool = True) -> FrontendFit:
+    """Pretrain the SCNN (events) and CNN (RGB(-D)) with linear place heads on ``ds``'s training split, freeze them
+    into a bundle at ``out`` (with ``ds``'s window), and cache their features as ``features_dir/all.safetensors``
+    plus one feature set per environment. ``full_size``: the paper's widths instead of ``SMALL``."""
+    window = ds.window
+    shape = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
+    scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress)
+    cnn, m_rgb = pretrain_frontend(ds, "cnn", FrontendConfig(in_channels=window.rgb_channels, **shape), recipe,
+                                   progress)
+    report = {"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": nearest_neighbour_baseline(ds)}
+    bundle = save_frontend_bundle(out, scnn, cnn, window, num_places=ds.num_places,
+                                  dataset_fingerprint=ds.manifest["fingerprint"], pretrain=recipe, metrics=report)
+    (Path(out) / "pretrain_report.json").write_text(json.dumps(report, indent=1))
+    fs = cache_features(ds, scnn, cnn, progress=progress)
+    features_dir = Path(features_dir)
+    files = {"all": save_feature_set(features_dir / "all.safetensors", fs)}
+    for k, env in enumerate(fs.env_names):
+        files[env] = save_feature_set(features_dir / f"{env}.safetensors", fs.subset(fs.env == k))
+    return FrontendFit(scnn, cnn, bundle, fs, files, report)

@@ -37,13 +37,13 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.windows import (
     BagFrames,
     FrameSample,
-    FramingConfig,
     Labelling,
     Topics,
     WindowDataset,
     build_dataset_from,
     place_labels,
 )
+from hstnn_ros.perception.window import WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,11 @@ def _list_stamped(folder: Path, suffixes: tuple[str, ...]) -> dict[int, Path]:
 class NeuroGPRFrames:
     """The frames of one NeuroGPR traversal folder, as the same ``FrameSample`` stream a bag gives."""
 
-    def __init__(self, folder: Path | str, *, framing: FramingConfig | None = None, progress: bool = True) -> None:
+    def __init__(self, folder: Path | str, *, window: WindowSpec | None = None, progress: bool = True) -> None:
         self.path = Path(folder)
-        self.framing, self.progress = framing or FramingConfig(), progress
-        framing = self.framing
-        if framing.depth:
+        self.window, self.progress = window or WindowSpec(), progress
+        window = self.window
+        if window.depth:
             raise DatasetError(f"{self.path}: the NeuroGPR layout has no depth; build without --depth")
         frames_dir, events_dir = self.path / FRAMES_DIR, self.path / EVENTS_DIR
         for d in (frames_dir, events_dir):
@@ -221,8 +221,9 @@ class NeuroGPRFrames:
             if img.dtype != np.uint8:
                 raise DatasetError(f"{png}: {img.dtype} PNG; frames are 8-bit")
             ev = _load_tensor(ten)
-            if ev.ndim != 4 or ev.shape[:2] != (2, self.framing.bins) or (shape is not None and ev.shape != shape):
-                want = f"[2, {self.framing.bins}, H, W]" + (f" = {list(shape)}" if shape else "")
+            bins = self.window.bins_per_rgb
+            if ev.ndim != 4 or ev.shape[:2] != (2, bins) or (shape is not None and ev.shape != shape):
+                want = f"[2, {bins}, H, W]" + (f" = {list(shape)}" if shape else "")
                 raise DatasetError(f"{ten}: event tensor of shape {list(ev.shape)}, expected {want}")
             shape = ev.shape
             if not np.isfinite(ev).all() or (ev < 0).any():
@@ -231,19 +232,19 @@ class NeuroGPRFrames:
             yield FrameSample(int(t), np.ascontiguousarray(ev.transpose(1, 0, 2, 3), np.float32), img)
 
 
-def build_neurogpr_dataset(paths: Sequence[Path | str], out: Path, *, framing: FramingConfig | None = None,
+def build_neurogpr_dataset(paths: Sequence[Path | str], out: Path, *, window: WindowSpec | None = None,
                            labelling: Labelling = Labelling.TIME, places: int | None = 100,
                            progress: bool = True) -> WindowDataset:
     """A window dataset from NeuroGPR traversal folders (or roots holding them); splits by traversal per env."""
-    framing = framing or FramingConfig()
+    window = window or WindowSpec()
     folders = find_traversals(paths)
-    sources = [(NeuroGPRFrames(f, framing=framing, progress=progress), traversal_env(f)) for f in folders]
-    return build_dataset_from(sources, out, framing=framing, labelling=labelling, places=places, progress=progress,
+    sources = [(NeuroGPRFrames(f, window=window, progress=progress), traversal_env(f)) for f in folders]
+    return build_dataset_from(sources, out, window=window, labelling=labelling, places=places, progress=progress,
                               extra={"neurogpr": [str(f) for f in folders]})
 
 
 def export_neurogpr(bag: Path | str, out: Path | str, *, topics: Topics | None = None,
-                    framing: FramingConfig | None = None, tensor_format: str = "npy",
+                    window: WindowSpec | None = None, tensor_format: str = "npy",
                     progress: bool = True) -> Path:
     """Write one bag (one traversal) in the NeuroGPR layout into folder ``out`` (named ``<env>_v<k>``): per RGB frame
     the lossless PNG and the sensor-resolution counts of the bins ending at its stamp, cut by the same streaming code
@@ -256,7 +257,7 @@ def export_neurogpr(bag: Path | str, out: Path | str, *, topics: Topics | None =
         raise DatasetError(f"{out}: not empty; export into a new folder (old files would mix into the traversal)")
     (out / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
     (out / EVENTS_DIR).mkdir(parents=True, exist_ok=True)
-    source = BagFrames(Path(bag), topics=topics or Topics(), framing=framing or FramingConfig(),
+    source = BagFrames(Path(bag), topics=topics or Topics(), window=window or WindowSpec(),
                        sensor_resolution=True, progress=progress)
     n, last = 0, -1
     for s in source:

@@ -1,8 +1,9 @@
 """Window datasets built from recorded routes: per traversal, the event frames and RGB(-D) frames of every RGB
 stamp, stored once; a window (9 event frames + the 3 RGB frames spanning them) is the index of its last RGB frame.
 
-Frames are made exactly as the online engine makes them (``events_to_frames`` over the 3 x 7 ms bins that end at
-each RGB stamp; ``preprocess_rgbd``'s resize), so a model trained here sees at run time what it saw in training.
+Frames are made exactly as the online engine makes them (its cutter, ``EventBuffer``, over the ``WindowSpec``'s
+3 x 7 ms bins that end at each RGB stamp; ``preprocess_rgbd``'s resize), so a model trained here sees at run time what
+it saw in training.
 Bags are streamed (events older than the oldest pending frame are dropped); output is chunked safetensors files plus
 ``manifest.json`` with a data fingerprint. Never pickled.
 """
@@ -29,18 +30,19 @@ from tqdm import tqdm
 from hstnn_ros import defaults
 from hstnn_ros.bags import BagError, BagReader
 from hstnn_ros.datasets.errors import DatasetError
+from hstnn_ros.datasets.sidecar import SIDE_CAR, has_sidecar, read_sidecar
 from hstnn_ros.perception.errors import DecodeError
-from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.perception.events.framing import downscale_counts, events_to_frames, split_interval
+from hstnn_ros.perception.events.framing import downscale_counts
 from hstnn_ros.perception.events.stream import StreamDecoder
 from hstnn_ros.perception.images import decode_image
+from hstnn_ros.perception.pairing import Paired, RgbdPairer
+from hstnn_ros.perception.window import EventBuffer, WindowSpec, window_from_metadata
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 FORMAT = "hstnn_ros.window_dataset"
-FORMAT_VERSION = 2  # v2: labels in a per-traversal file (chunks are streamed before labels are known)
-ROUTE_SIDECAR = "route.json"
+FORMAT_VERSION = 3  # v2: labels in a per-traversal file; v3: the window as one ``WindowSpec`` (``window``)
 #: Largest event count stored per pixel and bin (float16 holds integers exactly up to 2048).
 MAX_COUNT = 2047.0
 
@@ -61,22 +63,6 @@ class Topics:
     rgb: str = "/camera/color/image_raw"
     depth: str | None = "/camera/aligned_depth_to_color/image_raw"
     odom: str | None = "/odom"
-
-
-@dataclass(frozen=True)
-class FramingConfig:
-    """How frames are cut (must equal the engine's: ``EngineConfig.bins``/``bin_ns``, the pipeline's framing)."""
-
-    input_hw: tuple[int, int] = (defaults.FRONTEND_INPUT_WH[1], defaults.FRONTEND_INPUT_WH[0])
-    bins: int = defaults.EVENT_BINS_PER_RGB
-    bin_ns: int = 7_000_000
-    mode: str = "scale"
-    depth: bool = False
-    depth_max_m: float = 10.0
-
-    def framing_metadata(self) -> dict[str, Any]:
-        """What a front-end bundle records so that the engine frames events the same way."""
-        return {"mode": self.mode, "clip": None, "normalize": "none"}
 
 
 @dataclass
@@ -117,23 +103,27 @@ class WindowDataset:
         return int(self.manifest["num_places"])
 
     @property
-    def window(self) -> int:
-        return defaults.RGB_FRAMES_PER_WINDOW
+    def window(self) -> WindowSpec:
+        """How the frames were cut (v2 manifests recorded the same facts as ``framing``)."""
+        m, source = self.manifest, str(self.root / MANIFEST)
+        if "window" in m:
+            return WindowSpec.from_dict(m["window"], source=source)
+        fr = m["framing"]
+        return window_from_metadata({"input_hw": fr["input_hw"], "bins": fr["bins"], "bin_ns": fr["bin_ns"],
+                                     "event_framing": {"mode": fr["mode"]}, "rgb_channels": 4 if fr["depth"] else 3},
+                                    source=source)
 
 
 def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def _route_labels(bag: Path, stamps: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-    path = bag / ROUTE_SIDECAR
-    if not path.is_file():
-        raise DatasetError(f"{bag}: labelling 'route' needs {ROUTE_SIDECAR} beside the bag; use --label distance or "
+def _route_labels(bag: Path, stamps: np.ndarray) -> tuple[np.ndarray, int]:
+    if not has_sidecar(bag):
+        raise DatasetError(f"{bag}: labelling 'route' needs {SIDE_CAR} beside the bag; use --label distance or "
                            "time for recorded bags")
-    meta = json.loads(path.read_text())
-    enters = np.array([t if t is not None else np.iinfo(np.int64).max for t in meta["place_enter_ns"]], np.int64)
-    lab = np.searchsorted(enters, stamps, side="right") - 1
-    return np.clip(lab, 0, len(enters) - 1).astype(np.int64), meta
+    route = read_sidecar(bag)
+    return route.labels(stamps), route.num_places
 
 
 def _distance_labels(odom: np.ndarray, stamps: np.ndarray, places: int, source: Path) -> np.ndarray:
@@ -162,8 +152,7 @@ def place_labels(source: Path, mode: Labelling, stamps: np.ndarray, odom: np.nda
     (t_ns, x, y, ...) for distance labels; ``route`` labels read the synthetic route's sidecar beside ``source``."""
     mode = Labelling(mode)
     if mode is Labelling.ROUTE:
-        lab, meta = _route_labels(source, stamps)
-        n = int(meta.get("num_places", len(meta["place_enter_ns"])))
+        lab, n = _route_labels(source, stamps)
         if places is not None and places != n:
             raise DatasetError(f"{source}: route has {n} places but --places {places} was asked; drop --places or "
                                "use --label distance")
@@ -198,14 +187,19 @@ class FrameSource(Protocol):
 
 
 class BagFrames:
-    """The frames of one bag (one traversal), streamed in timestamp order: events older than the oldest pending
-    RGB frame are dropped, so memory holds a few frames, never the bag. Event frames are cut exactly as the online
-    engine cuts them, at the front-end grid or (``sensor_resolution``) at the sensor's own resolution."""
+    """The frames of one bag (one traversal), streamed in timestamp order: memory holds a few frames, never the bag.
+    Event bins are cut by the engine's own cutter (``EventBuffer`` over the ``WindowSpec``), at the front-end grid or
+    (``sensor_resolution``) at the sensor's own resolution; colour and depth pair by the one pairing rule
+    (``RgbdPairer``)."""
 
-    def __init__(self, bag: Path, *, topics: Topics = Topics(), framing: FramingConfig = FramingConfig(),
+    #: Bound of the event buffer: events are cut and pruned at every RGB frame, so only a bag whose colour stream
+    #: stops for minutes comes near it (drops are counted and reported).
+    MAX_BUFFERED_EVENTS = 50_000_000
+
+    def __init__(self, bag: Path, *, topics: Topics = Topics(), window: WindowSpec = WindowSpec(),
                  sensor_resolution: bool = False, progress: bool = True) -> None:
         self.path = Path(bag)
-        self.topics, self.framing = topics, framing
+        self.topics, self.window = topics, window
         self.sensor_resolution, self.progress = sensor_resolution, progress
         #: ``[n, 8]`` t_ns, x, y, z, qx, qy, qz, qw of the odometry topic (filled by iteration; exact stamps in
         #: ``odometry_ns``, float64 rounds epoch nanoseconds)
@@ -216,9 +210,7 @@ class BagFrames:
         return place_labels(self.path, mode, stamps, self.odometry, places)
 
     def __iter__(self) -> Iterator[FrameSample]:
-        bag, topics, framing = self.path, self.topics, self.framing
-        H, W = framing.input_hw
-        span = framing.bins * framing.bin_ns
+        bag, topics, window = self.path, self.topics, self.window
         try:
             reader_cm = BagReader(bag)
         except BagError as exc:
@@ -227,41 +219,35 @@ class BagFrames:
             have = dict(reader.topics)
             missing = [t for t in (topics.events, topics.rgb) if t not in have]
             if missing:
-                raise DatasetError(f"{bag}: missing topic(s) {missing}; the bag has {sorted(have)} (pass --topics)")
-            use_depth = framing.depth and topics.depth in have
-            if framing.depth and not use_depth:
+                raise DatasetError(f"{bag}: missing topic(s) {missing}; the bag has {sorted(have)} (pass "
+                                   "--events-topic / --rgb-topic)")
+            use_depth = window.depth and topics.depth in have
+            if window.depth and not use_depth:
                 raise DatasetError(f"{bag}: depth requested but topic {topics.depth!r} is absent; "
                                    f"the bag has {sorted(have)}")
             sel = {topics.events, topics.rgb} | ({topics.depth} if use_depth else set())
             if topics.odom and topics.odom in have:
                 sel.add(topics.odom)
             decoder = StreamDecoder()
-            ev_chunks: deque[EventBatch] = deque()
-            pending: deque[tuple[int, np.ndarray]] = deque()
-            depth_by_stamp: dict[int, np.ndarray] = {}
-            watermark, first_ev, n_out, first_stamp, last_stamp = -1, None, 0, 0, 0
-            sensor_wh = (0, 0)
+            events = EventBuffer(window, self.MAX_BUFFERED_EVENTS)
+            pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
+            pending: deque[Paired[np.ndarray, np.ndarray]] = deque()
+            watermark, n_out, first_stamp, last_stamp, prev = -1, 0, 0, 0, None
             odom: list[tuple[float, ...]] = []
 
             def emit(until: int | None) -> Iterator[FrameSample]:
-                nonlocal n_out, first_stamp, last_stamp
-                while pending and (until is None or pending[0][0] <= until):
-                    stamp, rgb = pending.popleft()
-                    lo = stamp - span
-                    parts = [b.slice_time(lo, stamp) for b in ev_chunks if len(b) and b.t_ns[-1] >= lo]
-                    w, h = sensor_wh
-                    batch = EventBatch.concat(parts) if parts else EventBatch.empty(w, h)
-                    grid = (w, h) if self.sensor_resolution else (W, H)
-                    mode = "scale" if self.sensor_resolution else framing.mode
-                    fr = events_to_frames(batch, split_interval(lo, stamp, framing.bins), grid, mode=mode)
-                    dep = depth_by_stamp.pop(stamp, np.zeros(rgb.shape[:2], np.float32)) if use_depth else None
-                    first_stamp = stamp if n_out == 0 else first_stamp
-                    n_out, last_stamp = n_out + 1, stamp
-                    yield FrameSample(stamp, fr, rgb, dep)
-                # drop events no pending frame can need
-                horizon = (pending[0][0] if pending else watermark) - span
-                while ev_chunks and len(ev_chunks[0]) and ev_chunks[0].t_ns[-1] < horizon:
-                    ev_chunks.popleft()
+                nonlocal n_out, first_stamp, last_stamp, prev
+                while pending and (until is None or pending[0].stamp_ns <= until):
+                    f = pending.popleft()
+                    batch, edges = events.cut(f.stamp_ns, prev)
+                    prev = f.stamp_ns
+                    fr = window.frames(batch, edges, (batch.width, batch.height) if self.sensor_resolution else None)
+                    dep = f.depth
+                    if use_depth and dep is None:
+                        dep = np.zeros(f.colour.shape[:2], np.float32)
+                    first_stamp = f.stamp_ns if n_out == 0 else first_stamp
+                    n_out, last_stamp = n_out + 1, f.stamp_ns
+                    yield FrameSample(f.stamp_ns, fr, f.colour, dep)
 
             total = sum(have[t].count for t in sel)
             it = reader.messages(topics=sel)
@@ -271,48 +257,52 @@ class BagFrames:
                     if raw.topic == topics.events:
                         b = decoder.decode(raw.msgtype, raw.data)
                         if len(b):
-                            sensor_wh = (b.width, b.height)
-                            ev_chunks.append(b)
-                            first_ev = int(b.t_ns[0]) if first_ev is None else first_ev
+                            events.push(b)
                             watermark = max(watermark, int(b.t_ns[-1]))
                             yield from emit(watermark)
                     elif raw.topic == topics.rgb:
                         msg = reader.deserialize(raw)
-                        pending.append((_stamp_ns(msg.header), decode_image(msg)))
+                        pending.extend(pairer.push_colour(_stamp_ns(msg.header), decode_image(msg)))
                     elif use_depth and raw.topic == topics.depth:
                         msg = reader.deserialize(raw)
-                        depth_by_stamp[_stamp_ns(msg.header)] = decode_image(msg)
-                        if len(depth_by_stamp) > 64:  # bounded: depth without a colour frame is dropped
-                            depth_by_stamp.pop(min(depth_by_stamp))
+                        pending.extend(pairer.push_depth(_stamp_ns(msg.header), decode_image(msg)))
                     elif raw.topic == topics.odom:
                         msg = reader.deserialize(raw)
                         p, q = msg.pose.pose.position, msg.pose.pose.orientation
                         odom.append((_stamp_ns(msg.header), p.x, p.y, p.z, q.x, q.y, q.z, q.w))
                 except DecodeError as exc:
                     log.warning("%s: skipped a malformed %s message at %d ns: %s", bag, raw.topic, raw.t_ns, exc)
-            if decoder.counters.messages == 0 or first_ev is None:
+            if decoder.counters.messages == 0 or events.first_ns is None:
                 raise DatasetError(f"{bag}: no events decoded on {topics.events}")
+            first_ev = events.first_ns
+            pending.extend(pairer.flush())
             yield from emit(None)
         self.odometry = np.asarray(odom, np.float64).reshape(-1, 8)
         self.odometry_ns = np.asarray([o[0] for o in odom], np.int64)
-        if n_out and (last_stamp < first_ev - span or watermark < first_stamp - span):
+        if n_out and (last_stamp < first_ev - window.span_ns or watermark < first_stamp - window.span_ns):
             raise DatasetError(f"{bag}: event and image time ranges do not overlap; check the clocks of the recording")
+        if use_depth and pairer.counters.colour_without_depth:
+            log.warning("%s: %d of %d colour frames had no depth within %.0f ms (zero depth used)", bag,
+                        pairer.counters.colour_without_depth, pairer.counters.colour_in, pairer.slop_ns / 1e6)
+        if events.counters.dropped_overflow:
+            log.warning("%s: %d events dropped by the event buffer bound (the colour stream stopped?)", bag,
+                        events.counters.dropped_overflow)
         log.info("%s: %d frames, %s", bag, n_out, decoder.counters)
 
 
-def prepare_frame(sample: FrameSample, framing: FramingConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def prepare_frame(sample: FrameSample, window: WindowSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A sample as stored in a window dataset: float16 event counts on the front-end grid (sensor-resolution counts
-    are summed onto it with the framing's coordinate map), RGB resized as ``preprocess_rgbd`` does, depth in [0, 1]."""
-    H, W = framing.input_hw
+    are summed onto it with the window's coordinate map), RGB resized as ``preprocess_rgbd`` does, depth in [0, 1]."""
+    H, W = window.input_hw
     ev = sample.events
     if ev.shape[-2:] != (H, W):
-        ev = downscale_counts(ev, (W, H), framing.mode)
+        ev = downscale_counts(ev, (W, H), window.resize)
     ev = np.minimum(ev, MAX_COUNT).astype(np.float16)
     rgb = cv2.resize(sample.rgb, (W, H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1).copy()
     dep = None
     if sample.depth is not None:
         d = cv2.resize(sample.depth.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
-        d = np.clip(np.nan_to_num(d), 0.0, framing.depth_max_m) / np.float32(framing.depth_max_m)
+        d = np.clip(np.nan_to_num(d), 0.0, window.depth_max_m) / np.float32(window.depth_max_m)
         dep = d[None].astype(np.float32)
     return ev, rgb, dep
 
@@ -323,12 +313,12 @@ def _check_length(source: Path, n: int) -> None:
                            f"({defaults.RGB_FRAMES_PER_WINDOW}); record a longer traversal")
 
 
-def load_traversal(source: FrameSource, *, env: str, framing: FramingConfig = FramingConfig(),
+def load_traversal(source: FrameSource, *, env: str, window: WindowSpec = WindowSpec(),
                    labelling: Labelling = Labelling.ROUTE, places: int | None = None) -> Traversal:
     """All frames and labels of one traversal in memory (small traversals and tests; datasets stream instead)."""
     ev, rgb, dep, stamps = [], [], [], []
     for sample in source:
-        e, r, d = prepare_frame(sample, framing)
+        e, r, d = prepare_frame(sample, window)
         ev.append(e)
         rgb.append(r)
         dep.append(d)
@@ -341,12 +331,12 @@ def load_traversal(source: FrameSource, *, env: str, framing: FramingConfig = Fr
                      source=str(source.path))
 
 
-def read_traversal(bag: Path, *, env: str, topics: Topics = Topics(), framing: FramingConfig = FramingConfig(),
+def read_traversal(bag: Path, *, env: str, topics: Topics = Topics(), window: WindowSpec = WindowSpec(),
                    labelling: Labelling = Labelling.ROUTE, places: int | None = None,
                    progress: bool = True) -> Traversal:
     """Frames and labels of one bag (one traversal), in memory."""
-    return load_traversal(BagFrames(bag, topics=topics, framing=framing, progress=progress), env=env,
-                          framing=framing, labelling=labelling, places=places)
+    return load_traversal(BagFrames(bag, topics=topics, window=window, progress=progress), env=env,
+                          window=window, labelling=labelling, places=places)
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -375,7 +365,7 @@ def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"file": path.name, "frames": n, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def write_traversal(root: Path, name: str, source: FrameSource, *, framing: FramingConfig, labelling: Labelling,
+def write_traversal(root: Path, name: str, source: FrameSource, *, window: WindowSpec, labelling: Labelling,
                     places: int | None, chunk_frames: int = 256) -> tuple[dict[str, Any], int]:
     """Stream ``source`` into chunk files under ``root`` (memory: one chunk); labels, which may need the whole
     traversal (time bins, path length), go in a small labels file written last. Returns the manifest entry
@@ -394,7 +384,7 @@ def write_traversal(root: Path, name: str, source: FrameSource, *, framing: Fram
             v.clear()
 
     for sample in source:
-        ev, rgb, dep = prepare_frame(sample, framing)
+        ev, rgb, dep = prepare_frame(sample, window)
         buf["events"].append(ev)
         buf["rgb"].append(rgb)
         buf["depth"].append(dep)
@@ -409,7 +399,7 @@ def write_traversal(root: Path, name: str, source: FrameSource, *, framing: Fram
     return {"name": name, "source": str(source.path), "frames": len(stamps), "chunks": chunks, "labels": lab}, nplaces
 
 
-def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, framing: FramingConfig, labelling: Labelling,
+def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, window: WindowSpec, labelling: Labelling,
                    num_places: int, extra: dict[str, Any] | None = None) -> Path:
     """Write ``manifest.json`` for traversal ``entries`` (from :func:`write_traversal`, plus ``env`` and ``split``);
     the fingerprint hashes every chunk's and labels file's checksum in order."""
@@ -419,7 +409,7 @@ def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, framing: Fra
             fp.update(c["sha256"].encode())
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": num_places, "labelling": str(labelling),
-        **(extra or {}), "framing": {**vars(framing), "input_hw": list(framing.input_hw)},
+        **(extra or {}), "window": window.to_dict(),
         "environments": sorted({e["env"] for e in entries}), "traversals": list(entries),
         "fingerprint": fp.hexdigest(),
     }
@@ -429,7 +419,7 @@ def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, framing: Fra
 
 
 def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
-                       framing: FramingConfig = FramingConfig(), labelling: Labelling = Labelling.ROUTE,
+                       window: WindowSpec = WindowSpec(), labelling: Labelling = Labelling.ROUTE,
                        places: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None
                        ) -> WindowDataset:
     """Build a window dataset from ``(frame source, env)`` pairs (one per traversal) into ``out``, streaming."""
@@ -442,21 +432,21 @@ def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
     entries = []
     nplaces: int | None = places
     for src, env in tqdm(list(sources), desc="traversals", disable=not progress):
-        entry, n = write_traversal(out, src.path.name, src, framing=framing, labelling=labelling, places=places)
+        entry, n = write_traversal(out, src.path.name, src, window=window, labelling=labelling, places=places)
         if nplaces is not None and n != nplaces:
             raise DatasetError(f"{src.path}: {n} places, other traversals have {nplaces}; one dataset is one route")
         nplaces = n
         entries.append({**entry, "env": env, "split": splits[src.path.name]})
-    write_manifest(out, entries, framing=framing, labelling=labelling, num_places=int(nplaces or 0), extra=extra)
+    write_manifest(out, entries, window=window, labelling=labelling, num_places=int(nplaces or 0), extra=extra)
     return load_dataset(out)
 
 
 def build_dataset(bags: Sequence[tuple[Path, str]], out: Path, *, topics: Topics = Topics(),
-                  framing: FramingConfig = FramingConfig(), labelling: Labelling = Labelling.ROUTE,
+                  window: WindowSpec = WindowSpec(), labelling: Labelling = Labelling.ROUTE,
                   places: int | None = None, progress: bool = True) -> WindowDataset:
     """Build a window dataset from ``(bag, env)`` pairs (one bag per traversal) into ``out``."""
-    sources = [(BagFrames(Path(b), topics=topics, framing=framing, progress=progress), env) for b, env in bags]
-    return build_dataset_from(sources, out, framing=framing, labelling=labelling, places=places, progress=progress,
+    sources = [(BagFrames(Path(b), topics=topics, window=window, progress=progress), env) for b, env in bags]
+    return build_dataset_from(sources, out, window=window, labelling=labelling, places=places, progress=progress,
                               extra={"topics": vars(topics)})
 
 
@@ -467,7 +457,7 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
     if not mpath.is_file():
         raise DatasetError(f"{root}: no {MANIFEST}; build the dataset with `hstnn-dataset`")
     manifest = json.loads(mpath.read_text())
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in (2, FORMAT_VERSION):
         raise DatasetError(f"{mpath}: not a {FORMAT} v{FORMAT_VERSION} manifest (found {manifest.get('format')} "
                            f"v{manifest.get('format_version')}); rebuild the dataset with `hstnn-dataset`")
     ds = WindowDataset(root, manifest)
@@ -491,12 +481,3 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
             stamps_ns=cat["stamps_ns"], labels=cat["labels"], split=t["split"], source=t["source"],
         ))
     return ds
-
-
-def route_bags(route_dir: Path) -> list[tuple[Path, str]]:
-    """``(bag, env)`` pairs of a synthetic route set (its ``index.json``)."""
-    index = Path(route_dir) / "index.json"
-    if not index.is_file():
-        raise DatasetError(f"{route_dir}: no index.json; generate the route with `hstnn-synth-route`")
-    data = json.loads(index.read_text())
-    return [(Path(route_dir) / b["bag"], str(b["env"])) for b in data["bags"]]

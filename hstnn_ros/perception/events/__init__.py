@@ -19,9 +19,6 @@ from hstnn_ros.perception.events.codecs import (
 )
 from hstnn_ros.perception.events.enums import Encoding, Normalization, ResizeMode, TimeMode
 from hstnn_ros.perception.events.framing import (
-    Frame,
-    StreamingFramer,
-    background_activity_filter,
     coordinate_luts,
     downscale_counts,
     events_to_frames,
@@ -49,17 +46,14 @@ __all__ = [
     "Encoding",
     "EventBatch",
     "Evt3State",
-    "Frame",
     "LibcaerCmpState",
     "LiveCamera",
     "MessageDecoder",
     "Normalization",
     "ResizeMode",
     "StreamDecoder",
-    "StreamingFramer",
     "TimeMode",
     "Triggers",
-    "background_activity_filter",
     "coordinate_luts",
     "decode_dvs_cdr",
     "decode_evt3",
