@@ -61,7 +61,7 @@ def _frontend_flops(engine: PlaceRecognitionEngine, frames: int) -> dict[str, fl
     pipe = engine.pipeline
     H, W = pipe.input_hw
     rng = np.random.default_rng(1)
-    ev_in = torch.from_numpy(rng.poisson(0.3, (engine.config.bins, 2, H, W)).astype(np.float32))
+    ev_in = torch.from_numpy(rng.poisson(0.3, (pipe.window.bins_per_rgb, 2, H, W)).astype(np.float32))
     rgb_in = torch.rand(1, pipe.rgb_channels, H, W)
     flops = 0.0
     t0 = time.perf_counter()
@@ -80,12 +80,13 @@ def _bag_replay() -> dict[str, float]:
     """``run_replay`` over one generated demo-route bag (env2) with the shipped env2 bundle, as ``hstnn-replay``."""
     import tempfile  # noqa: PLC0415
 
-    from hstnn_ros.datasets.synth import LightingEnv, generate_route_set, preset_config  # noqa: PLC0415
+    from hstnn_ros.datasets.synth import generate_route_set, preset_config  # noqa: PLC0415
+    from hstnn_ros.enums import Environment  # noqa: PLC0415
     from hstnn_ros.runtime.bag_source import open_bag  # noqa: PLC0415
     from hstnn_ros.runtime.replay import replay_engine_config, run_replay  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="hstnn_bench_replay_") as tmp:
-        generate_route_set(tmp, preset_config("demo"), envs=[LightingEnv.ENV2], traversals=1, first_traversal=100,
+        generate_route_set(tmp, preset_config("demo"), envs=[Environment.ENV2], traversals=1, first_traversal=100,
                            progress=False)
         bag = next(p for p in Path(tmp).iterdir() if p.is_dir())
         source = open_bag(bag)
@@ -103,7 +104,7 @@ def _ms(v: list[float]) -> tuple[float, float]:
 
 def _stage_bench(n: int) -> dict:
     """Without a model bundle (front-ends not built yet): time the engine's real stages that exist on their own:
-    event framing at 1 Mev/s on a DAVIS346 stream, RGB preprocessing, and the paper-size HSTNN
+    event window at 1 Mev/s on a DAVIS346 stream, RGB preprocessing, and the paper-size HSTNN
     [1024-500-500-100] (random weights, LIF/RNN halves) with its Eq. 23-25 op count on one window."""
     from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec  # noqa: PLC0415
     from hstnn_ros.perception.events.batch import EventBatch  # noqa: PLC0415

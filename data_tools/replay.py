@@ -15,15 +15,14 @@ import logging
 import sys
 from pathlib import Path
 
+from hstnn_ros import defaults
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import BagTopics, check_model_fits, open_bag, output_bag_writer
-from hstnn_ros.runtime.engine import PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import Environment
-from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.loading import load_pipeline
-from hstnn_ros.runtime.presets import choose_environment, load_references, parse_environment, resolve_bundle
+from hstnn_ros.runtime.enums import Preset
+from hstnn_ros.runtime.presets import parse_preset
 from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay
 from hstnn_ros.runtime.report import format_summary, plot_predictions, summarise, write_records
+from hstnn_ros.runtime.session import open_session
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,44 +30,20 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP)")
     p.add_argument("--model", type=Path, help="model bundle directory (overrides --preset)")
-    p.add_argument("--preset", default="default", help="default | env1 | env2 | env3 | auto | events_only")
+    p.add_argument("--preset", default=Preset.DEFAULT.value,
+                   help=f"shipped model to run: {' | '.join(x.value for x in Preset)} (auto: chosen from the bag's "
+                        "first second)")
     p.add_argument("--out", type=Path, help="output directory (default: replay_<bag name>)")
     p.add_argument("--events-topic", help="event topic (default: the only event topic in the bag)")
     p.add_argument("--image-topic", help="colour topic (default: the only sensor_msgs/Image colour topic)")
     p.add_argument("--depth-topic", help="aligned depth topic (default: a 16UC1/32FC1 image topic, if any)")
     p.add_argument("--label-topic", help="place-label topic (std_msgs integer types)")
-    p.add_argument("--tolerance", type=int, default=2, help="recall@1 tolerance in places")
+    p.add_argument("--tolerance", type=int, default=defaults.RECALL_TOLERANCE, help="recall@1 tolerance in places")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--bin-ms", type=float, default=7.0, help="event-frame length (ms)")
     p.add_argument("--output-bag", action="store_true", help="also write the node's topics to <out>/bag")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
-
-
-def _choose_model(args: argparse.Namespace, topics: BagTopics) -> Path:
-    if args.model:
-        return args.model
-    if args.preset == "events_only":
-        return resolve_bundle_events_only()
-    env = parse_environment(args.preset)
-    if env is Environment.AUTO:
-        stats = open_bag(args.bag, topics).scene_stats(seconds=1.0)
-        env = choose_environment(stats, load_references())
-        print(f"auto preset: brightness {stats.brightness:.3f}, event rate {stats.event_rate_hz_px:.3f} ev/s/px "
-              f"-> {env.value}")
-    return resolve_bundle(env)
-
-
-def resolve_bundle_events_only() -> Path:
-    """The shipped events-only bundle (``models/events_only``)."""
-    from hstnn_ros import defaults  # noqa: PLC0415
-
-    path = defaults.shipped_models_dir() / "events_only"
-    if not (path / "bundle.json").is_file():
-        raise RuntimeEngineError(f"no events-only bundle in {path.parent}: build it with "
-                                 "`python -m hstnn_ros.data_tools.build_models` or pass --model")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,13 +54,16 @@ def main(argv: list[str] | None = None) -> int:
                        label=args.label_topic)
     try:
         source = open_bag(args.bag, topics)
-        model = _choose_model(args, source.topics)
-        pipeline = load_pipeline(model)
+        scene = source.scene_stats(seconds=1.0) if parse_preset(args.preset) is Preset.AUTO and not args.model \
+            else None
+        session = open_session(args.model, args.preset, config=replay_engine_config(device=args.device), scene=scene)
+        engine, pipeline, model = session.engine, session.pipeline, session.bundle
+        if scene is not None and session.environment is not None:
+            print(f"auto preset: brightness {scene.brightness:.3f}, event rate {scene.event_rate_hz_px:.3f} "
+                  f"ev/s/px -> {session.environment.value}")
         check_model_fits(source, pipeline)
-        engine = PlaceRecognitionEngine(pipeline, replay_engine_config(bin_ns=int(args.bin_ms * 1e6),
-                                                                        device=args.device))
         truth = ground_truth_from_route(args.bag)
-        writer = output_bag_writer(out / "bag", pipeline) if args.output_bag else None
+        writer = output_bag_writer(out / "bag") if args.output_bag else None
         try:
             outcome = run_replay(source.items(), engine, truth, total=source.message_count,
                                  progress=not args.no_progress, on_results=writer.write if writer else None)
@@ -97,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = summarise(outcome.records, tolerance=args.tolerance)
     extra = {"bag": str(args.bag), "model": str(model), "mode": engine.mode.value,
-             "counters": outcome.counters.as_dict(), "wall_s": outcome.wall_s, "stream_s": outcome.stream_s,
+             "counters": outcome.counters.as_dict(), "malformed_messages": outcome.malformed,
+             "wall_s": outcome.wall_s, "stream_s": outcome.stream_s,
              "realtime_factor": outcome.realtime_factor}
     write_records(outcome.records, out, {"per_environment": summary, **extra})
     print(f"model {model} ({engine.mode.value}); {len(outcome.records)} decisions from {outcome.items} messages")

@@ -11,10 +11,13 @@ from torch import nn
 
 from hstnn_ros import defaults
 from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec
+from hstnn_ros.perception.enums import EventBinning
+from hstnn_ros.perception.errors import WindowError
 from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.perception.events.framing import events_to_frames, split_interval
-from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine, assemble_window
-from hstnn_ros.runtime.enums import EventBinning, InputMode
+from hstnn_ros.perception.events.framing import events_to_frames
+from hstnn_ros.perception.window import WindowSpec, assemble_window
+from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
+from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.loading import HstnnClassifier
 from hstnn_ros.runtime.pipeline import FrontendResult, Pipeline
@@ -55,13 +58,15 @@ def hstnn_classifier(input_size: int, num_classes: int, input_spiking: int) -> H
     return HstnnClassifier(HSTNN(cfg))
 
 
-def make_pipeline(events_only: bool = False, seed: int = 0, rgb_channels: int = 3) -> Pipeline:
+def make_pipeline(events_only: bool = False, seed: int = 0, rgb_channels: int = 3,
+                  window: WindowSpec | None = None) -> Pipeline:
     torch.manual_seed(seed)
     f_ev, f_rgb = 16, 12
     ev = ConvFrontEnd(2, f_ev, HW, spiking=True)
     rgb = None if events_only else ConvFrontEnd(rgb_channels, f_rgb, HW, spiking=False)
     clf = hstnn_classifier(f_ev + f_rgb, 7, f_ev)
-    return Pipeline(ev, rgb, clf, input_hw=HW, rgb_channels=rgb_channels, rgb_feature_size=f_rgb)
+    window = window or WindowSpec(input_hw=HW, depth=rgb_channels == 4)
+    return Pipeline(ev, rgb, clf, window=window, rgb_feature_size=f_rgb)
 
 
 @dataclass
@@ -94,13 +99,13 @@ def stream(engine: PlaceRecognitionEngine, n_frames: int, seed: int = 1) -> tupl
     t_prev = 0
     for k in range(1, n_frames + 1):
         stamp = k * PERIOD
-        batch = random_events(rng, t_prev, stamp + 1, 3000)
+        batch = random_events(rng, t_prev, stamp, 3000)
         img = random_image(rng)
         inputs[stamp] = (batch, img)
         engine.push_events(batch)
         engine.push_frame(stamp, img)
         results += engine.poll()
-        t_prev = stamp + 1
+        t_prev = stamp
     results += engine.flush()
     return results, inputs
 
@@ -127,21 +132,23 @@ def test_sliding_window_equals_offline_model() -> None:
     eng = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0))
     results, inputs = stream(eng, 8)
     stamps = sorted(inputs)
-    cfg = eng.config
-    span = cfg.bins * cfg.bin_ns
-    # Offline: all events of the recording as one batch, framed per frame by the perception layer's framing (the
+    spec = pipe.window
+    # Offline: all events of the recording as one batch, framed per frame by the perception layer's window (the
     # dataset path), front-ends run in one batch.
     every = EventBatch(np.concatenate([inputs[s][0].t_ns for s in stamps]),
                        np.concatenate([inputs[s][0].x for s in stamps]),
                        np.concatenate([inputs[s][0].y for s in stamps]),
                        np.concatenate([inputs[s][0].p for s in stamps]), 64, 48)
-    frames = [events_to_frames(every, split_interval(s - span, s + 1, cfg.bins), (HW[1], HW[0])) for s in stamps]
+    # the documented bins: 3 x 7 ms ending at the stamp, [stamp - 21 ms, stamp), written out independently
+    bins = spec.bins_per_rgb
+    frames = [events_to_frames(every, s - spec.span_ns + np.arange(bins + 1) * spec.bin_ns, (HW[1], HW[0]))
+              for s in stamps]
     with torch.no_grad():
-        ev = pipe.event_frontend(torch.from_numpy(np.concatenate(frames))).features.view(len(stamps), cfg.bins, -1)
+        ev = pipe.event_frontend(torch.from_numpy(np.concatenate(frames))).features.view(len(stamps), bins, -1)
         imgs = torch.stack([eng.preprocess_rgb(inputs[s][1], None) for s in stamps])
         rgb = pipe.rgb_frontend(imgs).features
         windows = torch.stack([
-            assemble_window(list(ev[k - 2 : k + 1].reshape(-1, ev.shape[-1])), list(rgb[k - 2 : k + 1]))
+            assemble_window(spec, ev[k - 2 : k + 1].reshape(-1, ev.shape[-1]), rgb[k - 2 : k + 1])
             for k in range(2, len(stamps))
         ])
         offline = pipe.classifier(windows).logits.numpy()
@@ -160,9 +167,9 @@ def test_reordering_within_delay_gives_same_results() -> None:
     t_prev = 0
     for k in range(1, 9):
         stamp = k * PERIOD
-        items.append(("e", random_events(rng, t_prev, stamp + 1, 2000)))
+        items.append(("e", random_events(rng, t_prev, stamp, 2000)))
         items.append(("f", stamp, random_image(rng)))
-        t_prev = stamp + 1
+        t_prev = stamp
 
     def run(order: list) -> list:
         eng = PlaceRecognitionEngine(make_pipeline(), EngineConfig(reorder_delay_ns=3 * PERIOD))
@@ -218,14 +225,17 @@ def test_bad_configuration_is_refused_with_a_named_fix() -> None:
         EngineConfig(top_k=0)
     with pytest.raises(RuntimeEngineError, match="threads"):
         EngineConfig(threads=0)
-    with pytest.raises(RuntimeEngineError, match="bins must be 3"):
-        PlaceRecognitionEngine(make_pipeline(), EngineConfig(bins=2))
+    with pytest.raises(WindowError, match="multiple of rgb_frames"):
+        WindowSpec(event_frames=8)
+    with pytest.raises(RuntimeEngineError, match="drop_policy"):
+        EngineConfig(drop_policy="bogus")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeEngineError, match="CUDA is not available"):
             PlaceRecognitionEngine(make_pipeline(), EngineConfig(device="cuda"))
     torch.manual_seed(0)
     with pytest.raises(RuntimeEngineError, match="expects 99 features"):
-        Pipeline(ConvFrontEnd(2, 16, HW, True), None, hstnn_classifier(99, 3, 16), input_hw=HW, rgb_feature_size=12)
+        Pipeline(ConvFrontEnd(2, 16, HW, True), None, hstnn_classifier(99, 3, 16), window=WindowSpec(input_hw=HW),
+                 rgb_feature_size=12)
 
 
 def test_engine_sets_torch_threads_unless_told_not_to() -> None:
@@ -256,7 +266,7 @@ def test_event_transform_is_applied_before_the_event_frontend() -> None:
     assert len(seen) == 4 and all(f.shape == (3, 2, *HW) and f.max() <= 1.0 for f in seen)
     with torch.no_grad():
         expected = pipe.event_frontend(torch.from_numpy(seen[-1])).features
-    np.testing.assert_allclose(torch.stack(list(eng._event_feats))[-3:].numpy(), expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(eng.window.event_features()[-3:].numpy(), expected.numpy(), atol=1e-6)
     assert len(results) == 2
 
 
@@ -267,9 +277,9 @@ def test_span_binning_uses_every_event_exactly_once() -> None:
         totals.append(float(f.sum()))
         return f
 
-    pipe = make_pipeline()
+    pipe = make_pipeline(window=WindowSpec(input_hw=HW, binning=EventBinning.SPAN))
     pipe.event_transform = record
-    eng = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0, binning=EventBinning.SPAN))
+    eng = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=0))
     stream(eng, 6)
     c = eng.counters
     assert c.events_dropped_late == c.events_dropped_overflow == 0

@@ -132,9 +132,8 @@ def test_refuses_bad_input_before_training(tmp_path: Path) -> None:
 
 def test_cli_train_and_robustness(tmp_path: Path) -> None:
     import yaml
-
-    from data_tools.robustness import main as robustness_main
-    from data_tools.train import main as train_main
+    from hstnn_ros.data_tools.robustness import main as robustness_main
+    from hstnn_ros.data_tools.train import main as train_main
 
     feats = save_feature_set(tmp_path / "digits.safetensors", digits_features())
     cfg_path = tmp_path / "cfg.yaml"

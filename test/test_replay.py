@@ -13,7 +13,7 @@ from test_engine import PERIOD, make_pipeline, random_events, random_image
 
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.replay import GroundTruth, ItemKind, ReplayItem, merge_in_time_order, run_replay
+from hstnn_ros.runtime.replay import GroundTruth, ItemKind, ReplayItem, run_replay
 from hstnn_ros.runtime.report import plot_predictions, summarise, write_records
 
 torch.set_num_threads(1)
@@ -34,7 +34,7 @@ def _items(n_frames: int, env_switch: int) -> tuple[list[ReplayItem], list[Repla
 
 def test_replay_matches_direct_engine_and_ground_truth(tmp_path: Path) -> None:
     sensors, labels = _items(16, env_switch=9)
-    items = list(merge_in_time_order(sensors, labels))
+    items = sorted([*sensors, *labels], key=lambda i: i.stamp_ns)  # one time-ordered stream, as a bag gives
     assert [i.stamp_ns for i in items] == sorted(i.stamp_ns for i in items)
     items.insert(5, ReplayItem(ItemKind.MALFORMED, items[4].stamp_ns, "truncated CDR"))
     out = run_replay(items, PlaceRecognitionEngine(make_pipeline(), EngineConfig()), progress=False)
@@ -51,7 +51,7 @@ def test_replay_matches_direct_engine_and_ground_truth(tmp_path: Path) -> None:
     assert [r.stamp_ns for r in out.results] == [r.stamp_ns for r in res]
     np.testing.assert_allclose(np.stack([r.logits for r in out.results]), np.stack([r.logits for r in res]),
                                rtol=1e-5, atol=1e-6)
-    assert out.counters.malformed == 1 and out.items == len(items)
+    assert out.malformed == 1 and out.items == len(items)
     assert out.stream_s > 0 and out.realtime_factor > 0
     # decision k (stamp k*PERIOD) gets label k // 4 and its environment
     for rec in out.records:
@@ -90,23 +90,26 @@ def test_ground_truth_from_route_sidecar(tmp_path: Path) -> None:
 
     assert ground_truth_from_route(tmp_path) is None
     (tmp_path / "route.json").write_text(json.dumps(
-        {"env": "env2", "t_start_ns": 100, "place_enter_ns": [100, 250, None, 400]}))
+        {"format": "hstnn_ros.synth_route", "env": "env2", "t_start_ns": 100, "place_enter_ns": [100, 250, None, 400]}))
     gt = ground_truth_from_route(tmp_path)
     assert gt is not None
     assert [gt.place_at(t) for t in (99, 100, 300, 399, 400, 10**12)] == [-1, 0, 1, 1, 3, 3]
     assert gt.environment_at(150) == "env2"
-    (tmp_path / "route.json").write_text(json.dumps({"env": "env2", "place_enter_ns": "oops"}))
+    (tmp_path / "route.json").write_text(json.dumps({"format": "hstnn_ros.synth_route", "env": "env2",
+                                                      "place_enter_ns": "oops"}))
     with pytest.raises(RuntimeEngineError, match="route sidecar"):
         ground_truth_from_route(tmp_path)
 
 
 def test_output_bag_has_the_node_topics(tmp_path: Path) -> None:
     from hstnn_ros.bags import BagReader
-    from hstnn_ros.runtime.bag_source import OUT_OPS, OUT_PLACE, output_bag_writer
+    from hstnn_ros.runtime.bag_source import output_bag_writer
+    from hstnn_ros.runtime.messages import OPS_KEYS
 
+    OUT_PLACE, OUT_OPS = "/place", "/ops"
     sensors, _ = _items(6, env_switch=99)
     pipe = make_pipeline()
-    writer = output_bag_writer(tmp_path / "out", pipe)
+    writer = output_bag_writer(tmp_path / "out")
     out = run_replay(sensors, PlaceRecognitionEngine(pipe, EngineConfig()), progress=False, on_results=writer.write)
     writer.close()
     with BagReader(tmp_path / "out") as reader:
@@ -117,7 +120,9 @@ def test_output_bag_has_the_node_topics(tmp_path: Path) -> None:
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == res.stamp_ns
         assert [h.class_id for h in msg.results] == [str(i) for i, _ in res.top_k]
         assert [h.score for h in msg.results] == pytest.approx([p for _, p in res.top_k])
-        kv = {v.key: float(v.value) for v in o.status[0].values}
-        assert kv["total_macs"] == pytest.approx(res.ops.total_macs)
+        kv = {v.key: v.value for v in o.status[0].values}
+        assert tuple(kv) == OPS_KEYS
+        assert float(kv["total_macs"]) == pytest.approx(res.ops.total_macs)
+        assert float(kv["rgb_frontend_acs"]) == res.ops.rgb_frontend_acs and int(kv["place_id"]) == res.place_id
     with pytest.raises(RuntimeEngineError, match="exists already"):
-        output_bag_writer(tmp_path / "out", pipe)
+        output_bag_writer(tmp_path / "out")

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-try:
-    from hstnn_ros.data_tools import replay
-except ImportError:
-    from data_tools import replay
+from hstnn_ros.data_tools import replay
 
 
 def test_missing_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

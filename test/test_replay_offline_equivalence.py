@@ -11,14 +11,15 @@ import torch
 
 from hstnn_ros import defaults
 from hstnn_ros.datasets.frontend_training import cache_features
+from hstnn_ros.datasets.sidecar import route_bags
 from hstnn_ros.datasets.synth.config import preset_config
-from hstnn_ros.datasets.synth.enums import LightingEnv
 from hstnn_ros.datasets.synth.route import generate_route_set
-from hstnn_ros.datasets.windows import FramingConfig, build_dataset, route_bags
+from hstnn_ros.datasets.windows import build_dataset
+from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle
+from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.runtime.bag_source import open_bag
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.replay import run_replay
 
@@ -31,12 +32,11 @@ def test_replay_decisions_equal_offline_windows(tmp_path):
         pytest.skip("no shipped default bundle")
     cfg = preset_config("demo")
     cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=2.0))
-    generate_route_set(tmp_path / "route", cfg, envs=(LightingEnv.ENV2,), traversals=3, seed=0, progress=False)
+    generate_route_set(tmp_path / "route", cfg, envs=(Environment.ENV2,), traversals=3, seed=0, progress=False)
     bags = route_bags(tmp_path / "route")
 
     pipeline = load_pipeline(MODEL)
-    H, W = pipeline.input_hw
-    ds = build_dataset(bags, tmp_path / "ds", framing=FramingConfig(input_hw=(H, W)), progress=False)
+    ds = build_dataset(bags, tmp_path / "ds", window=pipeline.window, progress=False)
     fe = load_bundle(MODEL / load_bundle(MODEL).metadata["frontend_bundle"])
     fs = cache_features(ds, fe.build("scnn"), fe.build("cnn"), progress=False)
     hstnn = load_bundle(MODEL).hstnn("hstnn").float()

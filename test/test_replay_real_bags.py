@@ -9,9 +9,10 @@ import pytest
 import torch
 from test_engine import make_pipeline
 
+from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.runtime.bag_source import check_model_fits, open_bag
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy, InputMode
+from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.replay import run_replay
 
@@ -19,14 +20,6 @@ torch.set_num_threads(1)
 
 BAGS = ["evt3_640x480", "libcaer_cmp_davis346_mcap", "event_array_legacy_640x480", "libcaer_640x480_rollover",
         "evt3_1280x720_trigger"]
-
-
-def _has_decoders() -> bool:
-    try:
-        from hstnn_ros.perception import events
-    except ImportError:
-        return False
-    return hasattr(events, "make_decoder")
 
 
 @pytest.mark.parametrize("name", BAGS)
@@ -38,7 +31,6 @@ def test_real_bag_topics_and_rgb_model_refused(shared_data: Path, name: str) -> 
     check_model_fits(src, make_pipeline(events_only=True))
 
 
-@pytest.mark.skipif(not _has_decoders(), reason="hstnn_ros.perception.events decoders have not landed")
 @pytest.mark.parametrize("name", BAGS[:3])
 def test_real_bag_replays_events_only(shared_data: Path, name: str) -> None:
     src = open_bag(shared_data / "bags" / name)

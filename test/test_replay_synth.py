@@ -19,10 +19,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def demo_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        from hstnn_ros.data_tools import synth_route
-    except ImportError:
-        from data_tools import synth_route
+    from hstnn_ros.data_tools import synth_route
     out = tmp_path_factory.mktemp("route")
     assert synth_route.main(["--out", str(out), "--preset", "demo", "--envs", "env3", "--traversals", "1",
                              "--quiet"]) == 0

@@ -11,23 +11,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hstnn_ros.runtime.enums import Environment
+from hstnn_ros.enums import Environment
+from hstnn_ros.runtime.enums import Preset
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.presets import (
     DEFAULT_REFERENCES,
     SceneStats,
     choose_environment,
     load_references,
-    parse_environment,
+    parse_preset,
     resolve_bundle,
 )
 
 
 def test_parse_names_and_refuse_unknown() -> None:
-    assert parse_environment(" ENV2 ") is Environment.ENV2
-    assert parse_environment("auto") is Environment.AUTO
-    with pytest.raises(RuntimeEngineError, match="env1, env2, env3"):
-        parse_environment("night")
+    assert parse_preset(" ENV2 ") is Preset.ENV2 and Preset.ENV2.environment is Environment.ENV2
+    assert parse_preset("auto") is Preset.AUTO and parse_preset("events_only") is Preset.EVENTS_ONLY
+    with pytest.raises(RuntimeEngineError, match="env1, env2, env3, default, auto, events_only"):
+        parse_preset("night")
 
 
 @given(st.sampled_from([Environment.ENV1, Environment.ENV2, Environment.ENV3]))
@@ -60,13 +61,13 @@ def _fake_bundle(root: Path, name: str) -> None:
 
 
 def test_resolve_bundle_falls_back_to_default_and_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeEngineError, match="build_models"):
+    with pytest.raises(RuntimeEngineError, match="make models"):
         resolve_bundle("env1", tmp_path)
     _fake_bundle(tmp_path, "default")
     assert resolve_bundle("env1", tmp_path) == tmp_path / "default"
     assert resolve_bundle("auto", tmp_path) == tmp_path / "default"
     _fake_bundle(tmp_path, "env1")
-    assert resolve_bundle(Environment.ENV1, tmp_path) == tmp_path / "env1"
+    assert resolve_bundle(Preset.ENV1, tmp_path) == tmp_path / "env1"
 
 
 def test_references_from_presets_file(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from test_engine import PERIOD, Batch, make_pipeline, random_events, random_image
 
+from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
-from hstnn_ros.runtime.enums import DropPolicy
 
 torch.set_num_threads(1)
 
@@ -61,7 +61,7 @@ def test_duplicate_late_and_overflowing_frames_are_counted() -> None:
                                                                   drop_policy=DropPolicy.DROP_NEWEST))
     assert newest.push_frame(PERIOD, img) and newest.push_frame(2 * PERIOD, img)
     assert not newest.push_frame(3 * PERIOD, img)
-    assert [f.stamp_ns for f in sorted(newest._pending)] == [PERIOD, 2 * PERIOD]
+    assert newest.frames.pending_stamps() == [PERIOD, 2 * PERIOD]
     assert newest.counters.frames_dropped_overflow == 1
 
 
@@ -72,7 +72,7 @@ def test_late_events_are_dropped_and_counted() -> None:
         eng.push_events(random_events(rng, (k - 1) * PERIOD, k * PERIOD, 500))
         eng.push_frame(k * PERIOD, random_image(rng))
         eng.poll()
-    horizon = 3 * PERIOD - eng.config.bins * eng.config.bin_ns
+    horizon = 3 * PERIOD - eng.pipeline.window.span_ns
     late = random_events(rng, 0, horizon, 300)
     before = eng.counters.events_dropped_late
     assert not eng.push_events(late)
@@ -141,3 +141,27 @@ def test_stress_stream_no_crash_bounded_memory_counters_match() -> None:
     assert c.results == len(results) == 120 - 2 * (1 + expected_gaps)
     # memory after 120 frames (including the burst) is within 8 MB of memory after 20 frames
     assert peaks[1] - peaks[0] < 8 * 2**20, peaks
+
+
+def test_time_jump_back_decides_queued_frames_resets_and_goes_on() -> None:
+    """The same recording played twice into a running engine: frames queued before the jump are still decided, the
+    state resets once (logged, counted), and decisions go on with the replayed stream; nothing is dropped as late."""
+    eng = PlaceRecognitionEngine(make_pipeline(), EngineConfig(reorder_delay_ns=2 * PERIOD, time_jump_ns=5 * PERIOD))
+    rng = np.random.default_rng(11)
+    inputs = []
+    for k in range(1, 13):
+        inputs.append((random_events(rng, (k - 1) * PERIOD, k * PERIOD, 800), k * PERIOD, random_image(rng)))
+    results = []
+    for _ in range(2):
+        for batch, stamp, img in inputs:
+            eng.push_events(batch)
+            eng.push_frame(stamp, img)
+            results += eng.poll()
+    results += eng.flush()
+    c = eng.counters
+    assert c.time_jumps == 1 and c.frames_dropped_late == 0 and c.frames_dropped == 0
+    assert c.frames_processed == 24 and len(results) == 2 * (12 - 2)
+    first, second = results[:10], results[10:]
+    assert [r.stamp_ns for r in first] == [r.stamp_ns for r in second]
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_allclose(a.logits, b.logits, rtol=1e-5, atol=1e-6)

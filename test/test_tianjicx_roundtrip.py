@@ -101,8 +101,8 @@ def test_unsupported_population_kind_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # trains a small HSTNN for a few seconds (shared module fixture)
 def test_clis_export_and_simulate_a_bundle(trained: HSTNN, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from data_tools.export_tianjicx import main as export_main
-    from data_tools.tianjicx_sim import main as sim_main
+    from hstnn_ros.data_tools.export_tianjicx import main as export_main
+    from hstnn_ros.data_tools.tianjicx_sim import main as sim_main
 
     x, y = _digits()
     split = np.full(len(y), SPLIT_TEST, np.int8)
@@ -125,7 +125,8 @@ def test_clis_export_and_simulate_a_bundle(trained: HSTNN, tmp_path: Path, capsy
 
 def test_shipped_fp16_bundle_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Shipped bundles store fp16 weights: the export quantises an fp32 copy and its ONNX graph matches PyTorch."""
-    from data_tools.export_tianjicx import main as export_main
+    from hstnn_ros.data_tools.export_tianjicx import main as export_main
+
     from hstnn_ros import defaults
     from hstnn_ros.model import load_bundle
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hstnn_ros import defaults
 from hstnn_ros.learning.enums import EmptyPolicy
 from hstnn_ros.learning.errors import LearningError
 
@@ -94,7 +95,7 @@ class SweepConfig:
 class EvalConfig:
     """Evaluation: recall@1 counts a prediction within ``recall_tolerance`` places of the label as correct."""
 
-    recall_tolerance: int = 2
+    recall_tolerance: int = defaults.RECALL_TOLERANCE
     ops_samples: int = 64
     batch_size: int = 256
 

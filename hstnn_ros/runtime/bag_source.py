@@ -8,19 +8,20 @@ wires the decoders and turns messages into engine inputs (the same path the node
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
 from hstnn_ros.runtime.errors import RuntimeEngineError
+from hstnn_ros.runtime.messages import OPS_TOPIC, OPS_TYPE, PLACE_TOPIC, PLACE_TYPE, decision_messages
 from hstnn_ros.runtime.pipeline import Pipeline
-from hstnn_ros.runtime.presets import SceneStats
+from hstnn_ros.runtime.presets import SceneMeter, SceneStats
 from hstnn_ros.runtime.replay import ItemKind, ReplayItem
 from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
@@ -34,8 +35,6 @@ EVENT_TYPES = (
 )
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 LABEL_TYPES = ("std_msgs/msg/UInt32", "std_msgs/msg/Int32", "std_msgs/msg/UInt16", "std_msgs/msg/Int64")
-#: Output topics of the node (and of ``--output-bag``).
-OUT_PLACE, OUT_OPS = "/place", "/place/ops"
 
 
 @dataclass(frozen=True)
@@ -99,12 +98,18 @@ class BagSource:
         return [x for x in (t.events, t.image, t.depth, t.label) if x]
 
     def items(self) -> Iterator[ReplayItem]:
-        """Engine inputs in timestamp order (bag receive time). Depth frames are paired with the colour frame of the
-        same header stamp; an undecodable message becomes a ``MALFORMED`` item (counted, never raised)."""
+        """Engine inputs in timestamp order (bag receive time). Colour frames are paired with depth by the one
+        pairing rule (``RgbdPairer``: nearest stamp within the slop, a colour frame whose depth does not come goes on
+        without it, counted); an undecodable message becomes a ``MALFORMED`` item (counted, never raised)."""
         t = self.topics
         decoder = stream_decoder(self.types[t.events])
-        depth_by_stamp: dict[int, np.ndarray] = {}
-        pending_rgb: dict[int, tuple[int, np.ndarray]] = {}
+        pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
+        self.pairing = pairer.counters
+
+        def frames(ready: list[Paired]) -> Iterator[ReplayItem]:
+            for f in ready:
+                yield ReplayItem(ItemKind.IMAGE, f.stamp_ns, (f.colour, f.depth))
+
         with self._bags.BagReader(self.path) as reader:
             for m in reader.messages(topics=self._selected()):
                 try:
@@ -119,43 +124,27 @@ class BagSource:
                         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                         img = image_to_array(msg)
                         if m.topic == t.depth:
-                            if stamp in pending_rgb:
-                                _, rgb = pending_rgb.pop(stamp)
-                                yield ReplayItem(ItemKind.IMAGE, stamp, (rgb, img))
-                            else:
-                                depth_by_stamp[stamp] = img
+                            yield from frames(pairer.push_depth(stamp, img))
                         elif t.depth is None:
                             yield ReplayItem(ItemKind.IMAGE, stamp, (img, None))
-                        elif stamp in depth_by_stamp:
-                            yield ReplayItem(ItemKind.IMAGE, stamp, (img, depth_by_stamp.pop(stamp)))
                         else:
-                            pending_rgb[stamp] = (m.t_ns, img)
-                        # a colour frame whose depth never came is used without depth after 1 s of bag time
-                        for s in [s for s, (tr, _) in pending_rgb.items() if m.t_ns - tr > 1_000_000_000]:
-                            yield ReplayItem(ItemKind.IMAGE, s, (pending_rgb.pop(s)[1], None))
-                        for s in [s for s in depth_by_stamp if stamp - s > 1_000_000_000]:
-                            del depth_by_stamp[s]
+                            yield from frames(pairer.push_colour(stamp, img))
                 except HstnnError as exc:
                     yield ReplayItem(ItemKind.MALFORMED, m.t_ns, f"{m.topic}: {exc}")
-            for s, (_, rgb) in sorted(pending_rgb.items()):
-                yield ReplayItem(ItemKind.IMAGE, s, (rgb, None))
+            yield from frames(pairer.flush())
+        self.decode_counters = decoder.counters
 
     def scene_stats(self, seconds: float = 1.0) -> SceneStats:
-        """Mean RGB brightness and events/s/pixel over the first ``seconds`` of the recording (for ``auto``)."""
-        n_ev, t0, t1, bright, wh = 0, None, None, [], None
-        for item in replace_depth(self.items()):
-            t0 = item.stamp_ns if t0 is None else t0
-            if item.stamp_ns - t0 > seconds * 1e9:
-                break
-            t1 = item.stamp_ns
+        """Scene statistics (``SceneMeter``) over the first ``seconds`` of the recording, for ``auto``."""
+        meter = SceneMeter(seconds=seconds)
+        for item in self.items():
             if item.kind is ItemKind.EVENTS:
-                n_ev += len(item.payload.t_ns)
-                wh = (item.payload.width, item.payload.height)
+                meter.add_events(item.payload)
             elif item.kind is ItemKind.IMAGE:
-                bright.append(float(item.payload[0].mean()) / 255.0)
-        span = max(((t1 or 0) - (t0 or 0)) / 1e9, 1e-3)
-        rate = n_ev / span / (wh[0] * wh[1]) if wh else 0.0
-        return SceneStats(float(np.mean(bright)) if bright else math.nan, rate)
+                meter.add_image(item.stamp_ns, item.payload[0])
+            if meter.ready:
+                break
+        return meter.stats()
 
 
 def check_model_fits(source: BagSource, pipeline: Pipeline) -> None:
@@ -168,12 +157,6 @@ def check_model_fits(source: BagSource, pipeline: Pipeline) -> None:
         )
 
 
-def replace_depth(items: Iterator[ReplayItem]) -> Iterator[ReplayItem]:
-    """Items with depth dropped (statistics need colour only)."""
-    for it in items:
-        yield replace(it, payload=(it.payload[0], None)) if it.kind is ItemKind.IMAGE else it
-
-
 def open_bag(path: Path, topics: BagTopics | None = None) -> BagSource:
     """Open ``path`` for replay; raises ``RuntimeEngineError`` naming the bag and the missing piece."""
     if not Path(path).exists():
@@ -182,51 +165,36 @@ def open_bag(path: Path, topics: BagTopics | None = None) -> BagSource:
 
 
 class OutputBagWriter:
-    """Writes results as the node publishes them: ``/place`` (vision_msgs/Classification) and ``/place/ops``
-    (diagnostic_msgs/DiagnosticArray), stamped and timed with the decision's stamp."""
+    """Writes results as the node publishes them (``decision_messages``): ``/place`` and ``/ops``, stamped and timed
+    with the decision's stamp."""
 
-    def __init__(self, out_dir: Path, pipeline: Pipeline) -> None:
+    def __init__(self, out_dir: Path, frame_id: str = "") -> None:
         from hstnn_ros import bags  # noqa: PLC0415
 
-        self.pipeline = pipeline
+        self.frame_id = frame_id
         self._ctx = bags.BagWriter(out_dir)
         self._w = self._ctx.__enter__()
         self._ts = self._w.typestore
-        self._place = self._w.add_connection(OUT_PLACE, "vision_msgs/msg/Classification")
-        self._ops = self._w.add_connection(OUT_OPS, "diagnostic_msgs/msg/DiagnosticArray")
+        self._place = self._w.add_connection("/" + PLACE_TOPIC, PLACE_TYPE)
+        self._ops = self._w.add_connection("/" + OPS_TOPIC, OPS_TYPE)
 
-    def _header(self, ns: int, frame: str) -> Any:
-        T = self._ts.types
-        stamp = T["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-        return T["std_msgs/msg/Header"](stamp=stamp, frame_id=frame)
+    def _make(self, msgtype: str, **fields: Any) -> Any:
+        return self._ts.types[msgtype](**fields)
 
     def write(self, results: list[PlaceResult]) -> None:
         """Append the messages of ``results``."""
-        T = self._ts.types
         for r in results:
-            hyps = [T["vision_msgs/msg/ObjectHypothesis"](class_id=self.pipeline.place_name(i), score=float(p))
-                    for i, p in r.top_k]
-            msg = T["vision_msgs/msg/Classification"](header=self._header(r.stamp_ns, "place"), results=hyps)
-            self._w.write(self._place, r.stamp_ns, self._ts.serialize_cdr(msg, "vision_msgs/msg/Classification"))
-            kv = T["diagnostic_msgs/msg/KeyValue"]
-            o = r.ops
-            values = [kv(key=k, value=str(v)) for k, v in (
-                ("event_frontend_macs", o.event_frontend_macs), ("event_frontend_acs", o.event_frontend_acs),
-                ("rgb_frontend_macs", o.rgb_frontend_macs), ("hstnn_macs", o.hstnn_macs), ("hstnn_acs", o.hstnn_acs),
-                ("total_macs", o.total_macs), ("total_acs", o.total_acs), ("latency_s", r.latency_s))]
-            status = T["diagnostic_msgs/msg/DiagnosticStatus"](level=0, name="hstnn_ros/ops",
-                                                                message="operations of this decision",
-                                                                hardware_id="hstnn", values=values)
-            arr = T["diagnostic_msgs/msg/DiagnosticArray"](header=self._header(r.stamp_ns, ""), status=[status])
-            self._w.write(self._ops, r.stamp_ns, self._ts.serialize_cdr(arr, "diagnostic_msgs/msg/DiagnosticArray"))
+            place, ops = decision_messages(r, self._make, frame_id=self.frame_id)
+            self._w.write(self._place, r.stamp_ns, self._ts.serialize_cdr(place, PLACE_TYPE))
+            self._w.write(self._ops, r.stamp_ns, self._ts.serialize_cdr(ops, OPS_TYPE))
 
     def close(self) -> None:
         """Finish the bag."""
         self._ctx.__exit__(None, None, None)
 
 
-def output_bag_writer(out_dir: Path, pipeline: Pipeline) -> OutputBagWriter:
+def output_bag_writer(out_dir: Path, frame_id: str = "") -> OutputBagWriter:
     """An output bag in ``out_dir`` (must not exist yet) with the node's topics."""
     if Path(out_dir).exists():
         raise RuntimeEngineError(f"{out_dir}: output bag exists already; remove it or choose another --out")
-    return OutputBagWriter(Path(out_dir), pipeline)
+    return OutputBagWriter(Path(out_dir), frame_id)

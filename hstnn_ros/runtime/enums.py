@@ -1,31 +1,11 @@
-"""Choices of the online runtime (drop policy, event binning, input mode, environment presets)."""
+"""Choices of the online runtime (input mode, model presets). Queue drop policy and event binning are the
+perception layer's (``hstnn_ros.perception.enums``), lighting environments the package's (``hstnn_ros.enums``)."""
 
 from __future__ import annotations
 
 import enum
 
-
-class DropPolicy(enum.Enum):
-    """What a full bounded input queue does with one more item.
-
-    ``DROP_OLDEST`` keeps the freshest data (right for a live robot: a late decision is worth less than a current one);
-    ``DROP_NEWEST`` keeps what is queued and refuses the new item (right for replay when nothing should be skipped
-    silently). Either way the drop is counted in ``EngineCounters``.
-    """
-
-    DROP_OLDEST = "drop_oldest"
-    DROP_NEWEST = "drop_newest"
-
-
-class EventBinning(enum.Enum):
-    """How the event frames belonging to one decision frame are cut from the event stream.
-
-    ``FIXED``: ``bins`` consecutive bins of ``bin_ns`` ending at the frame stamp (NeuroGPR: 3 x 7 ms per APS frame).
-    ``SPAN``: the interval since the previous frame split into ``bins`` equal bins (every event is used once).
-    """
-
-    FIXED = "fixed"
-    SPAN = "span"
+from hstnn_ros.enums import Environment
 
 
 class InputMode(enum.Enum):
@@ -37,11 +17,28 @@ class InputMode(enum.Enum):
     EVENTS_ONLY = "events_only"
 
 
-class Environment(enum.Enum):
-    """Lighting environments of the paper and the presets that select a model bundle for them."""
+class Preset(enum.StrEnum):
+    """Named model bundles a user selects (``--preset``, the node's ``environment`` parameter).
 
-    ENV1 = "env1"  # indoor, good light
-    ENV2 = "env2"  # outdoor, varying light
-    ENV3 = "env3"  # indoor, low light
+    ``ENV1``..``ENV3``: the model of one lighting environment; ``DEFAULT``: trained on all of them; ``AUTO``: pick
+    ENV1..3 from the measured scene; ``EVENTS_ONLY``: no colour input (event-only cameras and bags)."""
+
+    ENV1 = "env1"
+    ENV2 = "env2"
+    ENV3 = "env3"
     DEFAULT = "default"
-    AUTO = "auto"  # pick ENV1..3 from measured illumination and event rate
+    AUTO = "auto"
+    EVENTS_ONLY = "events_only"
+
+    @property
+    def environment(self) -> Environment | None:
+        """The lighting environment this preset is for (``None`` for default, auto, events_only)."""
+        try:
+            return Environment(self.value)
+        except ValueError:
+            return None
+
+    @classmethod
+    def of(cls, env: Environment) -> Preset:
+        """The preset of a lighting environment."""
+        return cls(env.value)

@@ -3,7 +3,7 @@
 Shipped layout (keeps the repository small: one front-end bundle shared by every environment bundle)::
 
     models/frontends/   bundle with components ``scnn`` (events) and ``cnn`` (RGB(-D)), or only ``scnn``;
-                        metadata ``input_hw``, ``rgb_channels``, ``event_framing`` ({mode, clip, normalize})
+                        metadata ``window`` (``WindowSpec.to_dict``: how inputs are cut and framed)
     models/<env>/       bundle with component ``hstnn``; metadata ``frontend_bundle`` = path relative to it
                         (``../frontends``), ``events_only`` (bool), optional ``place_names``
 
@@ -19,9 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.window import window_from_metadata
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.inference import FastHstnn
-from hstnn_ros.runtime.pipeline import ClassifierResult, EventFraming, FrontendResult, Pipeline
+from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
 
 LOG = logging.getLogger(__name__)
 
@@ -104,19 +106,22 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT))
     rgb_size = clf.input_size - ev.feature_size
     fe_meta = meta.get("frontend_metadata", meta)
-    hw = tuple(fe_meta.get("input_hw", (180, 240)))
+    fe_source = str((bundle_dir / fe_rel).resolve() if fe_rel else bundle_dir)
+    try:
+        window = window_from_metadata(fe_meta, source=fe_source)
+    except HstnnError as exc:
+        raise RuntimeEngineError(str(exc)) from exc
+    rgb_in = getattr(getattr(rgb.frontend, "config", None), "in_channels", None) if rgb is not None else None
+    if rgb_in is not None and rgb_in != window.rgb_channels:
+        raise RuntimeEngineError(f"{fe_source}: the RGB front-end takes {rgb_in} channels but the window has "
+                                 f"{window.rgb_channels} (depth={window.depth}); rebuild the front-end bundle")
     names = meta.get("place_names")
-    fr = fe_meta.get("event_framing", {})
-    framing = EventFraming(mode=str(fr.get("mode", "scale")), clip=fr.get("clip"),
-                           normalize=str(fr.get("normalize", "none")))
     return Pipeline(
         event_frontend=ev,
         rgb_frontend=rgb,
         classifier=clf,
-        input_hw=(int(hw[0]), int(hw[1])),
-        rgb_channels=int(fe_meta.get("rgb_channels", 3)),
+        window=window,
         rgb_feature_size=rgb_size,
         place_names=tuple(names) if names else None,
-        framing=framing,
         metadata={"bundle": str(bundle_dir), **{k: v for k, v in meta.items() if k != "frontend_metadata"}},
     )

@@ -15,22 +15,8 @@ import numpy as np
 import torch
 
 from hstnn_ros import defaults
+from hstnn_ros.perception.window import WindowSpec
 from hstnn_ros.runtime.errors import RuntimeEngineError
-
-
-@dataclass(frozen=True)
-class EventFraming:
-    """How event counts become front-end input (must equal what the front-end was trained on; bundles record it).
-
-    Attributes:
-        mode: sensor -> front-end grid mapping (``ResizeMode`` of the perception layer: scale, crop, fit).
-        clip: cap on counts per pixel and bin (``None``: no cap).
-        normalize: per-frame normalisation (``Normalization``: none, max, clip).
-    """
-
-    mode: str = "scale"
-    clip: float | None = None
-    normalize: str = "none"
 
 
 @dataclass(frozen=True)
@@ -89,27 +75,24 @@ class Pipeline:
         rgb_frontend: features of one preprocessed RGB(-D) frame ``[N, rgb_channels, H, W]``; ``None`` for an
             events-only model.
         classifier: the HSTNN on ``[B, T, event_features + rgb_feature_size]``.
-        input_hw: front-end input (height, width); events and images are resampled to it.
-        rgb_channels: 3 (RGB) or 4 (RGB + depth).
+        window: how inputs are cut and framed into a window (``WindowSpec``, from the front-end bundle): front-end
+            grid, event bins, RGB steps, depth channel.
         rgb_feature_size: size of the RGB block of each step. For an events-only model this is the block that was
             zero during training (0 if the model never had one).
         place_names: optional names of the place ids (``class_id`` strings); defaults to the id itself.
         metadata: free provenance (bundle path, SNN ratio, environment).
-        framing: how events are framed for the event front-end (``EventFraming``).
-        event_transform: applied to the ``[bins, 2, H, W]`` event counts before the event front-end (the
-            normalisation the front-end was trained with, e.g. clip-and-scale); ``None`` = raw counts.
+        event_transform: applied to the ``[bins, 2, H, W]`` event frames before the event front-end (an extra
+            transform a custom front-end needs beyond the window's clip/normalise); ``None`` = none.
     """
 
     event_frontend: FrontEnd
     rgb_frontend: FrontEnd | None
     classifier: Classifier
-    input_hw: tuple[int, int] = (defaults.FRONTEND_INPUT_WH[1], defaults.FRONTEND_INPUT_WH[0])
-    rgb_channels: int = 3
+    window: WindowSpec = field(default_factory=WindowSpec)
     rgb_feature_size: int = defaults.FRONTEND_FEATURES
     place_names: tuple[str, ...] | None = None
     metadata: dict = field(default_factory=dict)
     event_transform: Callable[[np.ndarray], np.ndarray] | None = None
-    framing: EventFraming = field(default_factory=EventFraming)
 
     def __post_init__(self) -> None:
         expected = self.event_frontend.feature_size + self.rgb_feature_size
@@ -124,8 +107,16 @@ class Pipeline:
                 f"pipeline: RGB front-end gives {self.rgb_frontend.feature_size} features, expected "
                 f"rgb_feature_size={self.rgb_feature_size}"
             )
-        if self.rgb_channels not in (3, 4):
-            raise RuntimeEngineError(f"pipeline: rgb_channels must be 3 (RGB) or 4 (RGB-D), got {self.rgb_channels}")
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """Front-end input ``(H, W)`` (the window's grid)."""
+        return self.window.input_hw
+
+    @property
+    def rgb_channels(self) -> int:
+        """3 (RGB) or 4 (RGB + depth), as the window says."""
+        return self.window.rgb_channels
 
     @property
     def events_only(self) -> bool:

@@ -1,4 +1,4 @@
-"""Environment presets: which shipped model bundle to run, by name or chosen automatically.
+"""Presets: which shipped model bundle to run, by name or (``auto``) chosen from the measured scene.
 
 ``auto`` measures the scene (mean RGB brightness in [0, 1] and event rate in events/s per pixel) and picks the
 lighting environment whose reference statistics are nearest in normalised log space. The reference statistics of the
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hstnn_ros import defaults
-from hstnn_ros.runtime.enums import Environment
+from hstnn_ros.enums import Environment
+from hstnn_ros.runtime.enums import Preset
 from hstnn_ros.runtime.errors import RuntimeEngineError
 
 LOG = logging.getLogger(__name__)
@@ -82,13 +83,16 @@ DEFAULT_REFERENCES: dict[Environment, SceneStats] = {
 }
 
 
-def parse_environment(name: str) -> Environment:
-    """``"env1"`` / ``"default"`` / ``"auto"``... -> ``Environment``; unknown names raise naming the choices."""
+def parse_preset(name: str | Preset) -> Preset:
+    """``"env1"`` / ``"default"`` / ``"auto"`` / ``"events_only"`` -> ``Preset``; unknown names raise naming the
+    choices."""
+    if isinstance(name, Preset):
+        return name
     try:
-        return Environment(name.strip().lower())
+        return Preset(str(name).strip().lower())
     except ValueError as exc:
-        choices = ", ".join(e.value for e in Environment)
-        raise RuntimeEngineError(f"unknown environment preset {name!r}: choose one of {choices}") from exc
+        choices = ", ".join(p.value for p in Preset)
+        raise RuntimeEngineError(f"unknown preset {name!r}: choose one of {choices}") from exc
 
 
 def choose_environment(stats: SceneStats, references: dict[Environment, SceneStats] | None = None) -> Environment:
@@ -130,21 +134,21 @@ def load_references(models_dir: Path | None = None) -> dict[Environment, SceneSt
     return refs or dict(DEFAULT_REFERENCES)
 
 
-def resolve_bundle(preset: str | Environment, models_dir: Path | None = None) -> Path:
-    """Path of the bundle directory for a preset (``models/<env>/``, ``default`` -> ``models/default/``).
-
-    ``auto`` resolves to the default bundle here; the engine's caller switches once it has measured the scene."""
-    env = preset if isinstance(preset, Environment) else parse_environment(preset)
+def resolve_bundle(preset: str | Preset, models_dir: Path | None = None) -> Path:
+    """Path of the bundle directory of a preset: ``models/<preset>/`` of the shipped models (found in every kind of
+    install, see ``defaults.shipped_models_dir``). ``auto`` resolves to the default bundle here (the session switches
+    once it has measured the scene); a missing environment bundle falls back to ``default`` with a warning."""
+    p = parse_preset(preset)
     root = models_dir or defaults.shipped_models_dir()
-    name = Environment.DEFAULT.value if env is Environment.AUTO else env.value
+    name = Preset.DEFAULT.value if p is Preset.AUTO else p.value
     path = root / name
-    if not (path / "bundle.json").is_file():
-        fallback = root / Environment.DEFAULT.value
-        if env is not Environment.DEFAULT and (fallback / "bundle.json").is_file():
-            LOG.warning("no bundle for preset %s in %s: using the default bundle", env.value, root)
-            return fallback
-        raise RuntimeEngineError(
-            f"no model bundle for preset {env.value!r} in {root}: build it with "
-            "`python -m hstnn_ros.data_tools.build_models` or pass an explicit bundle path"
-        )
-    return path
+    if (path / "bundle.json").is_file():
+        return path
+    fallback = root / Preset.DEFAULT.value
+    if p.environment is not None and (fallback / "bundle.json").is_file():
+        LOG.warning("no bundle for preset %s in %s: using the default bundle", p.value, root)
+        return fallback
+    raise RuntimeEngineError(
+        f"no model bundle for preset {p.value!r} in {root}: rebuild the shipped models (`make models`), fit your "
+        "own (`hstnn-fit-route`) or pass an explicit bundle directory"
+    )

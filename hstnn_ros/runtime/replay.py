@@ -7,7 +7,6 @@ rosbag2 recording into ``ReplayItem``s live in ``bag_source`` so that tests and 
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import time
 from bisect import bisect_right
@@ -16,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
+from hstnn_ros.datasets.sidecar import has_sidecar, read_sidecar
+from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.runtime.engine import EngineConfig, EngineCounters, PlaceRecognitionEngine, PlaceResult
-from hstnn_ros.runtime.enums import DropPolicy
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.report import DecisionRecord
 
@@ -87,6 +87,7 @@ class ReplayOutcome:
     wall_s: float
     stream_s: float
     items: int
+    malformed: int = 0  #: messages that could not be decoded (never reached the engine)
 
     @property
     def realtime_factor(self) -> float:
@@ -119,7 +120,7 @@ def run_replay(
     results: list[PlaceResult] = []
     t_first: int | None = None
     t_last = 0
-    n = 0
+    n = malformed = 0
     start = time.perf_counter()
     it: Iterator[ReplayItem] = iter(items)
     bar = tqdm(it, total=total, unit="msg", desc="replay", disable=not progress, leave=False)
@@ -139,7 +140,7 @@ def run_replay(
             truth.add_label(item.stamp_ns, int(item.payload))
             continue
         else:
-            engine.counters.malformed += 1
+            malformed += 1
             LOG.debug("malformed message at %d: %s", item.stamp_ns, item.payload)
             continue
         new = engine.poll()
@@ -156,40 +157,23 @@ def run_replay(
         DecisionRecord.from_result(r, truth.place_at(r.stamp_ns), truth.environment_at(r.stamp_ns)) for r in results
     ]
     span = (t_last - t_first) / 1e9 if t_first is not None else 0.0
-    return ReplayOutcome(records, results, engine.counters, wall, span, n)
-
-
-def merge_in_time_order(*streams: Iterable[ReplayItem]) -> Iterator[ReplayItem]:
-    """Merge several individually time-ordered item streams into one (ties keep stream order)."""
-    import heapq  # noqa: PLC0415
-
-    return heapq.merge(*streams, key=lambda i: i.stamp_ns)
-
-
-def label_items_from_array(stamps_ns: np.ndarray, places: np.ndarray, env: str = "") -> list[ReplayItem]:
-    """Label items from arrays (e.g. odometry already converted to place ids)."""
-    return [ReplayItem(ItemKind.LABEL, int(t), int(p), env) for t, p in zip(stamps_ns, places, strict=True)]
-
-
-ROUTE_SIDECAR = "route.json"
+    return ReplayOutcome(records, results, engine.counters, wall, span, n, malformed)
 
 
 def ground_truth_from_route(bag_dir: Path) -> GroundTruth | None:
-    """Labels from the ``route.json`` sidecar of a synthetic route bag (``place_enter_ns``: when the robot enters
-    each place, from odometry distance binned into equal segments) and its environment; ``None`` when absent."""
-    path = Path(bag_dir) / ROUTE_SIDECAR
-    if not path.is_file():
+    """Labels from the route sidecar of a synthetic route bag (``place_enter_ns``: when the robot enters each place,
+    from odometry distance binned into equal segments) and its environment; ``None`` when there is no sidecar."""
+    if not has_sidecar(bag_dir):
         return None
     try:
-        meta = json.loads(path.read_text())
-        enters = [(int(t), k) for k, t in enumerate(meta["place_enter_ns"]) if t is not None]
-        env = str(meta.get("env", ""))
-        t0 = int(meta.get("t_start_ns", enters[0][0] if enters else 0))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RuntimeEngineError(f"{path}: malformed route sidecar ({exc}); regenerate the route") from exc
+        route = read_sidecar(bag_dir)
+    except HstnnError as exc:
+        raise RuntimeEngineError(str(exc)) from exc
+    enters = sorted((t, k) for k, t in enumerate(route.place_enter_ns) if t is not None)
     truth = GroundTruth()
-    for t, k in sorted(enters):
+    for t, k in enters:
         truth.add_label(t, k)
-    if env:
-        truth.add_environment(t0, env)
+    if route.env:
+        t0 = route.t_start_ns if route.t_start_ns is not None else (enters[0][0] if enters else 0)
+        truth.add_environment(t0, route.env)
     return truth

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hstnn_ros import defaults
 from hstnn_ros.plotting import pyplot, save_figure
 from hstnn_ros.runtime.engine import PlaceResult
 
@@ -69,7 +70,7 @@ def write_records(records: list[DecisionRecord], out_dir: Path, summary: dict | 
     return csv_path, json_path
 
 
-def summarise(records: list[DecisionRecord], tolerance: int = 2) -> dict[str, dict[str, float]]:
+def summarise(records: list[DecisionRecord], tolerance: int = defaults.RECALL_TOLERANCE) -> dict[str, dict[str, float]]:
     """Per environment (and ``all``): decisions, accuracy, recall@1 within ``tolerance`` places (only where ground
     truth is known), mean MACs/ACs per decision and latency p50/p99 (ms)."""
     groups: dict[str, list[DecisionRecord]] = {"all": list(records)}

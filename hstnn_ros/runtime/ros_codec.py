@@ -8,7 +8,8 @@ topic. Decoder errors become ``RuntimeEngineError`` so the node counts them as m
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import struct
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -57,19 +58,57 @@ def stream_decoder(msgtype: str) -> Any:
     return pev.make_decoder(msgtype)
 
 
-def make_event_decoder(kind: EventMessageKind) -> Callable[[bytes], list[Any]]:
-    """``raw CDR bytes -> list[EventBatch]`` for the node's event subscription."""
-    decoder = stream_decoder(kind.value)
+@dataclass(frozen=True)
+class PacketHeader:
+    """The leading fields of a serialized event message: header stamp (ns) and, for ``EventPacket``, ``seq``."""
 
-    def decode(raw: bytes) -> list[Any]:
+    stamp_ns: int
+    seq: int | None
+
+
+def packet_header(kind: EventMessageKind, raw: bytes | memoryview) -> PacketHeader | None:
+    """Header stamp and ``seq`` read straight from the CDR bytes of an event message (no full deserialization), so
+    the node can detect middleware loss (``seq`` gaps) and time jumps before decoding; ``None`` when the bytes are
+    too short or not CDR. Layout: 4-byte encapsulation (byte 1: 1 = little endian), ``int32 sec``,
+    ``uint32 nanosec``, ``string frame_id`` (uint32 length incl. NUL + bytes), then for EventPacket ``uint32 height,
+    uint32 width`` and ``uint64 seq`` (aligned to 8 from the end of the encapsulation)."""
+    buf = memoryview(raw).cast("B")
+    if len(buf) < 16 or buf[0] != 0 or buf[1] not in (0, 1):
+        return None
+    order = "<" if buf[1] == 1 else ">"
+    body = buf[4:]
+    sec, nanosec, n = struct.unpack_from(order + "iII", body, 0)
+    stamp = sec * 1_000_000_000 + nanosec
+    if kind is not EventMessageKind.EVENT_PACKET:
+        return PacketHeader(stamp, None)
+    pos = 12 + n
+    pos += -pos % 4 + 8  # height, width
+    pos += -pos % 8
+    if n > len(body) or pos + 8 > len(body):
+        return None
+    return PacketHeader(stamp, struct.unpack_from(order + "Q", body, pos)[0])
+
+
+class RawEventDecoder:
+    """``raw CDR bytes -> list[EventBatch]`` for the node's event subscription; ``decoder`` is the stateful stream
+    decoder underneath (its counters, ``reset`` after a time jump). Decoder errors become ``RuntimeEngineError``."""
+
+    def __init__(self, kind: EventMessageKind) -> None:
+        self.kind = kind
+        self.decoder = stream_decoder(kind.value)
+
+    def __call__(self, raw: bytes) -> list[Any]:
         try:
-            return list(decoder.decode(kind.value, raw))
+            return list(self.decoder.decode(self.kind.value, raw))
         except HstnnError as exc:
-            raise RuntimeEngineError(f"{kind.value}: {exc}") from exc
+            raise RuntimeEngineError(f"{self.kind.value}: {exc}") from exc
         except (ValueError, IndexError, KeyError, AssertionError) as exc:  # truncated/garbled CDR
-            raise RuntimeEngineError(f"{kind.value}: undecodable CDR ({exc})") from exc
+            raise RuntimeEngineError(f"{self.kind.value}: undecodable CDR ({exc})") from exc
 
-    return decode
+
+def make_event_decoder(kind: EventMessageKind) -> RawEventDecoder:
+    """A fresh raw-bytes decoder for one event topic of ``kind``."""
+    return RawEventDecoder(kind)
 
 
 def image_to_array(msg: Any) -> np.ndarray:
