@@ -24,7 +24,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -66,12 +66,15 @@ class PlaceRecognitionNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         values = {}
+        overrides = dict(getattr(self, "_parameter_overrides", {}))  # what the user set (params file, -p, launch)
         for p in PARAMS:
             try:
                 values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
-            except ParameterException as exc:
-                raise StartupError(f"parameter {p.name}: {exc}; valid: {p.valid_values()}") from exc
-        overridden = set(getattr(self, "_parameter_overrides", {}))
+            except ParameterException as exc:  # rclpy refused the type or the range of the descriptor
+                given = overrides[p.name].value if p.name in overrides else "?"
+                why = "wrong type" if isinstance(exc, InvalidParameterTypeException) else "out of range"
+                raise StartupError(f"parameter {p.name}={given!r}: {why}; valid: {p.valid_values()}") from exc
+        overridden = set(overrides)
         try:
             settings = node_settings(values, overridden=overridden)
             self.core = OnlineRecognizer(settings, self._publish_results)
