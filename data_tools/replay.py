@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label-topic", help="place-label topic (std_msgs integer types)")
     p.add_argument("--tolerance", type=int, default=defaults.RECALL_TOLERANCE, help="recall@1 tolerance in places")
     p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--route-filter", action="store_true",
+                   help="filter place posteriors along the route (reports raw and filtered accuracy)")
+    p.add_argument("--unknown-threshold", type=float, default=None,
+                   help="confidence below which a place is unknown (default: the bundle's calibrated threshold)")
     p.add_argument("--output-bag", action="store_true", help="also write the node's topics to <out>/bag")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -56,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         source = open_bag(args.bag, topics)
         scene = source.scene_stats(seconds=1.0) if parse_preset(args.preset) is Preset.AUTO and not args.model \
             else None
-        session = open_session(args.model, args.preset, config=replay_engine_config(device=args.device), scene=scene)
+        session = open_session(args.model, args.preset, config=replay_engine_config(
+            device=args.device, route_filter=args.route_filter, unknown_threshold=args.unknown_threshold), scene=scene)
         engine, pipeline, model = session.engine, session.pipeline, session.bundle
         if scene is not None and session.environment is not None:
             print(f"auto preset: brightness {scene.brightness:.3f}, event rate {scene.event_rate_hz_px:.3f} "

@@ -8,7 +8,8 @@ Topics (relative names: remap them, or push the node into a namespace, to move t
   and decoded by the vectorised decoders), ``image`` (``sensor_msgs/Image``) and, with ``use_depth``, ``depth``
   (aligned ``sensor_msgs/Image``, paired with ``image`` by stamp); all with sensor-data QoS (best effort) so live
   drivers and bag players both connect, and queue depths sized by parameters;
-  publishes ``place`` and ``ops`` (``runtime.messages``: one definition shared with output bags) stamped with the
+  publishes ``place``, ``ops`` and, with ``route_filter``, ``place_raw`` (``runtime.messages``: one definition
+  shared with output bags; an unknown place is a first hypothesis ``class_id: unknown``) stamped with the
   window's last input and the colour image's ``frame_id``, and ``/diagnostics`` (``diagnostic_msgs``, status
   ``place_recognition_node: engine``: message counts since start, losses and drops by cause, rates over the last
   period, latency; WARN only while the last period lost or dropped something).
@@ -33,7 +34,14 @@ from sensor_msgs.msg import Image
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.engine import PlaceResult
-from hstnn_ros.runtime.messages import OPS_TOPIC, OPS_TYPE, PLACE_TOPIC, PLACE_TYPE, decision_messages
+from hstnn_ros.runtime.messages import (
+    OPS_TOPIC,
+    OPS_TYPE,
+    PLACE_RAW_TOPIC,
+    PLACE_TOPIC,
+    PLACE_TYPE,
+    decision_messages,
+)
 from hstnn_ros.runtime.online import OnlineRecognizer
 from hstnn_ros.runtime.params import PARAMS, ParamSpec, node_settings
 
@@ -95,15 +103,19 @@ class PlaceRecognitionNode(Node):
             self.create_subscription(Image, "depth", self.core.offer_depth, image_qos)
         self._pub_place = self.create_publisher(get_message(PLACE_TYPE), PLACE_TOPIC, 10)
         self._pub_ops = self.create_publisher(get_message(OPS_TYPE), OPS_TOPIC, 10)
+        self._pub_raw = (self.create_publisher(get_message(PLACE_TYPE), PLACE_RAW_TOPIC, 10)
+                         if settings.engine.route_filter else None)
         self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics)
 
     def _publish_results(self, results: list[PlaceResult], frame_id: str) -> None:
         """Called by the inference worker with each batch of new decisions."""
         for r in results:
-            place, ops = decision_messages(r, _make, frame_id=frame_id)
+            place, ops, raw = decision_messages(r, _make, frame_id=frame_id)
             self._pub_place.publish(place)
             self._pub_ops.publish(ops)
+            if raw is not None and self._pub_raw is not None:
+                self._pub_raw.publish(raw)
 
     def _publish_diagnostics(self) -> None:
         d = self.core.diagnostics()

@@ -19,7 +19,14 @@ from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.messages import OPS_TOPIC, OPS_TYPE, PLACE_TOPIC, PLACE_TYPE, decision_messages
+from hstnn_ros.runtime.messages import (
+    OPS_TOPIC,
+    OPS_TYPE,
+    PLACE_RAW_TOPIC,
+    PLACE_TOPIC,
+    PLACE_TYPE,
+    decision_messages,
+)
 from hstnn_ros.runtime.pipeline import Pipeline
 from hstnn_ros.runtime.presets import SceneMeter, SceneStats
 from hstnn_ros.runtime.replay import ItemKind, ReplayItem
@@ -177,6 +184,7 @@ class OutputBagWriter:
         self._ts = self._w.typestore
         self._place = self._w.add_connection("/" + PLACE_TOPIC, PLACE_TYPE)
         self._ops = self._w.add_connection("/" + OPS_TOPIC, OPS_TYPE)
+        self._raw: Any = None
 
     def _make(self, msgtype: str, **fields: Any) -> Any:
         return self._ts.types[msgtype](**fields)
@@ -184,9 +192,13 @@ class OutputBagWriter:
     def write(self, results: list[PlaceResult]) -> None:
         """Append the messages of ``results``."""
         for r in results:
-            place, ops = decision_messages(r, self._make, frame_id=self.frame_id)
+            place, ops, raw = decision_messages(r, self._make, frame_id=self.frame_id)
             self._w.write(self._place, r.stamp_ns, self._ts.serialize_cdr(place, PLACE_TYPE))
             self._w.write(self._ops, r.stamp_ns, self._ts.serialize_cdr(ops, OPS_TYPE))
+            if raw is not None:
+                if self._raw is None:
+                    self._raw = self._w.add_connection("/" + PLACE_RAW_TOPIC, PLACE_TYPE)
+                self._w.write(self._raw, r.stamp_ns, self._ts.serialize_cdr(raw, PLACE_TYPE))
 
     def close(self) -> None:
         """Finish the bag."""

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hstnn_ros.model.route_filter import MotionModel, RouteFilter
 from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.perception.images import preprocess_rgbd
 from hstnn_ros.perception.window import EventBuffer
@@ -61,6 +62,10 @@ class EngineConfig:
         frame_period_ns: the virtual frame clock in events-only mode.
         top_k: how many hypotheses each result carries.
         device: ``cpu`` or ``cuda[:n]``.
+        route_filter: filter the place posteriors along the route (``model.route_filter``: an HMM over places
+            with the bundle's motion model); results keep the raw decision too.
+        unknown_threshold: confidence below which a decision is an unknown place; ``None``: the bundle's calibrated
+            threshold if it has one (``unknown_threshold`` metadata), else never; 0: never.
         threads: torch intra-op threads set when the engine is built (process-wide: ``torch.set_num_threads``);
             ``None`` leaves torch's setting. Default 1: a decision is hundreds of small ops, where a second OpenMP
             thread costs more in hand-offs than it saves, and on a busy CPU (a robot's cores are shared) waiting for
@@ -77,6 +82,8 @@ class EngineConfig:
     frame_period_ns: int = 33_333_333
     top_k: int = 5
     device: str = "cpu"
+    route_filter: bool = False
+    unknown_threshold: float | None = None
     threads: int | None = 1
 
     def __post_init__(self) -> None:
@@ -94,6 +101,7 @@ class EngineConfig:
             "frame_period_ns > 0": self.frame_period_ns > 0,
             "top_k >= 1": self.top_k >= 1,
             "threads >= 1 or None": self.threads is None or self.threads >= 1,
+            "0 <= unknown_threshold <= 1 or None": self.unknown_threshold is None or 0 <= self.unknown_threshold <= 1,
         }
         bad = [rule for rule, ok in checks.items() if not ok]
         if bad:
@@ -185,6 +193,8 @@ class PlaceResult:
         logits: ``[C]`` float32 logits (for offline comparison).
         window_start_ns: stamp of the first frame in the window.
         top_k_names: the ``class_id`` strings of ``top_k``'s places.
+        known: False when ``score`` is below the unknown-place threshold (``place_id`` is then the best guess).
+        raw_top_k: with the route filter on, the classifier's own ``top_k`` before filtering (else empty).
     """
 
     stamp_ns: int
@@ -197,6 +207,13 @@ class PlaceResult:
     logits: np.ndarray = field(repr=False)
     window_start_ns: int = 0
     top_k_names: tuple[str, ...] = ()
+    known: bool = True
+    raw_top_k: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def raw_place_id(self) -> int:
+        """The classifier's own top-1 (equal to ``place_id`` without the route filter)."""
+        return self.raw_top_k[0][0] if self.raw_top_k else self.place_id
 
 
 class PlaceRecognitionEngine:
@@ -229,6 +246,13 @@ class PlaceRecognitionEngine:
         self.mode = InputMode.EVENTS_ONLY if pipeline.events_only else InputMode.RGBD_EVENTS
         self._rgb_zero = (torch.zeros(pipeline.rgb_feature_size, device=self.device)
                           if pipeline.rgb_feature_size else None)
+        meta = pipeline.metadata
+        self.route_filter = None
+        if self.config.route_filter:
+            motion = MotionModel.from_dict(meta["route_filter"]) if "route_filter" in meta else MotionModel()
+            self.route_filter = RouteFilter(pipeline.num_classes, motion)
+        thr = self.config.unknown_threshold
+        self.unknown_threshold = float(meta.get("unknown_threshold", 0.0)) if thr is None else float(thr)
 
     def replace_pipeline(self, pipeline: Pipeline) -> None:
         """Run another model from the next decision on (the ``auto`` preset's switch). Queued frames and buffered
@@ -287,6 +311,8 @@ class PlaceRecognitionEngine:
 
     def reset(self) -> None:
         """Forget every buffered input and feature (counters are kept)."""
+        if self.route_filter is not None:
+            self.route_filter.reset()
         self.events.reset()
         self.frames.clear()
         self.clock.reset()
@@ -356,6 +382,8 @@ class PlaceRecognitionEngine:
         if prev is not None and frame.stamp_ns - prev > self.config.max_gap_ns:
             self._gaps += 1
             self.window.clear()
+            if self.route_filter is not None:
+                self.route_filter.reset()
         self._last_frame_ns = frame.stamp_ns
         events, edges = self.events.cut(frame.stamp_ns, prev)
         self._processed += 1
@@ -375,10 +403,12 @@ class PlaceRecognitionEngine:
                 return None
             out = pipe.classifier(self.window.tensor())
         logits = out.logits[0].float()
-        probs = torch.softmax(logits, dim=0)
-        k = min(self.config.top_k, probs.numel())
-        top_p, top_i = torch.topk(probs, k)
-        top = tuple((int(i), float(pp)) for i, pp in zip(top_i.tolist(), top_p.tolist(), strict=True))
+        probs = torch.softmax(logits, dim=0).cpu().numpy().astype(np.float64)
+        raw_top: tuple[tuple[int, float], ...] = ()
+        if self.route_filter is not None:
+            raw_top = _top_k(probs, self.config.top_k)
+            probs = self.route_filter.update(probs)
+        top = _top_k(probs, self.config.top_k)
         ops = OpCounts(
             event_frontend_macs=float(ev.macs),
             event_frontend_acs=float(ev.acs),
@@ -401,6 +431,8 @@ class PlaceRecognitionEngine:
             logits=logits.cpu().numpy(),
             window_start_ns=self.window.start_ns,
             top_k_names=tuple(pipe.place_name(i) for i, _ in top),
+            known=top[0][1] >= self.unknown_threshold,
+            raw_top_k=raw_top,
         )
 
     def window_tensor(self) -> torch.Tensor:
@@ -421,6 +453,13 @@ class PlaceRecognitionEngine:
             depth = None
         arr = preprocess_rgbd(image, depth, spec.grid_wh, depth_max_m=spec.depth_max_m)
         return torch.from_numpy(arr).to(self.device)
+
+
+def _top_k(probs: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
+    """``(place, probability)`` of the ``k`` most likely places, best first (ties: lower place id first)."""
+    k = min(k, len(probs))
+    idx = np.argsort(-probs, kind="stable")[:k]
+    return tuple((int(i), float(probs[i])) for i in idx)
 
 
 def _device(name: str) -> torch.device:

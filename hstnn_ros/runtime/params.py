@@ -106,6 +106,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("drop_policy", _ENGINE.drop_policy.value, "what a full queue drops",
               choices=tuple(p.value for p in DropPolicy)),
     ParamSpec("top_k", _ENGINE.top_k, "hypotheses per place message", low=1, high=1000),
+    ParamSpec("route_filter", _ENGINE.route_filter,
+              "filter place posteriors along the route (the raw decision is published on `place_raw`)"),
+    ParamSpec("unknown_threshold", -1.0,
+              "confidence below which the place is `unknown`; -1: the bundle's calibrated threshold; 0: never",
+              low=-1.0, high=1.0),
     ParamSpec("device", _ENGINE.device, "torch device: cpu | cuda | cuda:N"),
     ParamSpec("threads", _ENGINE.threads or 0, "torch intra-op threads (0: leave torch's setting)", low=0, high=256),
     ParamSpec("event_queue_depth", 200, "subscription queue depth of `events` (sized for bursts of packets)", low=1,
@@ -150,7 +155,8 @@ def node_settings(values: Mapping[str, Any], *, overridden: set[str] | None = No
             reorder_delay_ns=round(v["reorder_delay_ms"] * 1e6), time_jump_ns=round(v["time_jump_ms"] * 1e6),
             frame_period_ns=round(v["frame_period_ms"] * 1e6), max_buffered_events=v["max_buffered_events"],
             max_pending_frames=v["max_pending_frames"], drop_policy=DropPolicy(v["drop_policy"]), top_k=v["top_k"],
-            device=v["device"], threads=v["threads"] or None,
+            device=v["device"], threads=v["threads"] or None, route_filter=v["route_filter"],
+            unknown_threshold=None if v["unknown_threshold"] < 0 else v["unknown_threshold"],
         )
     except RuntimeEngineError as exc:
         raise RuntimeEngineError(f"parameters: {exc}") from exc

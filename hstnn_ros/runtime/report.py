@@ -41,6 +41,8 @@ class DecisionRecord:
     event_frontend_spike_rate: float
     latency_s: float
     top_k: str
+    known: bool = True
+    raw_place_id: int = -1
 
     @classmethod
     def from_result(cls, r: PlaceResult, true_place: int = -1, environment: str = "") -> DecisionRecord:
@@ -51,7 +53,7 @@ class DecisionRecord:
             total_macs=o.total_macs, total_acs=o.total_acs, event_frontend_macs=o.event_frontend_macs,
             event_frontend_acs=o.event_frontend_acs, rgb_frontend_macs=o.rgb_frontend_macs, hstnn_macs=o.hstnn_macs,
             hstnn_acs=o.hstnn_acs, event_frontend_spike_rate=o.event_frontend_spike_rate, latency_s=r.latency_s,
-            top_k=";".join(f"{i}:{p:.4f}" for i, p in r.top_k),
+            top_k=";".join(f"{i}:{p:.4f}" for i, p in r.top_k), known=r.known, raw_place_id=r.raw_place_id,
         )
 
 
@@ -93,9 +95,16 @@ def summarise(records: list[DecisionRecord], tolerance: int = defaults.RECALL_TO
             "latency_p50_ms": float(np.percentile(lat, 50)),
             "latency_p99_ms": float(np.percentile(lat, 99)),
         }
+        accepted = np.array([r.known for r in rs])
+        if not accepted.all():
+            s["unknown_rate"] = float(np.mean(~accepted))
         if known.any():
             s["accuracy"] = float(np.mean(pred[known] == true[known]))
             s[f"recall_at_1_tol{tolerance}"] = float(np.mean(np.abs(pred[known] - true[known]) <= tolerance))
+            raw = np.array([r.raw_place_id for r in rs])
+            if (raw != pred).any():  # the route filter changed decisions: report the raw classifier beside it
+                s["raw_accuracy"] = float(np.mean(raw[known] == true[known]))
+                s[f"raw_recall_at_1_tol{tolerance}"] = float(np.mean(np.abs(raw[known] - true[known]) <= tolerance))
         out[name] = s
     return out
 
