@@ -32,8 +32,9 @@ OPS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 OPS_STATUS_NAME = "hstnn_ros/ops"
 #: Keys of the ``ops`` status, in order.
 OPS_KEYS = (
-    "place_id", "known", "raw_place_id", "event_frontend_macs", "event_frontend_acs", "rgb_frontend_macs", "rgb_frontend_acs", "hstnn_macs",
-    "hstnn_acs", "total_macs", "total_acs", "event_frontend_spike_rate", "hstnn_spike_rates", "latency_s",
+    "place_id", "known", "raw_place_id", "event_frontend_macs", "event_frontend_acs", "rgb_frontend_macs",
+    "rgb_frontend_acs", "hstnn_macs", "hstnn_acs", "total_macs", "total_acs", "event_frontend_spike_rate",
+    "hstnn_spike_rates", "latency_s",
 )
 
 #: ``factory(type_name, **fields) -> message``: builds a message of a ROS type from keyword fields.
