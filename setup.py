@@ -39,6 +39,7 @@ setup(
     extras_require={
         "aedat": ["dv-processing>=1.7"],
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis", "scikit-learn"],
     },
     zip_safe=False,  # numba caches compiled kernels beside their module

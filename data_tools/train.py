@@ -1,7 +1,7 @@
 """hstnn-train: three-stage hybrid learning (and baselines) over SNN ratios and seeds; resumable.
 
 Usage: ``hstnn-train --config config/train_place_recognition.yaml --features route.safetensors --out runs/route
-[--ratios 0 0.5 1] [--seeds 0 1]``. Rerunning with the same --out skips every finished unit.
+[--ratios 0 0.5 1] [--seeds 0 1] [--ray [ADDRESS]]``. Rerunning with the same --out skips every finished unit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from hstnn_ros.datasets.features import load_feature_set
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.learning import load_config, run_sweep
+from hstnn_ros.learning.distributed import run_sweep_ray
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", type=float, nargs="+", help="SNN ratios, overriding sweep.ratios")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds, overriding sweep.seeds")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the sweep's units as Ray tasks: on this machine (no ADDRESS), or on a running cluster "
+                        "(auto | ray://HEAD:10001); --out and --features must be on storage every node sees")
+    p.add_argument("--ray-workers", type=int, default=2, help="local Ray CPUs (one unit per CPU)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -34,8 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config).with_sweep(
             tuple(args.ratios) if args.ratios else None, tuple(args.seeds) if args.seeds else None)
-        fs = load_feature_set(args.features)
-        report = run_sweep(cfg, fs, args.out, name=str(args.features), plots=not args.no_plots)
+        if args.ray:
+            report = run_sweep_ray(cfg, args.features, args.out, address=None if args.ray == "local" else args.ray,
+                                   workers=args.ray_workers, plots=not args.no_plots)
+        else:
+            fs = load_feature_set(args.features)
+            report = run_sweep(cfg, fs, args.out, name=str(args.features), plots=not args.no_plots)
     except HstnnError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -130,7 +130,7 @@ class Sweep:
                 "data_fingerprint": self.data.fingerprint, "train_config": self.cfg.to_dict(),
                 "versions": {"torch": torch.__version__}, **extra}
 
-    def _check_resume(self) -> None:
+    def check_resume(self) -> None:
         """Refuse to mix units of different recipes or data in one output directory (only the sweep's ratios and
         seeds may change between runs); record the recipe and data fingerprint on the first run."""
         path = self.out / "sweep.json"
@@ -259,7 +259,7 @@ class Sweep:
         """Run every unfinished unit, then write ``report.json`` (and plots) over every finished unit."""
         self.out.mkdir(parents=True, exist_ok=True)
         self.units_dir.mkdir(exist_ok=True)
-        self._check_resume()
+        self.check_resume()
         units = plan_units(self.cfg)
         todo = [u for u in units if not self.is_done(u)]
         if len(todo) < len(units):
@@ -274,6 +274,11 @@ class Sweep:
             except LearningError as exc:  # a refused unit (e.g. an empty layer) must not lose the others
                 log.error("unit %s refused: %s", unit.name, exc)
                 failures[unit.name] = str(exc)
+        return self.finish(units, failures, plots=plots)
+
+    def finish(self, units: list[Unit], failures: dict[str, str], *, plots: bool = True) -> dict[str, Any]:
+        """``report.json`` (and plots) over every finished unit of ``units``; how they ran does not matter (here,
+        in Ray workers, in an earlier interrupted run)."""
         results = [json.loads((self.unit_dir(u) / RESULT).read_text()) for u in units if self.is_done(u)]
         report = build_report(results, self.cfg, fingerprint=self.data.fingerprint, failures=failures)
         write_report(self.out, report, plots=plots)
