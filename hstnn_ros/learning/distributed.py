@@ -40,14 +40,15 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_unit(cfg: dict[str, Any], features: str, out_dir: str, name: str, kind: str, seed: int,
-              ratio: float | None, threads: int, _after: Any = None) -> tuple[str, dict[str, Any] | None, str]:
-    """One unit in a Ray worker: (unit name, result or None, refusal reason)."""
+def _run_unit(job: dict[str, Any], _after: Any = None) -> tuple[str, dict[str, Any] | None, str]:
+    """One unit in a Ray worker: (unit name, result or None, refusal reason). ``job``: config dict, feature-set
+    path, output dir, unit kind/seed/ratio, torch threads; ``_after``: a Ray reference this unit waits for."""
     import torch  # noqa: PLC0415 - runs in the worker process
 
-    torch.set_num_threads(threads)
-    sweep = Sweep(config_from_dict(cfg), load_feature_set(features), out_dir, name=name)
-    unit = Unit(UnitKind(kind), seed, ratio)
+    torch.set_num_threads(job["threads"])
+    sweep = Sweep(config_from_dict(job["cfg"]), load_feature_set(job["features"]), job["out"], name=job["features"])
+    seed = job["seed"]
+    unit = Unit(UnitKind(job["kind"]), seed, job["ratio"])
     if sweep.is_done(unit):
         return unit.name, None, ""
     if unit.kind is UnitKind.HSTNN and not sweep.is_done(Unit(UnitKind.ADAPTATION, seed)):
@@ -84,14 +85,15 @@ def run_sweep_ray(cfg: TrainConfig, features: Path | str, out_dir: Path | str, *
         refs = []
         t0 = time.perf_counter()
         for u in todo:
-            args = (cfg_d, features, str(out), features, u.kind.value, u.seed, u.ratio, threads_per_unit)
+            job = {"cfg": cfg_d, "features": features, "out": str(out), "kind": u.kind.value, "seed": u.seed,
+                   "ratio": u.ratio, "threads": threads_per_unit}
             if u.kind is UnitKind.ADAPTATION:
-                adapt[u.seed] = task.remote(*args)
+                adapt[u.seed] = task.remote(job)
                 refs.append(adapt[u.seed])
             elif u.kind is UnitKind.HSTNN:
-                refs.append(task.remote(*args, adapt.get(u.seed)))  # a Ray ref argument: runs after it
+                refs.append(task.remote(job, adapt.get(u.seed)))  # a Ray reference argument: runs after it
             else:
-                refs.append(task.remote(*args))
+                refs.append(task.remote(job))
         failures: dict[str, str] = {}
         with tqdm(total=len(refs), desc=f"sweep (ray, {workers} workers)", unit="unit") as bar:
             pending = list(refs)
