@@ -3,8 +3,9 @@ would feed it, with what arrives on /place, /ops and /diagnostics compared with 
 the offline ``hstnn-replay`` of the same bag. Also: launches that must fail, fail with a non-zero status.
 
 Harness: ``ros_support.RobotGraph`` (one launch for the whole module). Tests marked xfail here need the node
-rewrite (issue 12: loss-free receiving, input counters on /diagnostics, reset on a time jump); they are not strict,
-so they start passing without an edit and the marks can then go.
+rewrite (issue 12: loss-free receiving, input counters on /diagnostics, reset on a time jump): today's node drops
+event packets and frames (more under CPU load), and lost input changes decisions. The marks are not strict, so the
+tests start passing without an edit and the marks can then go.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def test_a_place_message_for_95_percent_of_frames_after_the_first_window(first_p
                                   f"engine status: {got.engine_values()}")
 
 
+@NODE_REWRITE  # holds only when the node loses no input: under CPU load the current node drops event packets
 def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received],
                                                  offline: list[dict[str, Any]]) -> None:
     """Where the live node and hstnn-replay decided on the same frame, they chose the same place."""
@@ -96,6 +98,7 @@ def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received
     assert not differ, f"{len(differ)} of {len(both)} decisions differ (stamp, live, offline): {differ[:5]}"
 
 
+@NODE_REWRITE  # as above: lost input changes decisions (CI saw live 0.904 vs offline 0.957 on 73 decisions)
 def test_live_accuracy_within_003_of_the_offline_replay(first_play: tuple[Any, Received],
                                                         offline: list[dict[str, Any]]) -> None:
     _, got = first_play

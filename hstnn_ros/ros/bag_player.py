@@ -96,10 +96,15 @@ class _Player:
         return self.report
 
     def wait_for(self, topics: list[str], timeout_s: float) -> None:
-        """Block until each of ``topics`` has a matched subscription (``HstnnError`` after ``timeout_s``)."""
-        unknown = sorted(set(topics) - set(self.pubs))
-        if unknown:
-            raise HstnnError(f"bag player: --wait-for {unknown}: not among the played topics {sorted(self.pubs)}")
+        """Block until each of ``topics`` that is played has a matched subscription (``HstnnError`` after
+        ``timeout_s``). Topics not in the bags are named and not waited for (an events-only bag has no image topic);
+        if none of them is played, that is an error."""
+        unplayed = sorted(set(topics) - set(self.pubs))
+        if unplayed:
+            self.log.warning(f"--wait-for {unplayed}: not among the played topics {sorted(self.pubs)}; not waited for")
+        topics = [t for t in topics if t in self.pubs]
+        if unplayed and not topics:
+            raise HstnnError(f"bag player: --wait-for {unplayed}: none of them is played (topics {sorted(self.pubs)})")
         deadline = time.monotonic() + timeout_s
         while True:
             missing = [t for t in topics if self.pubs[t].get_subscription_count() == 0]
