@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
     loop = p.add_mutually_exclusive_group()
     loop.add_argument("--loop", action="store_true", help="play forever (recorded time jumps back each loop)")
-    loop.add_argument("--loops", type=int, default=1, help="play the recording N times")
+    loop.add_argument("--loops", type=int, default=1, help="play the recording N times (0: forever, as --loop)")
     p.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) in recorded time at HZ (default 40)")
     p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
