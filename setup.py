@@ -47,10 +47,11 @@ setup(
     maintainer_email="hstnn-ros@example.com",
     description="HSTNN place recognition from DVS events and RGB-D for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "place_recognition_node = hstnn_ros.ros.node:main",
+            "bag_player = hstnn_ros.ros.bag_player:main",
+            "hstnn-bag-player = hstnn_ros.ros.bag_player:main",
             "hstnn-demo = hstnn_ros.data_tools.demo:main",
             "hstnn-synth-route = hstnn_ros.data_tools.synth_route:main",
             "hstnn-dataset = hstnn_ros.data_tools.dataset:main",

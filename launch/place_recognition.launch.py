@@ -1,18 +1,23 @@
-"""Launch place_recognition_node on a robot: params file, environment preset and topic remaps.
+"""Launch place_recognition_node on a robot: parameters file, environment preset, input topic remaps.
 
     ros2 launch hstnn_ros place_recognition.launch.py events:=/event_camera/events image:=/camera/color/image_raw \
-        depth:=/camera/aligned_depth_to_color/image_raw environment:=auto
+        use_depth:=true depth:=/camera/aligned_depth_to_color/image_raw environment:=auto
+
+Topic names are set by remapping only: the node subscribes to the relative names `events`, `image` (and `depth` when
+`use_depth` is true) and publishes `place` and `ops` in its namespace (`/place`, `/ops` by default; `namespace:=robot1`
+gives `/robot1/place`, `/robot1/ops`) and `/diagnostics`. If the node dies (a bad bundle path, an impossible
+parameter), the launch ends with a non-zero status naming it.
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
+from hstnn_ros.ros.launching import end_launch_on_exit
 from launch import LaunchDescription
 
 
@@ -29,34 +34,31 @@ def generate_launch_description() -> LaunchDescription:
                               description="event_camera_msgs/msg/EventPacket | dvs_msgs/msg/EventArray"),
         DeclareLaunchArgument("events", default_value="/event_camera/events", description="event topic"),
         DeclareLaunchArgument("image", default_value="/camera/color/image_raw", description="colour topic"),
-        DeclareLaunchArgument("depth", default_value="", description="aligned depth topic; empty = no depth"),
-        DeclareLaunchArgument("place", default_value="place", description="output: vision_msgs/Classification"),
-        DeclareLaunchArgument("ops", default_value="place/ops", description="output: per-decision op counts"),
+        DeclareLaunchArgument("use_depth", default_value="false",
+                              description="subscribe to aligned depth too (only models trained on RGB-D use it)"),
+        DeclareLaunchArgument("depth", default_value="/camera/aligned_depth_to_color/image_raw",
+                              description="aligned depth topic (with use_depth:=true)"),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace (moves place and ops)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
     ]
-    overrides = {
-        "environment": LaunchConfiguration("environment"),
-        "model_bundle": LaunchConfiguration("model_bundle"),
-        "device": LaunchConfiguration("device"),
-        "event_msg_type": LaunchConfiguration("event_msg_type"),
-        "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-    }
-    remaps = [
-        ("events", LaunchConfiguration("events")),
-        ("image", LaunchConfiguration("image")),
-        ("depth", LaunchConfiguration("depth")),
-        ("place", LaunchConfiguration("place")),
-        ("ops", LaunchConfiguration("ops")),
-    ]
-    has_depth = PythonExpression(["'", LaunchConfiguration("depth"), "' != ''"])
-    node_with_depth = Node(
+    node = Node(
         package="hstnn_ros", executable="place_recognition_node", name="place_recognition_node", output="screen",
-        parameters=[LaunchConfiguration("params_file"), {**overrides, "depth_topic": "depth"}],
-        remappings=remaps, condition=IfCondition(has_depth),
+        namespace=LaunchConfiguration("namespace"),
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                "environment": LaunchConfiguration("environment"),
+                "model_bundle": LaunchConfiguration("model_bundle"),
+                "device": LaunchConfiguration("device"),
+                "event_msg_type": LaunchConfiguration("event_msg_type"),
+                "use_depth": ParameterValue(LaunchConfiguration("use_depth"), value_type=bool),
+                "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
+            },
+        ],
+        remappings=[
+            ("events", LaunchConfiguration("events")),
+            ("image", LaunchConfiguration("image")),
+            ("depth", LaunchConfiguration("depth")),
+        ],
     )
-    node_rgb = Node(
-        package="hstnn_ros", executable="place_recognition_node", name="place_recognition_node", output="screen",
-        parameters=[LaunchConfiguration("params_file"), {**overrides, "depth_topic": ""}],
-        remappings=remaps[:2] + remaps[3:], condition=UnlessCondition(has_depth),
-    )
-    return LaunchDescription([*args, node_with_depth, node_rgb])
+    return LaunchDescription([*args, node, end_launch_on_exit(node, "place_recognition_node")])
