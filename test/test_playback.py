@@ -177,3 +177,29 @@ def test_schedule_properties(tmp_path_factory: pytest.TempPathFactory, a: list[i
         # within a loop, wall offsets are the recorded offsets divided by the rate
         assert [s.wall_s - part[0].wall_s for s in part] == pytest.approx(
             [(s.t_ns - part[0].t_ns) / 1e9 / rate for s in part], abs=1e-9)
+
+
+def test_renumbered_seq_counts_on_across_loops_and_nothing_else_changes(tmp_path: Path, shared_data: Path) -> None:
+    """--renumber-seq: the EventPacket seq of a looped recording counts on as a running driver's would; every other
+    byte (and every other topic) is published as recorded."""
+    from hstnn_ros.bags.cdr import packet_header
+
+    with BagReader(shared_data / "bags" / "evt3_640x480") as r:
+        t0 = next(iter(r.messages())).t_ns
+    other = _write(tmp_path / "other", {"/a": [t0 + k * 10**8 for k in range(5)]})
+    bags = [shared_data / "bags" / "evt3_640x480", other]
+    with Playback(bags, loops=3, renumber_seq=True) as pb, Playback(bags, loops=3) as plain:
+        got, ref = list(pb.schedule()), list(plain.schedule())
+    assert len(got) == len(ref)
+    seqs = []
+    for a, b in zip(got, ref, strict=True):
+        assert (a.message.topic, a.wall_s, a.loop) == (b.message.topic, b.wall_s, b.loop)
+        if a.message.msgtype.endswith("EventPacket"):
+            ha, hb = packet_header(a.message.data, has_seq=True), packet_header(b.message.data, has_seq=True)
+            seqs.append(ha.seq)
+            assert ha.stamp_ns == hb.stamp_ns
+            off = ha.seq_offset
+            assert a.message.data[:off] == b.message.data[:off] and a.message.data[off + 8:] == b.message.data[off + 8:]
+        else:
+            assert a.message.data == b.message.data
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))

@@ -24,8 +24,8 @@ except ImportError:  # no ROS 2 here: the `ros` mark skips these classes (or fai
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 #: parameters every version of the node declares (launch arguments and config files set them)
-CORE_PARAMS = {"model_bundle", "environment", "event_msg_type", "bin_ms", "reorder_delay_ms", "top_k", "device",
-               "use_sim_time"}
+CORE_PARAMS = {"model_bundle", "environment", "event_msg_type", "use_depth", "reorder_delay_ms", "top_k", "device",
+               "event_queue_depth", "work_queue_size", "route_filter", "unknown_threshold", "use_sim_time"}
 WAIT_S = 120.0
 
 

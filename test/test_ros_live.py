@@ -2,10 +2,7 @@
 would feed it, with what arrives on /place, /ops and /diagnostics compared with what the player published and with
 the offline ``hstnn-replay`` of the same bag. Also: launches that must fail, fail with a non-zero status.
 
-Harness: ``ros_support.RobotGraph`` (one launch for the whole module). Tests marked xfail here need the node
-rewrite (issue 12: loss-free receiving, input counters on /diagnostics, reset on a time jump): today's node drops
-event packets and frames (more under CPU load), and lost input changes decisions. The marks are not strict, so the
-tests start passing without an edit and the marks can then go.
+Harness: ``ros_support.RobotGraph`` (one launch for the whole module).
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ from hstnn_ros import defaults
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(600)]
 
-NODE_REWRITE = pytest.mark.xfail(strict=False, reason="node rewrite pending (lead)")
 #: decisions a node can make from n RGB frames: one per frame once the first window is full
 FIRST_WINDOW = defaults.RGB_FRAMES_PER_WINDOW - 1
 
@@ -76,7 +72,6 @@ def test_place_messages_arrive_in_bag_time(first_play: tuple[Any, Received]) -> 
         assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
 
 
-@NODE_REWRITE
 def test_a_place_message_for_95_percent_of_frames_after_the_first_window(first_play: tuple[Any, Received]) -> None:
     report, got = first_play
     expected = report.published[IMAGE] - FIRST_WINDOW
@@ -85,7 +80,6 @@ def test_a_place_message_for_95_percent_of_frames_after_the_first_window(first_p
                                   f"engine status: {got.engine_values()}")
 
 
-@NODE_REWRITE  # holds only when the node loses no input: under CPU load the current node drops event packets
 def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received],
                                                  offline: list[dict[str, Any]]) -> None:
     """Where the live node and hstnn-replay decided on the same frame, they chose the same place."""
@@ -98,7 +92,6 @@ def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received
     assert not differ, f"{len(differ)} of {len(both)} decisions differ (stamp, live, offline): {differ[:5]}"
 
 
-@NODE_REWRITE  # as above: lost input changes decisions (CI saw live 0.904 vs offline 0.957 on 73 decisions)
 def test_live_accuracy_within_003_of_the_offline_replay(first_play: tuple[Any, Received],
                                                         offline: list[dict[str, Any]]) -> None:
     _, got = first_play
@@ -112,7 +105,6 @@ def test_live_accuracy_within_003_of_the_offline_replay(first_play: tuple[Any, R
     assert abs(live_acc - off_acc) <= 0.03, f"live {live_acc:.3f} on {len(judged)}, offline {off_acc:.3f}"
 
 
-@NODE_REWRITE
 def test_event_counters_account_for_every_published_packet(first_play: tuple[Any, Received]) -> None:
     """/diagnostics: event_msgs_received + event_msgs_lost == packets the player published (nothing silent)."""
     report, got = first_play
@@ -124,7 +116,6 @@ def test_event_counters_account_for_every_published_packet(first_play: tuple[Any
     assert got.counter("decisions") == len(got.place)
 
 
-@NODE_REWRITE
 def test_playing_again_jumps_time_back_and_place_messages_keep_coming(graph: RobotGraph,
                                                                       first_play: tuple[Any, Received]) -> None:
     """The same bag again into the running node (a replayed or looped recording: time jumps back)."""

@@ -13,12 +13,14 @@ backwards per loop, as with ``ros2 bag play --loop``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hstnn_ros.bags.cdr import EVENT_PACKET, packet_header, with_seq
 from hstnn_ros.bags.errors import BagError
 from hstnn_ros.bags.reader import BagReader, RawMessage
 
@@ -95,10 +97,13 @@ class Playback:
 
     ``topics``: topics to play (``None`` = all); a topic in none of the bags is an error naming the bags' topics.
     ``rate``: speed factor (2.0 = twice as fast). ``loops``: how many times to play the recording, 0 = forever.
+    ``renumber_seq``: ``EventPacket.seq`` counts on across loops (per topic, from the first packet's), as a driver
+    that keeps running would number its packets; everything else is published byte for byte. Without it a loop
+    restarts the recorded sequence, and a receiver cannot tell packets lost at the end of a loop.
     """
 
     def __init__(self, bags: Sequence[Path | str], *, topics: Sequence[str] | None = None, rate: float = 1.0,
-                 loops: int = 1) -> None:
+                 loops: int = 1, renumber_seq: bool = False) -> None:
         if not bags:
             raise BagError("bag player: no bag given; pass one or more rosbag2 directories or files")
         if not rate > 0:
@@ -107,6 +112,7 @@ class Playback:
             raise BagError(f"bag player: loops {loops}: must be >= 0 (0 = forever)")
         self.rate = float(rate)
         self.loops = int(loops)
+        self.renumber_seq = bool(renumber_seq)
         self._readers: list[BagReader] = []
         try:
             for b in bags:
@@ -172,19 +178,32 @@ class Playback:
         else:
             yield from heapq.merge(*streams, key=lambda m: m.t_ns)
 
+    @staticmethod
+    def _renumbered(msg: RawMessage, seqs: dict[str, int]) -> RawMessage:
+        head = packet_header(msg.data, has_seq=True)
+        if head is None or head.seq is None:
+            return msg  # not decodable as an EventPacket: published as recorded
+        seq = seqs.setdefault(msg.topic, head.seq)
+        seqs[msg.topic] = seq + 1
+        return dataclasses.replace(msg, data=with_seq(bytes(msg.data), seq))
+
     def schedule(self) -> Iterator[Scheduled]:
         """Every message to publish, in publication order, with its wall offset; ends after ``loops`` passes
         (never with ``loops=0``). A recording with no message on the played topics yields nothing."""
         loop = 0
         offset_s = 0.0  # wall offset of the current loop's first message
+        seqs: dict[str, int] = {}  # renumber_seq: the next seq per EventPacket topic
         while self.loops == 0 or loop < self.loops:
             first = last = None
             n = 0
-            for msg in self._one_pass():
+            for recorded in self._one_pass():
                 if first is None:
-                    first = msg.t_ns
-                last = msg.t_ns
+                    first = recorded.t_ns
+                last = recorded.t_ns
                 n += 1
+                msg = recorded
+                if self.renumber_seq and self.topics.get(msg.topic) == EVENT_PACKET:
+                    msg = self._renumbered(recorded, seqs)
                 yield Scheduled(offset_s + (msg.t_ns - first) / 1e9 / self.rate, loop, msg)
             if first is None or last is None:
                 return

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     loop = p.add_mutually_exclusive_group()
     loop.add_argument("--loop", action="store_true", help="play forever (recorded time jumps back each loop)")
     loop.add_argument("--loops", type=int, default=1, help="play the recording N times (0: forever, as --loop)")
+    p.add_argument("--renumber-seq", action="store_true",
+                   help="EventPacket seq counts on across loops, as a running driver's would (so a receiver can count "
+                        "every packet lost, loop boundaries included)")
     p.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) in recorded time at HZ (default 40)")
     p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
@@ -167,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else ["bag_player", *argv])
     args = _parser().parse_args(remove_ros_args(argv)[1:])
     try:
-        playback = Playback(args.bags, topics=args.topics, rate=args.rate, loops=0 if args.loop else args.loops)
+        playback = Playback(args.bags, topics=args.topics, rate=args.rate, loops=0 if args.loop else args.loops,
+                            renumber_seq=args.renumber_seq)
     except HstnnError as exc:
         print(exc, file=sys.stderr)
         return 1

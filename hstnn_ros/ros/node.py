@@ -112,10 +112,15 @@ class PlaceRecognitionNode(Node):
         """Called by the inference worker with each batch of new decisions."""
         for r in results:
             place, ops, raw = decision_messages(r, _make, frame_id=frame_id)
-            self._pub_place.publish(place)
-            self._pub_ops.publish(ops)
-            if raw is not None and self._pub_raw is not None:
-                self._pub_raw.publish(raw)
+            try:
+                self._pub_place.publish(place)
+                self._pub_ops.publish(ops)
+                if raw is not None and self._pub_raw is not None:
+                    self._pub_raw.publish(raw)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return
 
     def _publish_diagnostics(self) -> None:
         d = self.core.diagnostics()
@@ -128,9 +133,13 @@ class PlaceRecognitionNode(Node):
         self._pub_diag.publish(msg)
 
     def destroy_node(self) -> None:
-        """Stop the worker after the queued messages and publish the last decisions."""
+        """Stop the worker after the queued messages; publish the last decisions while the context still allows
+        (after Ctrl-C rclpy has shut it down already: they are dropped, which the log says)."""
         if hasattr(self, "core"):
-            self.core.close(flush=True)
+            alive = self.context.ok()
+            self.core.close(flush=alive)
+            if not alive:
+                self.get_logger().info("shutting down: decisions still queued were not published")
         super().destroy_node()
 
 

@@ -8,13 +8,13 @@ topic. Decoder errors become ``RuntimeEngineError`` so the node counts them as m
 from __future__ import annotations
 
 import enum
-import struct
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from hstnn_ros.bags.cdr import PacketHeader
+from hstnn_ros.bags.cdr import packet_header as cdr_header
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.errors import RuntimeEngineError
 
@@ -58,35 +58,10 @@ def stream_decoder(msgtype: str) -> Any:
     return pev.make_decoder(msgtype)
 
 
-@dataclass(frozen=True)
-class PacketHeader:
-    """The leading fields of a serialized event message: header stamp (ns) and, for ``EventPacket``, ``seq``."""
-
-    stamp_ns: int
-    seq: int | None
-
-
 def packet_header(kind: EventMessageKind, raw: bytes | memoryview) -> PacketHeader | None:
-    """Header stamp and ``seq`` read straight from the CDR bytes of an event message (no full deserialization), so
-    the node can detect middleware loss (``seq`` gaps) and time jumps before decoding; ``None`` when the bytes are
-    too short or not CDR. Layout: 4-byte encapsulation (byte 1: 1 = little endian), ``int32 sec``,
-    ``uint32 nanosec``, ``string frame_id`` (uint32 length incl. NUL + bytes), then for EventPacket ``uint32 height,
-    uint32 width`` and ``uint64 seq`` (aligned to 8 from the end of the encapsulation)."""
-    buf = memoryview(raw).cast("B")
-    if len(buf) < 16 or buf[0] != 0 or buf[1] not in (0, 1):
-        return None
-    order = "<" if buf[1] == 1 else ">"
-    body = buf[4:]
-    sec, nanosec, n = struct.unpack_from(order + "iII", body, 0)
-    stamp = sec * 1_000_000_000 + nanosec
-    if kind is not EventMessageKind.EVENT_PACKET:
-        return PacketHeader(stamp, None)
-    pos = 12 + n
-    pos += -pos % 4 + 8  # height, width
-    pos += -pos % 8
-    if n > len(body) or pos + 8 > len(body):
-        return None
-    return PacketHeader(stamp, struct.unpack_from(order + "Q", body, pos)[0])
+    """Header stamp and ``seq`` of a serialized event message (``bags.cdr``: no deserialization), so the node can
+    detect middleware loss (``seq`` gaps) and time jumps before decoding; ``None`` when the bytes are not CDR."""
+    return cdr_header(raw, has_seq=kind is EventMessageKind.EVENT_PACKET)
 
 
 class RawEventDecoder:
