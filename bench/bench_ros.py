@@ -11,9 +11,12 @@ too: the node's ``event_msgs_received + event_msgs_lost`` must equal the packets
 Needs the ROS 2 Python stack (``make ros`` / ``source .venv/ros2-env.sh``); prints why and returns otherwise.
 Target (issue 12): p99 <= reorder delay + 25 ms at both rates, with zero silent loss.
 """
+# ruff: noqa: PLC0415 - the ROS 2 stack is optional here: it is imported once the benchmark knows it is present
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros.bags import Playback
+from hstnn_ros.bags.cdr import packet_header
+from hstnn_ros.datasets.synth import generate_route_set, preset_config
+from hstnn_ros.enums import Environment
+
 QUICK = os.environ.get("HSTNN_BENCH_QUICK") == "1"
 EVENTS, IMAGE = "/dvs/events", "/camera/color/image_raw"
 REORDER_MS = 50.0
@@ -33,12 +41,6 @@ REORDER_MS = 50.0
 def _route(tmp: Path, event_density: float) -> tuple[Path, int]:
     """A demo-route traversal whose event rate is ``event_density`` times the route's (contrast thresholds divided
     by it: a DVS pixel fires once per threshold crossing of log intensity), and its event count."""
-    import dataclasses
-    import json
-
-    from hstnn_ros.datasets.synth import generate_route_set, preset_config
-    from hstnn_ros.enums import Environment
-
     cfg = preset_config("demo")
     if not QUICK:  # a longer traversal: more decisions per rate
         cfg = dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, path_length_m=cfg.world.path_length_m * 3))
@@ -61,9 +63,6 @@ def _run_rate(bag: Path, rate: float, domain: int) -> dict[str, Any]:
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Classification
-
-    from hstnn_ros.bags import Playback
-    from hstnn_ros.bags.cdr import packet_header
 
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain)}
     log = bag.parent / f"node_{rate:g}.log"
