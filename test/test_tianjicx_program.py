@@ -155,6 +155,6 @@ def test_calibrated_weights_reproduce_the_calibration_drive_better_than_rounding
         real = x.reshape(-1, 64)
         return float(np.mean((drive - (real @ layers[0].w_snn.T + layers[0].b_snn)) ** 2))
 
-    assert drive_error(fitted) < 0.8 * drive_error(plain)  # 0.47 measured (seed 3); integer arithmetic only
+    assert drive_error(fitted) < 0.8 * drive_error(plain)  # 0.47 measured: far from the bound, whatever BLAS
     with pytest.raises(TianjicxError, match="layer_outputs must have shapes"):
         quantise(net, x, layer_outputs=outs[:1])
