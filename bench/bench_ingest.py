@@ -1,12 +1,14 @@
 """Event ingestion speed on the real bags in ../shared/data: events/s per decoder (per message as recorded, and
 bulk over the whole stream's concatenated payload, which shows the codec's throughput without per-call overhead),
 framing events/s, and for dvs_msgs/EventArray the speed-up of the package's CDR decoder (StreamDecoder) over rosbags'
-deserialisation into per-event objects (on a dvs bag written from real events with the package's writer/encoder).
+deserialisation into per-event objects (on a dvs bag written from real events with the package's writer/encoder;
+the two timed in interleaved pairs, see bench/timing.py).
 
 The compiled (numba) kernels are warmed up before each timed region; their first-call cost is reported apart:
 compiling (fresh numba cache) and loading from the cache, each in a new process.
 
-Quick mode (``HSTNN_BENCH_QUICK=1``): best of 3 timings (7 in full mode) and a smaller dvs bag.
+Quick mode (``HSTNN_BENCH_QUICK=1``): best of 3 timings (7 in full mode; as many pairs for the ratio) and a smaller
+dvs bag.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.timing import compare
 from hstnn_ros.bags import BagReader, BagWriter, typestore
 from hstnn_ros.perception import events as pev
 
@@ -82,11 +85,11 @@ def _dvs(batch: pev.EventBatch, tmp: Path) -> dict[str, float]:
             total += len(t) + 0 * len(x)
         return total
 
-    t_np, got = _best(numpy_path)
-    t_obj, got_obj = _best(objects_path)
-    assert got == got_obj == n
-    return {"events": n, "decoder_mev_s": n / t_np / 1e6, "rosbags_objects_mev_s": n / t_obj / 1e6,
-            "speedup": t_obj / t_np}
+    assert numpy_path() == objects_path() == n
+    cmp = compare(objects_path, numpy_path, pairs=REPEATS, name_a="rosbags objects", name_b="package decoder")
+    return {"events": n, "decoder_mev_s": n / cmp.b.median / 1e6, "rosbags_objects_mev_s": n / cmp.a.median / 1e6,
+            "speedup": {"min": cmp.ratio.min, "median": cmp.ratio.median, "max": cmp.ratio.max},
+            "timing": cmp.to_dict(), "report": cmp.report()}
 
 
 _FIRST_CALL = """
@@ -154,8 +157,9 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out["dvs_msgs"] = _dvs(biggest, Path(tmp))
     d = out["dvs_msgs"]
-    print(f"dvs_msgs/EventArray: package decoder {d['decoder_mev_s']:.1f} Mev/s vs rosbags objects "
-          f"{d['rosbags_objects_mev_s']:.2f} Mev/s: {d['speedup']:.0f}x")
+    print(f"dvs_msgs/EventArray ({d['events']} events): package decoder {d['decoder_mev_s']:.1f} Mev/s vs rosbags "
+          f"objects {d['rosbags_objects_mev_s']:.2f} Mev/s (medians)")
+    print(d.pop("report"))
     out["first_call"] = _first_call()
     print(f"kernels' first call (evt3, libcaer_cmp, libcaer, dvs): compile {out['first_call']['compile_s']:.2f} s, "
           f"from numba's cache {out['first_call']['cached_s']:.3f} s (not in the timings above)")

@@ -1,17 +1,18 @@
 """Benchmark of the HSTNN model core: training step (forward + backward) of the paper's redundant hybrid network
 [1024-500-500-100] (500 SNN + 500 RNN per layer, T = 9, batch 64), the share of CPU time spent inside matrix
-products (torch.profiler self time), the speed-up of the layer-by-layer batched run over a step-by-step loop, and the
-measured Eq. 23-25 op counts per window (random weights: trends, not a trained model's numbers)."""
+products (torch.profiler self time), the speed-up of the layer-by-layer batched run over a step-by-step loop (the two
+timed in interleaved pairs, see bench/timing.py), and the measured Eq. 23-25 op counts per window (random weights:
+trends, not a trained model's numbers)."""
 
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from bench.timing import compare
 from hstnn_ros.model import HSTNN, HSTNNConfig, count_ops
 
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm"}
@@ -41,23 +42,18 @@ def _stream_train_step(model: HSTNN, x: torch.Tensor, y: torch.Tensor) -> None:
     F.cross_entropy(logits, y).backward()
 
 
-def _time(fn, reps: int) -> float:
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps * 1e3
-
-
 def main() -> dict:
     quick = os.environ.get("HSTNN_BENCH_QUICK") == "1"
-    reps = 3 if quick else 15
+    pairs = 5 if quick else 15
     model, x, y = _setup(64, 9)
     out: dict = {"quick": quick, "threads": torch.get_num_threads(), "network": "1024-(500+500)-(500+500)-100",
                  "batch": 64, "steps": 9}
-    out["train_step_ms"] = _time(lambda: _train_step(model, x, y), reps)
-    out["stream_train_step_ms"] = _time(lambda: _stream_train_step(model, x, y), reps)
-    out["batched_speedup_over_stepwise"] = out["stream_train_step_ms"] / out["train_step_ms"]
+    cmp = compare(lambda: _stream_train_step(model, x, y), lambda: _train_step(model, x, y), pairs=pairs,
+                  name_a="step-by-step loop", name_b="batched run")
+    out["train_step"] = cmp.to_dict()
+    out["train_step_ms_median"] = cmp.b.median * 1e3
+    out["stream_train_step_ms_median"] = cmp.a.median * 1e3
+    out["batched_speedup_over_stepwise"] = {"min": cmp.ratio.min, "median": cmp.ratio.median, "max": cmp.ratio.max}
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(2 if quick else 5):
             _train_step(model, x, y)
@@ -73,8 +69,9 @@ def main() -> dict:
     out["mac_per_window"] = ops.mac_per_sample
     out["ac_per_window"] = ops.ac_per_sample
     out["spike_rates"] = ops.spike_rates
-    print(f"train step (fwd+bwd) {out['train_step_ms']:.1f} ms; step-by-step loop {out['stream_train_step_ms']:.1f} "
-          f"ms -> batched is {out['batched_speedup_over_stepwise']:.2f}x faster")
+    print("train step (forward + backward), batch 64, T = 9:")
+    print(cmp.report())
+    print(f"  -> the batched run is {cmp.ratio.fmt('x')} faster than the step-by-step loop")
     print(f"matrix products: {out['matmul_share_of_cpu_time']:.2f} of profiled CPU time (goal >= 0.50)")
     print(f"ops per window: {ops.mac_per_sample:.3g} MAC, {ops.ac_per_sample:.3g} AC; spike rates {ops.spike_rates}")
     return out

@@ -2,9 +2,10 @@
 
 Drives the real engine with the shipped default model (``models/default``; ``HSTNN_BENCH_MODEL`` overrides) on a
 synthetic DAVIS346-sized stream: 30 Hz RGB frames and ~1 M events/s. Targets (issue 6): p99 <= 33 ms per decision
-(30 decisions/s) and replay >= 3x real time. The GEMM peak is measured in the same run (fp32 ``torch.mm``, same
-thread count) so the front-end share is comparable across machines: the engine's threads (``EngineConfig.threads``,
-1 by default) and torch's default (one per core), the machine's peak the headline share is taken of.
+(30 decisions/s) and replay >= 3x real time. The GEMM peak is measured in the same run (fp32 ``torch.mm``), timed
+in pairs interleaved with the front-ends (bench/timing.py) so the front-end share is comparable across machines and
+its min / median / max shows the machine's noise: at the engine's threads (``EngineConfig.threads``, 1 by default)
+and at torch's default (one per core), the machine's peak the headline share is taken of.
 Replay is measured twice: the engine alone on that in-memory stream (``realtime_factor``), and ``hstnn-replay``'s
 whole path on a synthetic route bag (demo preset, env2: the highest event rate) with the env2 bundle, bag reading,
 CDR and evt3 decoding and image conversion included (``bag_replay_realtime_factor``; start-up excluded as for a node).
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.timing import compare
 from hstnn_ros import defaults
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
@@ -55,25 +57,45 @@ def _stream(n_frames: int, rng: np.random.Generator) -> list[tuple[EventBatch, i
     return out
 
 
-def _frontend_flops(engine: PlaceRecognitionEngine, frames: int) -> dict[str, float]:
-    """FLOP/s of the front-ends as the engine calls them (event: one call on ``bins`` frames, RGB: one frame);
-    FLOPs = 2 x MACs + ACs, both measured by the front-ends on their inputs."""
+def _frontend_vs_gemm(engine: PlaceRecognitionEngine, pairs: int, gemm_threads: int, n: int = 1024) -> dict:
+    """The front-ends' FLOP/s as a share of the fp32 GEMM's, timed in interleaved pairs (bench/timing.py): one call
+    of the front-ends as the engine makes it (event: ``bins`` frames at once, RGB: one frame; FLOPs = 2 x MACs +
+    ACs, as they measure them on their inputs) at the engine's threads, against one ``n x n`` ``torch.mm`` at
+    ``gemm_threads``."""
     pipe = engine.pipeline
     H, W = pipe.input_hw
     rng = np.random.default_rng(1)
     ev_in = torch.from_numpy(rng.poisson(0.3, (pipe.window.bins_per_rgb, 2, H, W)).astype(np.float32))
     rgb_in = torch.rand(1, pipe.rgb_channels, H, W)
-    flops = 0.0
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for _ in range(frames):
+
+    def frontends() -> float:
+        with torch.inference_mode():
             r = pipe.event_frontend(ev_in)
-            flops += 2 * r.macs + r.acs
+            flops = 2 * r.macs + r.acs
             if pipe.rgb_frontend is not None:
                 r = pipe.rgb_frontend(rgb_in)
                 flops += 2 * r.macs + r.acs
-    dt = time.perf_counter() - t0
-    return {"frontend_flops_per_s": flops / dt, "frontend_ms_per_frame": dt / frames * 1e3}
+        return float(flops)
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    threads = torch.get_num_threads()
+
+    def gemm() -> None:
+        torch.set_num_threads(gemm_threads)
+        try:
+            torch.mm(a, b)
+        finally:
+            torch.set_num_threads(threads)
+
+    fe_flops, gemm_flops = frontends(), 2.0 * n**3
+    cmp = compare(gemm, frontends, pairs=pairs, name_a=f"fp32 GEMM {n}^3 ({gemm_threads} threads)",
+                  name_b=f"front-ends, one frame ({threads} threads)")
+    share = cmp.ratio.scaled(fe_flops / gemm_flops)  # (fe_flops / t_fe) / (gemm_flops / t_gemm), pair by pair
+    print(cmp.report())
+    print(f"  -> front-end FLOP/s as a share of this GEMM's: {share.fmt()}")
+    return {"timing": cmp.to_dict(), "gemm_peak_flops_per_s": gemm_flops / cmp.a.min,
+            "frontend_flops_per_s_median": fe_flops / cmp.b.median, "frontend_ms_per_frame_median": cmp.b.median * 1e3,
+            "share": {"min": share.min, "median": share.median, "max": share.max}}
 
 
 def _bag_replay() -> dict[str, float]:
@@ -168,12 +190,12 @@ def main() -> dict:
     lat += [r.latency_s for r in engine.flush()]
     wall = time.perf_counter() - t0
     lat_ms = np.asarray(lat) * 1e3
-    peak_engine = gemm_peak_flops()
     threads = torch.get_num_threads()
-    torch.set_num_threads(cores)
-    peak = gemm_peak_flops()
-    torch.set_num_threads(threads)
-    fe = _frontend_flops(engine, 10 if QUICK else 40)
+    pairs = 10 if QUICK else 40
+    print("front-ends vs the GEMM at the engine's threads:")
+    fe_engine = _frontend_vs_gemm(engine, pairs, threads)
+    print(f"front-ends vs the GEMM at torch's default threads ({cores}: the machine's peak):")
+    fe_peak = _frontend_vs_gemm(engine, pairs, cores)
     bag = _bag_replay() if (defaults.shipped_models_dir() / "env2" / "bundle.json").is_file() else {}
     res = {
         "model": str(model),
@@ -185,12 +207,14 @@ def main() -> dict:
         "realtime_factor": n_frames * PERIOD_NS / 1e9 / wall,
         "realtime_target": 3.0,
         **bag,
-        "gemm_peak_flops_per_s": peak,
+        "gemm_peak_flops_per_s": fe_peak["gemm_peak_flops_per_s"],
         "gemm_peak_threads": cores,
-        "engine_gemm_peak_flops_per_s": peak_engine,
-        **fe,
-        "frontend_share_of_gemm_peak": fe["frontend_flops_per_s"] / peak,
-        "frontend_share_of_engine_peak": fe["frontend_flops_per_s"] / peak_engine,
+        "engine_gemm_peak_flops_per_s": fe_engine["gemm_peak_flops_per_s"],
+        "frontend_flops_per_s": fe_engine["frontend_flops_per_s_median"],
+        "frontend_ms_per_frame": fe_engine["frontend_ms_per_frame_median"],
+        "frontend_share_of_gemm_peak": fe_peak["share"],
+        "frontend_share_of_engine_peak": fe_engine["share"],
+        "frontend_vs_gemm_timing": {"engine_threads": fe_engine["timing"], "default_threads": fe_peak["timing"]},
         "threads": threads,
         "quick": QUICK,
     }

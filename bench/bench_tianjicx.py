@@ -1,6 +1,7 @@
-"""Benchmark of the TianjicX integer path: P04 kernel speed-up over the literal loop, simulator throughput, and the
-estimated latency/energy of the paper-sized network [1024-500-500-100] across SNN ratios (random weights, so the
-spike rates are those of random weights: the trend, not a trained model's numbers)."""
+"""Benchmark of the TianjicX integer path: P04 kernel speed-up over the literal loop (timed in interleaved pairs, see
+bench/timing.py), simulator throughput, and the estimated latency/energy of the paper-sized network
+[1024-500-500-100] across SNN ratios (random weights, so the spike rates are those of random weights: the trend, not
+a trained model's numbers; the RNN/SNN energy and latency ratios are cost-model estimates, not timings)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 import numpy as np
 
+from bench.timing import compare
 from hstnn_ros.tianjicx.manifest import build_program, network_shapes
 from hstnn_ros.tianjicx.mapping import map_network
 from hstnn_ros.tianjicx.primitives import p04_matvec, p04_reference
@@ -42,19 +44,13 @@ def main() -> dict:
     x = rng.integers(-128, 128, 1024).astype(np.int8)
     w = rng.integers(-128, 128, (1024, 512)).astype(np.int8)
     b = rng.integers(-(2**20), 2**20, 512).astype(np.int32)
-    reps = 3 if quick else 10
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        ref = p04_reference(x, w, b)
-    t_ref = (time.perf_counter() - t0) / reps
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fast = p04_matvec(x, w, b)
-    t_fast = (time.perf_counter() - t0) / reps
-    assert np.array_equal(ref, fast)
-    out["p04_1024x512_literal_ms"] = 1e3 * t_ref
-    out["p04_1024x512_fast_ms"] = 1e3 * t_fast
-    out["p04_speedup"] = t_ref / t_fast
+    assert np.array_equal(p04_reference(x, w, b), p04_matvec(x, w, b))
+    p04 = compare(lambda: p04_reference(x, w, b), lambda: p04_matvec(x, w, b), pairs=3 if quick else 10,
+                  name_a="P04 literal loop", name_b="P04 fast")
+    out["p04_1024x512_literal_ms"] = 1e3 * p04.a.median
+    out["p04_1024x512_fast_ms"] = 1e3 * p04.b.median
+    out["p04_speedup"] = {"min": p04.ratio.min, "median": p04.ratio.median, "max": p04.ratio.max}
+    out["p04_timing"] = p04.to_dict()
     # 2. Simulator on the paper-sized network across SNN ratios.
     total = 512 if not quick else 128
     f_in = 1024 if not quick else 256
@@ -85,10 +81,8 @@ def main() -> dict:
     out["sweep"] = sweep
     out["energy_ratio_rnn_over_snn"] = sweep[0]["energy_uj"] / sweep[-1]["energy_uj"]
     out["latency_ratio_rnn_over_snn"] = sweep[0]["latency_us"] / sweep[-1]["latency_us"]
-    print(
-        f"P04 1024x512: literal {out['p04_1024x512_literal_ms']:.2f} ms, fast {out['p04_1024x512_fast_ms']:.2f} ms "
-        f"(x{out['p04_speedup']:.1f})"
-    )
+    print("P04 1024x512 (one vector):")
+    print(p04.report())
     print(out["network"])
     for s in sweep:
         print(

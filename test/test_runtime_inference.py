@@ -25,6 +25,11 @@ configs = st.fixed_dictionaries({
 @settings(max_examples=60, deadline=None)
 @given(net=configs, batch=st.integers(1, 3), steps=st.integers(1, 9), seed=st.integers(0, 2**16))
 def test_fast_path_equals_model_run_and_count_ops(net: dict, batch: int, steps: int, seed: int) -> None:
+    """Exact equality holds by construction, on any CPU: the fast path issues the model core's kernels on the same
+    shapes and layouts (the input GEMM on the same time-major ``[T, B, F]`` view with a freshly allocated fused
+    weight; the recurrent GEMV and the sigmoid on fresh contiguous ``[B, n]`` tensors; ``decay * u`` then a
+    multiplication by ``1 - s`` in {0, 1}, which is exact, as the masked fill is; the rate decoder's mean of 0/1
+    spikes is an exact count divided once), so every rounding happens identically in both."""
     torch.manual_seed(seed)
     spiking = net["input_spiking"]
     cfg = HSTNNConfig(input_size=16, num_classes=4, **{**net, "hidden": tuple(LayerSpec(*h) for h in net["hidden"])})

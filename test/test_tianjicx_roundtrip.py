@@ -1,95 +1,99 @@
-"""Export -> simulate round trip on a small HSTNN trained for a few seconds (sklearn digits, rows as time steps)."""
+"""Export -> simulate round trip on small digits HSTNNs (sklearn digits, image rows as time steps).
+
+The networks are fixed golden weights (``test/data/tianjicx_digits``, written by ``test/tianjicx_digits.py``), not
+trained here: training rounds differently on every CPU, and the few-second model this file used to train reached an
+INT8 agreement anywhere from 0.955 to 0.99 depending on the machine. With fixed weights the integer side is exact and
+the float reference is computed in float64 with every decision further from a tie than its rounding bound (checked
+with :mod:`fpbounds`), so each agreement below is one number on every machine.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fpbounds import U32, U64, hstnn_bound
+from tianjicx_digits import LAST, N_TRAIN, RATE, digits, golden
 
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, FeatureSet, save_feature_set
-from hstnn_ros.model import HSTNN, Decoder, HSTNNConfig, LayerSpec, save_bundle
+from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec, save_bundle
 from hstnn_ros.tianjicx import MappingStrategy, TianjicxError, export_program, load_program, simulate_program
+from hstnn_ros.tianjicx.export import ONNX_ATOL
 from hstnn_ros.tianjicx.onnx_export import ONNX_NAME, run_onnx
-
-N_TRAIN = 1400
-
-
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    """[N, 8, 16] windows: per step 8 spike features (pixel > 0.5) then the 8 grey values of one image row."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = d.images.astype(np.float32) / 16.0
-    return np.concatenate([(x > 0.5).astype(np.float32), x], axis=2), d.target.astype(np.int64)
-
-
-def _train(decoder: Decoder, hidden: tuple[LayerSpec, ...], epochs: int = 20) -> HSTNN:
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    x, y = _digits()
-    cfg = HSTNNConfig(input_size=16, hidden=hidden, num_classes=10, input_spiking=8, bias=True, decoder=decoder)
-    model = HSTNN(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    xt, yt = torch.from_numpy(x[:N_TRAIN]), torch.from_numpy(y[:N_TRAIN])
-    g = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        perm = torch.randperm(N_TRAIN, generator=g)
-        for i in range(0, N_TRAIN, 100):
-            idx = perm[i : i + 100]
-            loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def trained() -> HSTNN:
-    return _train(Decoder.RATE, (LayerSpec(32, 32), LayerSpec(32, 32)))
+    return golden(RATE)
 
 
-@pytest.mark.slow  # trains a small HSTNN for a few seconds (shared module fixture)
-def test_export_simulate_agrees_with_float_model(trained: HSTNN, tmp_path: Path) -> None:
-    x, y = _digits()
-    res = export_program(trained, x[:N_TRAIN], tmp_path)
-    assert res.onnx_max_abs_diff is not None and res.onnx_max_abs_diff < 1e-4
+def _reference_logits(model: HSTNN, x: np.ndarray) -> np.ndarray:
+    """Float64 logits of ``model`` on ``x``, after checking that no CPU's rounding can change a decision: every top-1
+    class leads its runner-up by more than twice the float64 bound (which includes any spike it could flip)."""
+    xt = torch.from_numpy(x)
+    assert bool(hstnn_bound(model, xt, U64).logits_decided().all())
     with torch.no_grad():
-        float_logits = trained(torch.from_numpy(x[N_TRAIN:])).numpy()
-    report = simulate_program(tmp_path, x[N_TRAIN:], y[N_TRAIN:], progress=False)  # float side from the ONNX graph
-    assert report.accuracy_float == pytest.approx(float((float_logits.argmax(1) == y[N_TRAIN:]).mean()))
-    assert report.accuracy_float > 0.8  # the model learnt something, so agreement is not trivial
+        return copy.deepcopy(model).double()(xt.double()).numpy()
+
+
+def test_export_simulate_agrees_with_float_model(trained: HSTNN, tmp_path: Path) -> None:
+    """INT8 top-1 agreement >= 99 % with the float model.
+
+    Measured with ``python test/tianjicx_digits.py spread --seeds 10`` (export_program's quantiser: power-of-two
+    scales, GPTQ-fitted INT8 weights, mid-range sigmoid table), min / median / max over 10 freshly trained models:
+    0.9924 / 0.9975 / 1.0 with the default CPU kernels, 0.9924 / 0.9975 / 1.0 with MKL_ENABLE_INSTRUCTIONS=AVX2
+    ATEN_CPU_CAPABILITY=avx2, 0.9899 / 0.9975 / 1.0 with MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default (rounding
+    each weight to nearest instead: 0.9824 / 0.9924 / 0.9975, default kernels). One fresh model in 30 falls below
+    0.99 (4 of 397 windows), so the bound is held on these golden weights, 0.9975 on every machine."""
+    x, y = digits()
+    res = export_program(trained, x[:N_TRAIN], tmp_path)
+    assert res.onnx_max_abs_diff is not None and res.onnx_max_abs_diff < ONNX_ATOL
+    ref = _reference_logits(trained, x[N_TRAIN:])
+    report = simulate_program(tmp_path, x[N_TRAIN:], y[N_TRAIN:], float_logits=ref, progress=False)
+    assert report.accuracy_float > 0.9  # the model learnt something, so agreement is not trivial
     assert report.agreement is not None and report.agreement >= 0.99
     assert abs(report.accuracy_int - report.accuracy_float) <= 0.01
     s = report.summary()
     assert len(s["cores"]) == 5 and all(c["memory_bytes"] > 0 for c in s["cores"])
     assert s["latency_us_per_sample"] > 0 and s["energy_uj_per_sample"] > 0
+    # without float logits the simulator takes the float side from the exported ONNX graph (float32): on the windows
+    # float32 decides alike on every CPU, its decisions are the float64 reference's
+    sure = hstnn_bound(trained, torch.from_numpy(x[N_TRAIN:]), U32).logits_decided().numpy()
+    assert sure.mean() > 0.95
+    onnx = simulate_program(tmp_path, x[N_TRAIN:][sure], y[N_TRAIN:][sure], progress=False)
+    assert onnx.accuracy_float == pytest.approx(float((ref[sure].argmax(1) == y[N_TRAIN:][sure]).mean()))
+    assert onnx.agreement == pytest.approx(float((onnx.predictions == ref[sure].argmax(1)).mean()))
 
 
-@pytest.mark.slow  # trains a small HSTNN for a few seconds (shared module fixture)
 def test_onnx_graph_matches_pytorch_on_other_batch_sizes(trained: HSTNN, tmp_path: Path) -> None:
-    x, _ = _digits()
+    """ONNX Runtime and PyTorch run other kernels: logits agree within twice the float32 bound of fpbounds."""
+    x, _ = digits()
     export_program(trained, x[:64], tmp_path)
     for n in (1, 7, 33):
+        xs = x[-n:]
         with torch.no_grad():
-            ref = trained(torch.from_numpy(x[-n:])).numpy()
-        np.testing.assert_allclose(run_onnx(tmp_path / ONNX_NAME, x[-n:]), ref, atol=1e-4)
+            ref = trained(torch.from_numpy(xs)).numpy()
+        tol = 2 * hstnn_bound(trained, torch.from_numpy(xs), U32).logits.numpy()
+        assert np.all(np.abs(run_onnx(tmp_path / ONNX_NAME, xs) - ref) <= tol)
 
 
-@pytest.mark.slow  # trains a small HSTNN for a few seconds (shared module fixture)
 def test_last_step_decoder_and_variable_mapping_round_trip(tmp_path: Path) -> None:
-    model = _train(Decoder.LAST, (LayerSpec(48, 16), LayerSpec(64, 32)), epochs=10)
-    x, y = _digits()
+    """Agreement >= 0.97 for the last-step decoder. Measured as above: these golden weights 0.9874; 10 fresh models
+    0.9874 / 0.9899 / 0.9975 (default kernels), 0.9798 / 0.9912 / 0.9975 (avx2), 0.9849 / 0.9924 / 0.9950
+    (compatible); rounding to nearest 0.9673 / 0.9824 / 0.9924: 0.97 leaves a margin below every one of them."""
+    model = golden(LAST)
+    x, y = digits()
     export_program(
         model, x[:N_TRAIN], tmp_path, strategy=MappingStrategy.VARIABLE, variable_columns=32, with_onnx=False
     )
     manifest, _ = load_program(tmp_path)
     assert any(g["strategy"] == "variable" and len(g["cores"]) > 2 for g in manifest["core_groups"])
-    with torch.no_grad():
-        float_logits = model(torch.from_numpy(x[N_TRAIN:])).numpy()
-    report = simulate_program(tmp_path, x[N_TRAIN:], y[N_TRAIN:], float_logits=float_logits, progress=False)
+    ref = _reference_logits(model, x[N_TRAIN:])
+    report = simulate_program(tmp_path, x[N_TRAIN:], y[N_TRAIN:], float_logits=ref, progress=False)
     assert report.agreement >= 0.97
 
 
@@ -99,12 +103,11 @@ def test_unsupported_population_kind_is_refused(tmp_path: Path) -> None:
         export_program(HSTNN(cfg), np.zeros((2, 8, 16), np.float32), tmp_path)
 
 
-@pytest.mark.slow  # trains a small HSTNN for a few seconds (shared module fixture)
 def test_clis_export_and_simulate_a_bundle(trained: HSTNN, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hstnn_ros.data_tools.export_tianjicx import main as export_main
     from hstnn_ros.data_tools.tianjicx_sim import main as sim_main
 
-    x, y = _digits()
+    x, y = digits()
     split = np.full(len(y), SPLIT_TEST, np.int8)
     split[:N_TRAIN] = SPLIT_TRAIN
     fs = FeatureSet(x, y, split, np.zeros(len(y), np.int32), np.zeros(len(y), np.int8), 10, input_spiking=8)
@@ -114,11 +117,17 @@ def test_clis_export_and_simulate_a_bundle(trained: HSTNN, tmp_path: Path, capsy
     assert export_main([str(tmp_path / "bundle"), "--out", str(prog), "--calib", str(data)]) == 0
     assert "fixed-core mapping" in capsys.readouterr().out
     png, js = tmp_path / "fig.png", tmp_path / "r.json"
-    args = [str(prog), "--data", str(data), "--plot", str(png), "--json", str(js), "--min-agreement", "0.99"]
-    assert sim_main(args) == 0
+    assert sim_main([str(prog), "--data", str(data), "--plot", str(png), "--json", str(js)]) == 0
     assert "top-1 agreement with float" in capsys.readouterr().out
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert json.loads(js.read_text())[str(prog)]["agreement_top1"] >= 0.99
+    agreement = json.loads(js.read_text())[str(prog)]["agreement_top1"]
+    # the CLI reports what the library measures on the test split (float side: the exported ONNX graph)
+    assert agreement == simulate_program(prog, x[N_TRAIN:], y[N_TRAIN:], progress=False).agreement
+    assert agreement >= 0.98  # 512 calibration windows (the CLI's default) instead of 1400: 0.9950 measured
+    # --min-agreement gates the exit code on that number
+    assert sim_main([str(prog), "--data", str(data), "--min-agreement", str(agreement)]) == 0
+    assert sim_main([str(prog), "--data", str(data), "--min-agreement", str(agreement + 1e-3)]) == 1
+    assert "below --min-agreement" in capsys.readouterr().err
     assert sim_main([str(tmp_path / "nowhere"), "--data", str(data)]) == 2
     assert "nowhere" in capsys.readouterr().err
 

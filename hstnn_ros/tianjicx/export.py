@@ -107,14 +107,22 @@ def export_program(
     """Quantise ``model`` on ``calib_x[N, T, F]``, map it, and write the program (and ONNX) into ``out_dir``.
 
     ``variable_columns`` fixes the workload (neurons) per core of variable-core layers (default: as many as fit).
-    ``net`` overrides the weight extraction (default :func:`float_net_from_hstnn`). The ONNX graph is checked against
-    PyTorch on the calibration windows and refused when they differ by more than ``ONNX_ATOL``.
+    ``net`` overrides the weight extraction (default :func:`float_net_from_hstnn`; then the model's layer outputs on
+    ``calib_x`` calibrate the weights, see :func:`~hstnn_ros.tianjicx.quant.quantise`). The ONNX graph is checked
+    against PyTorch on the calibration windows and refused when they differ by more than ``ONNX_ATOL``.
     """
     calib_x = np.asarray(calib_x, dtype=np.float32)
     # Bundles may store fp16 weights (the shipped ones do); export works on an fp32 copy, the caller's model untouched.
     model = copy.deepcopy(model).float()
-    net = net or float_net_from_hstnn(model)
-    q = quantise(net, calib_x, lut_width=lut_width)
+    layer_outputs = None
+    if net is None:
+        net = float_net_from_hstnn(model)
+        # what every layer of the float model outputs on the calibration windows: the quantiser fits each INT8
+        # operand to the drive it must reproduce there
+        with torch.no_grad():
+            rec = model.eval().run(torch.from_numpy(calib_x))
+        layer_outputs = [torch.cat([s, r], dim=-1).numpy() for s, r in zip(rec.spikes, rec.rnn_out, strict=True)]
+    q = quantise(net, calib_x, lut_width=lut_width, layer_outputs=layer_outputs)
     mapping = map_network(
         network_shapes(q),
         limits=limits,

@@ -8,10 +8,15 @@ Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neurom
   stored as ``round(128 * r)`` clipped to 127 (scale 2**-7), real-valued network inputs use ``2**-k`` with k chosen
   by calibration so that the largest calibration value maps to at most 127. The layer output is the concatenation
   ``[spikes, INT8 RNN outputs]`` exactly as in the float model.
-* Weights are INT8 and accumulate in INT32 (P04, saturating per add). Each population has one power-of-two
-  accumulator scale ``s_acc`` for which ``|W[r] * s_in[r]| / s_acc <= 127`` for every input row r; the INT8 weight of
-  row r is ``round(W[r] * s_in[r] / s_acc)`` (input scales are folded into the weights, so one INT8 vector can mix
-  spikes and real values). Biases become INT32 ``round(b / s_acc)``.
+* Weights are INT8 and accumulate in INT32 (P04, saturating per add). Each P04 operand has power-of-two accumulator
+  scales ``s_acc`` (one per LIF neuron, one per RNN population and one for the readout); the INT8 weight of input row
+  r approximates ``W[r] * s_in[r] / s_acc`` (input scales are folded into the weights, so one INT8 vector can mix
+  spikes and real values). Biases become INT32 (``b / s_acc``). Without calibration activity every weight is rounded
+  to nearest at the finest scale that does not clip. With the float model's layer outputs on the calibration windows
+  (what :func:`~hstnn_ros.tianjicx.export.export_program` passes) the scale is the one, of that and two finer ones
+  that clip the largest weights, with the smallest error on the calibration drive, and the INT8 weights are chosen
+  by GPTQ (each rounding error is compensated on the inputs not yet rounded, bias last): on the digits test network
+  this halves the drive error and the spike mismatches of the first layer compared with rounding to nearest.
 * Spiking populations are P08 LIF neurons: the stored potential is the float model's ``decay * u * (1 - s)`` (reset
   mode 0 to VR = 0, multiplicative leak ``alpha = round(256 * decay)``); each LIF neuron k has its own power-of-two
   accumulator scale ``s_k`` (per weight column) and threshold ``ceil(v_th / s_k) - 1`` held in P08's per-neuron
@@ -20,7 +25,7 @@ Scheme (DESIGN.md section 10, paper Methods "Details of implementation on neurom
   spike-level P07.
 * RNN populations are one P04 over ``[y_t, r_{t-1}]`` (input and recurrent weights stacked) followed by a P07 lookup
   of an INT8 sigmoid table (12-bit address by default, shift chosen so the table spans about +-8 of the float
-  pre-activation).
+  pre-activation; each entry is the sigmoid at the middle of the accumulator range its address covers).
 * Readout: with the rate decoder the spikes of the last layer are summed over time by a P04 (spikes as ACs) into a P08
   used as an integrator (no reset, no leak, threshold out of reach); the 1/T of the mean is folded into those weights.
   At the last step a P04 over ``r_T`` adds the RNN part. With the last-step decoder one P04 runs over ``[s_T, r_T]``.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +72,8 @@ def spike_level_table() -> np.ndarray:
 SPIKE_TABLE = spike_level_table()
 #: Float pre-activation half-range the sigmoid table should span.
 SIGMOID_SPAN = 8.0
+#: At most this many calibration rows (window steps) feed the weight fit of one operand.
+CALIB_ROWS = 20000
 
 
 # --------------------------------------------------------------------------------------------------- float side
@@ -243,20 +251,64 @@ def _pow2_exp_for(max_abs: float, limit: float) -> int:
     return math.ceil(math.log2(max_abs / limit))
 
 
-def _quantise_rows(w_t: np.ndarray, row_exps: np.ndarray) -> tuple[np.ndarray, int]:
-    """``w_t[in, out]`` with input row scales ``2**row_exps`` -> (INT8 weights, accumulator exponent)."""
-    scaled = w_t * np.exp2(row_exps)[:, None]
-    exp = _pow2_exp_for(float(np.abs(scaled).max(initial=0.0)), 127.0)
-    q = np.clip(np.round(scaled / 2.0**exp), -127, 127).astype(np.int8)
-    return q, exp
+def _fit_int8(
+    w_t: np.ndarray,
+    row_exps: np.ndarray,
+    bias: np.ndarray,
+    inputs: np.ndarray | None,
+    *,
+    per_column: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """INT8 weights, power-of-two accumulator exponents and INT32 biases for one P04 operand.
 
+    ``w_t[in, out]`` are float weights on inputs whose INT8 codes are ``x / 2**row_exps``; ``bias[out]`` float.
+    Exponents are per output column (``per_column``) or one for the whole operand (a shared LUT or logit scale).
 
-def _quantise_cols(w_t: np.ndarray, row_exps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`_quantise_rows` but with one power-of-two accumulator exponent per output column."""
-    scaled = w_t * np.exp2(row_exps)[:, None]
-    exps = np.array([_pow2_exp_for(float(m), 127.0) for m in np.abs(scaled).max(axis=0, initial=0.0)], np.int64)
-    q = np.clip(np.round(scaled / np.exp2(exps)[None, :]), -127, 127).astype(np.int8)
-    return q, exps
+    Without calibration ``inputs[R, in]`` (float layer inputs, one row per window and step) this is round to nearest
+    at the finest exponent that does not clip. With them, the exponent is the one (of that and the next two finer,
+    which clip the largest weights) with the smallest drive error on the calibration inputs, and the integer weights
+    are chosen by GPTQ (Frantar et al., ICLR 2023: inputs in order of decreasing energy, each rounding error spread
+    over the inputs not yet rounded through the Cholesky factor of the damped inverse Hessian ``(X^T X)^-1``), the
+    bias (INT32, effectively continuous) last. This minimises the drive error ``|X (W - W_int s)|^2`` that decides
+    spikes and sigmoid outputs, rather than each weight's own rounding error.
+    """
+    w_t = np.asarray(w_t, np.float64)
+    k, m = w_t.shape
+    scaled = w_t * np.exp2(row_exps)[:, None]  # weight per INT8 input code
+    col_max = np.abs(scaled).max(axis=0, initial=0.0)
+    base = np.array([_pow2_exp_for(float(v), 127.0) for v in col_max], np.int64) if m else np.zeros(0, np.int64)
+    if not per_column and m:
+        base = np.full(m, base.max())
+    b = np.asarray(bias, np.float64)
+    if inputs is None or not inputs.size or k == 0 or m == 0:
+        q = np.clip(np.round(scaled / np.exp2(base)[None, :]), -127, 127)
+        return q.astype(np.int8), base, _bias(b, base)
+    codes = np.concatenate([inputs / np.exp2(row_exps)[None, :], np.ones((inputs.shape[0], 1))], axis=1)
+    h = codes.T @ codes / codes.shape[0]  # [k + 1, k + 1], the bias input (always 1) last
+    damp = 0.01 * float(np.mean(np.diag(h)[:k])) + 1e-12
+    h[np.arange(k + 1), np.arange(k + 1)] += damp
+    # exponent: drive error of plain rounding for the non-clipping exponent and two finer ones
+    best, best_err = base.copy(), np.full(m, np.inf)
+    for shift in range(3):
+        e = base - shift
+        d = scaled - np.clip(np.round(scaled / np.exp2(e)), -127, 127) * np.exp2(e)
+        err = np.einsum("im,ij,jm->m", d, h[:k, :k], d)
+        if not per_column:
+            err = np.full(m, err.sum())
+        better = err < best_err
+        best[better], best_err[better] = e[better], err[better]
+    step = np.exp2(best)[None, :]
+    order = np.concatenate([np.argsort(-np.diag(h)[:k], kind="stable"), [k]])
+    hp = h[np.ix_(order, order)]
+    u = np.linalg.cholesky(np.linalg.inv(hp)).T  # upper: H^-1 = U^T U
+    w = np.concatenate([scaled, b[None, :]], axis=0)[order].copy()
+    q = np.zeros((k, m))
+    for i in range(k):
+        qi = np.clip(np.round(w[i] / step[0]), -127, 127)
+        err = (w[i] - qi * step[0]) / u[i, i]
+        w[i:] -= np.outer(u[i, i:], err)
+        q[order[i]] = qi
+    return q.astype(np.int8), best, _bias(w[k], best)
 
 
 def _bias(b: np.ndarray, exp: int | np.ndarray) -> np.ndarray:
@@ -268,35 +320,66 @@ def sigmoid_lut(acc_exp: int, width: LutWidth = LutWidth.BITS_12) -> tuple[np.nd
     """INT8 sigmoid table for P07 reading an INT32 accumulator at scale ``2**acc_exp``, and its shift.
 
     The shift s (address = floor(acc / 4**s)) is chosen so that the table's address range spans about
-    ``+-SIGMOID_SPAN`` of the float pre-activation. Entry at signed address a: ``round(128 * sigmoid(a * step))``
-    clipped to 127, with ``step = 4**s * 2**acc_exp``.
+    ``+-SIGMOID_SPAN`` of the float pre-activation. Signed address a covers the accumulators
+    ``a * 4**s .. (a + 1) * 4**s - 1``; its entry is ``round(128 * sigmoid(m * 2**acc_exp))`` clipped to 127 at the
+    middle ``m = a * 4**s + (4**s - 1) / 2`` of that range (the floor in the address would otherwise bias every
+    output down by half an address step).
     """
     bits = int(width)
     half = 2 ** (bits - 1)
     # want half * 4**s * 2**acc_exp ~= SIGMOID_SPAN
     s = max(0, round((math.log2(SIGMOID_SPAN / half) - acc_exp) / 2))
-    step = 4.0**s * 2.0**acc_exp
     a = np.arange(2**bits, dtype=np.int64)
     signed = np.where(a >= half, a - 2**bits, a)
-    table = np.clip(np.round(2.0**RNN_OUT_EXP / (1.0 + np.exp(-signed * step))), -128, 127).astype(np.int8)
+    # address a holds every accumulator in [a * 4**s, (a + 1) * 4**s - 1]: tabulate the middle of that range
+    acc_mid = signed * 4.0**s + (4.0**s - 1) / 2
+    table = np.round(2.0**RNN_OUT_EXP / (1.0 + np.exp(-acc_mid * 2.0**acc_exp)))
+    table = np.clip(table, -128, 127).astype(np.int8)
     return table, int(s)
 
 
-def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.BITS_12) -> QuantHSTNN:
+def _rows(a: np.ndarray, limit: int = CALIB_ROWS) -> np.ndarray:
+    """``[N, T, n]`` -> ``[<= limit, n]`` float64 rows (an evenly spaced subset when there are more)."""
+    a = np.asarray(a, np.float64).reshape(-1, a.shape[-1])
+    return a if a.shape[0] <= limit else a[np.linspace(0, a.shape[0] - 1, limit).astype(np.int64)]
+
+
+def quantise(
+    net: FloatNet,
+    calib_x: np.ndarray,
+    lut_width: LutWidth = LutWidth.BITS_12,
+    *,
+    layer_outputs: Sequence[np.ndarray] | None = None,
+) -> QuantHSTNN:
     """Quantise a float hybrid network, choosing the input scale on calibration data ``calib_x[N, T, F]``.
 
-    Weight and accumulator scales come from the weights themselves (power of two, per population); the input scale
-    from the largest absolute real-valued calibration feature.
+    ``layer_outputs[i]`` is what hybrid layer i of the float model outputs on ``calib_x`` (``[N, T, n_snn + n_rnn]``,
+    spikes then RNN outputs, e.g. from ``HSTNN.run``). With them every P04 operand is fitted to the drive it must
+    reproduce on those windows (see :func:`_fit_int8`); without them (or with too few windows to pin the fit down)
+    each weight rounds to nearest. The input scale comes from the largest absolute real-valued calibration feature.
     """
     calib_x = np.asarray(calib_x, dtype=np.float64)
     if calib_x.ndim != 3 or calib_x.shape[2] != net.input_size:
         raise TianjicxError(f"calibration data must be [N, T, {net.input_size}], got {calib_x.shape}")
+    if layer_outputs is not None:
+        want = [(calib_x.shape[0], calib_x.shape[1], fl.n_snn + fl.n_rnn) for fl in net.layers]
+        got = [tuple(np.shape(a)) for a in layer_outputs]
+        if got != want:
+            raise TianjicxError(f"layer_outputs must have shapes {want} (calibration windows x steps x layer size), "
+                                f"got {got}")
     real = calib_x[..., net.input_spiking :]
     in_exp = -_pow2_exp_for(float(np.abs(real).max(initial=0.0)), 127.0) if real.size else 0
     row_exps = np.concatenate(
         [np.full(net.input_spiking, -float(SPIKE_EXP)), np.full(net.input_size - net.input_spiking, -float(in_exp))]
     )
+    n_rows = calib_x.shape[0] * calib_x.shape[1]
+
+    def fit_inputs(x: np.ndarray | None, k: int) -> np.ndarray | None:
+        # too few calibration rows leave the fit free to distort weights of inputs it never saw vary: round instead
+        return None if x is None or n_rows < 4 * (k + 1) else x
+
     layers: list[QuantLayer] = []
+    y_cal: np.ndarray | None = calib_x if layer_outputs is not None else None
     for li, fl in enumerate(net.layers):
         if fl.fan_in != row_exps.shape[0]:
             raise TianjicxError(
@@ -304,7 +387,10 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
             )
         # Per-neuron power-of-two accumulator scales: the threshold of neuron k is ceil(v_th / s_k) - 1 (the float
         # model fires on u >= v_th, P08 on V > th), held in P08's per-neuron Vtheta with Vth0 = 0 and no adaptation.
-        w_snn, col_exps = _quantise_cols(fl.w_snn.T.astype(np.float64), row_exps)
+        x_in = None if y_cal is None else _rows(y_cal)
+        w_snn, col_exps, b_snn = _fit_int8(
+            fl.w_snn.T, row_exps, fl.b_snn, fit_inputs(x_in, fl.fan_in), per_column=True
+        )
         theta = np.array([math.ceil(fl.v_th / 2.0 ** int(e)) - 1 for e in col_exps], np.int64)
         if theta.size and not (theta.min() >= 0 and theta.max() < V28_MAX):
             raise TianjicxError(f"layer {li}: thresholds {theta.min()}..{theta.max()} do not fit the 28-bit membrane")
@@ -318,13 +404,23 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
             leak_beta=0,
             fire_type=FireType.SPIKE,
         )
+        out_cal = None if layer_outputs is None else np.asarray(layer_outputs[li], np.float64)
         if fl.n_rnn:
             rec_exps = np.full(fl.n_rnn, -float(RNN_OUT_EXP))
-            w_cat = np.concatenate([fl.w_rnn.T, fl.w_rec.T], axis=0).astype(np.float64)
-            w_rnn, exp_rnn = _quantise_rows(w_cat, np.concatenate([row_exps, rec_exps]))
+            w_cat = np.concatenate([fl.w_rnn.T, fl.w_rec.T], axis=0)
+            x_rnn = None
+            if y_cal is not None and out_cal is not None:
+                r_prev = np.zeros_like(out_cal[..., fl.n_snn :])
+                r_prev[:, 1:] = out_cal[:, :-1, fl.n_snn :]
+                x_rnn = _rows(np.concatenate([y_cal, r_prev], axis=2))
+            w_rnn, e_rnn, b_rnn = _fit_int8(
+                w_cat, np.concatenate([row_exps, rec_exps]), fl.b_rnn, fit_inputs(x_rnn, w_cat.shape[0]),
+                per_column=False,
+            )
+            exp_rnn = int(e_rnn[0])
             lut, shift = sigmoid_lut(exp_rnn, lut_width)
         else:
-            w_rnn, exp_rnn = np.zeros((fl.fan_in, 0), np.int8), 0
+            w_rnn, exp_rnn, b_rnn = np.zeros((fl.fan_in, 0), np.int8), 0, np.zeros(0, np.int64)
             lut, shift = np.zeros(2 ** int(lut_width), np.int8), 0
         layers.append(
             QuantLayer(
@@ -332,12 +428,12 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
                 n_rnn=fl.n_rnn,
                 fan_in=fl.fan_in,
                 w_snn=w_snn,
-                b_snn=_bias(fl.b_snn, col_exps),
+                b_snn=b_snn,
                 lif=lif,
                 exp_snn=col_exps,
                 theta_snn=theta.astype(np.int32),
                 w_rnn=w_rnn,
-                b_rnn=_bias(fl.b_rnn, exp_rnn),
+                b_rnn=b_rnn,
                 exp_rnn=exp_rnn,
                 lut=lut,
                 lut_width=LutWidth(lut_width),
@@ -345,12 +441,23 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
             )
         )
         row_exps = np.concatenate([np.full(fl.n_snn, -float(SPIKE_EXP)), np.full(fl.n_rnn, -float(RNN_OUT_EXP))])
+        y_cal = out_cal
     last = net.layers[-1]
     steps = calib_x.shape[1]
     spk_exps = np.full(last.n_snn, -SPIKE_EXP - (math.log2(steps) if net.rate_decoder else 0.0))
-    w_all, exp_out = _quantise_rows(
-        net.w_out.T.astype(np.float64), np.concatenate([spk_exps, np.full(last.n_rnn, -float(RNN_OUT_EXP))])
+    x_out = None
+    if y_cal is not None:
+        spk = y_cal[..., : last.n_snn]
+        d = spk.mean(axis=1) if net.rate_decoder else spk[:, -1]
+        x_out = np.concatenate([d, y_cal[:, -1, last.n_snn :]], axis=1)
+    w_all, e_out, b_out = _fit_int8(
+        net.w_out.T,
+        np.concatenate([spk_exps, np.full(last.n_rnn, -float(RNN_OUT_EXP))]),
+        net.b_out,
+        None if x_out is None or x_out.shape[0] < 4 * (net.w_out.shape[1] + 1) else x_out,
+        per_column=False,
     )
+    exp_out = int(e_out[0])
     classes = int(net.w_out.shape[0])
     integrator = LifParams(
         v_threshold=V28_MAX,
@@ -363,7 +470,7 @@ def quantise(net: FloatNet, calib_x: np.ndarray, lut_width: LutWidth = LutWidth.
     readout = QuantReadout(
         w_spk=w_all[: last.n_snn],
         w_rnn=w_all[last.n_snn :],
-        bias=_bias(net.b_out, exp_out),
+        bias=b_out,
         exp=exp_out,
         rate_decoder=net.rate_decoder,
         integrator=integrator,
