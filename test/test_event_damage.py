@@ -5,6 +5,7 @@ tests in test_events.py hold equal to independent references."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,9 @@ def _libcaer_near_rollover(b: pev.EventBatch) -> tuple[bytes, int]:
 
 @st.composite
 def streams(draw: st.DrawFn, enc: str) -> tuple[list[bytes], list[pev.EventBatch]]:
-    """A stream of 8-16 packets of ``enc`` (serialized EventPackets) with the driver's stamping convention
-    (metavision: the first event; libcaer drivers: the last), and the packets' event batches."""
+    """A stream of 8-16 packets of ``enc`` (serialized EventPackets, or dvs EventArrays for "dvs") with the
+    driver's stamping convention (metavision: the first event; libcaer and dvs drivers: the last), and the packets'
+    event batches."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n_packets = draw(st.integers(8, 16))
     span = draw(st.sampled_from([1, 4, 10])) * 1_000_000
@@ -58,23 +60,30 @@ def streams(draw: st.DrawFn, enc: str) -> tuple[list[bytes], list[pev.EventBatch
         n = int(rng.integers(20, 200))
         ts = np.sort(rng.integers(t, t + span, n) // 1000 * 1000)
         b = pev.EventBatch(ts, rng.integers(0, W, n), rng.integers(0, H, n), rng.integers(0, 2, n), W, H)
-        payload, tb = _libcaer_near_rollover(b) if near_rollover else pev.ENCODERS[enc](b)
-        stamp = int(ts[-1]) if enc in ("libcaer", "libcaer_cmp") else int(ts[0])
+        stamp = int(ts[-1]) if enc in ("libcaer", "libcaer_cmp", "dvs") else int(ts[0])
         stamp += int(rng.integers(-300_000, 300_000))  # stamps jitter
-        msgs.append(_serialize(b, enc, payload, tb, stamp))
+        if enc == "dvs":
+            msgs.append(pev.encode_dvs_event_array(b, stamp_ns=stamp, frame_id="dvs"))
+        else:
+            payload, tb = _libcaer_near_rollover(b) if near_rollover else pev.ENCODERS[enc](b)
+            msgs.append(_serialize(b, enc, payload, tb, stamp))
         batches.append(b)
         t += span
     return msgs, batches
 
 
-def _decode(msgs: list[bytes]) -> tuple[pev.EventBatch, pev.StreamDecoder]:
+def _msgtype(enc: str) -> str:
+    return "dvs_msgs/msg/EventArray" if enc == "dvs" else PACKET
+
+
+def _decode(msgs: list[bytes], enc: str) -> tuple[pev.EventBatch, pev.StreamDecoder]:
     dec = pev.StreamDecoder()
-    out = [dec.decode(PACKET, m) for m in msgs]
+    out = [dec.decode(_msgtype(enc), m) for m in msgs]
     out.append(dec.flush())
     return pev.EventBatch.concat(out), dec
 
 
-@pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono"])
+@pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono", "dvs"])
 @settings(max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) -> None:
@@ -83,7 +92,7 @@ def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) ->
     right after a touched one (the resync packet). The first packet is left intact: it sets the stream's stamp/time
     relation (and anchors evt3 sensor time to ROS time)."""
     msgs, _ = data.draw(streams(enc))
-    ref, ref_dec = _decode(msgs)
+    ref, ref_dec = _decode(msgs, enc)
     assert ref_dec.counters.problems == 0, list(ref_dec.counters.recent)
     k = data.draw(st.integers(1, 3))
     damaged = [bytearray(m) for m in msgs]
@@ -93,11 +102,11 @@ def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) ->
         at = data.draw(st.integers(0, len(damaged[i]) - 1))
         damaged[i][at] = data.draw(st.integers(0, 255))
         touched.add(i)
-    got, dec = _decode([bytes(m) for m in damaged])
+    got, dec = _decode([bytes(m) for m in damaged], enc)
     got.validate()  # inside the sensor, never going back in time
     protected = [i for i in range(len(msgs)) if i not in touched and i - 1 not in touched]
     one = pev.StreamDecoder()  # the reference, packet by packet
-    per_packet = [_rows(one.decode(PACKET, m)) for m in msgs]
+    per_packet = [_rows(one.decode(_msgtype(enc), m)) for m in msgs]
     have = Counter(_rows(got))
     missing = [(i, r) for i in protected for r in per_packet[i] if have[r] == 0]
     assert not missing, (f"{len(missing)} events of undamaged packets lost or moved, e.g. {missing[:3]}; touched "
@@ -105,7 +114,7 @@ def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) ->
     assert len(ref) == sum(len(p) for p in per_packet)
 
 
-@pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono"])
+@pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono", "dvs"])
 @settings(max_examples=30, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_heavy_damage_never_hangs_or_raises(enc: str, data: st.DataObject) -> None:
@@ -119,7 +128,7 @@ def test_heavy_damage_never_hangs_or_raises(enc: str, data: st.DataObject) -> No
     dec = pev.StreamDecoder()
     last = np.iinfo(np.int64).min
     for m in damaged:
-        b = dec.decode(PACKET, bytes(m))
+        b = dec.decode(_msgtype(enc), bytes(m))
         b.validate()
         if len(b):
             assert int(b.t_ns[0]) >= last
@@ -255,3 +264,50 @@ def test_decode_many_equals_message_by_message_on_damaged_streams(shared_data: P
     for col in ("t_ns", "x", "y", "p"):
         np.testing.assert_array_equal(getattr(got, col), getattr(ref, col))
     assert many.counters.summary() == one.counters.summary()
+
+
+def _regular_stream(enc: str, n_packets: int, stamp_of: Callable[[int, pev.EventBatch], int], *,
+                    t0: int = 1_700_000_000 * 10**9, span: int = 4_000_000,
+                    sensor_t0: int | None = None) -> list[tuple[pev.EventBatch, bytes]]:
+    """``n_packets`` packets of 200 events, ``span`` ns each; ``stamp_of(k, batch)`` gives packet k's stamp. For
+    evt3, ``sensor_t0`` sets the sensor time of the first event (default: the ROS time)."""
+    rng = np.random.default_rng(5)
+    out = []
+    t = t0
+    for k in range(n_packets):
+        ts = np.sort(rng.integers(t, t + span, 200) // 1000 * 1000)
+        b = pev.EventBatch(ts, rng.integers(0, W, 200), rng.integers(0, H, 200), rng.integers(0, 2, 200), W, H)
+        sensor = b if sensor_t0 is None else pev.EventBatch(ts - t0 + sensor_t0, b.x, b.y, b.p, W, H)
+        payload, tb = pev.ENCODERS[enc](sensor)
+        out.append((b, _serialize(b, enc, payload, tb, int(stamp_of(k, b)))))
+        t += span
+    return out
+
+
+@pytest.mark.parametrize("enc", ["libcaer", "mono", "libcaer_cmp"])
+def test_stamps_that_are_not_event_times_lose_nothing(enc: str) -> None:
+    """A driver whose stamps have nothing to do with its event times (all zero): the time_base encodings carry
+    their own time, so no event is lost; the check notices and re-learns the relation (counted once or twice)."""
+    stream = _regular_stream(enc, 40, lambda k, b: 0)
+    dec = pev.StreamDecoder()
+    got = pev.EventBatch.concat([dec.decode(PACKET, m) for _, m in stream] + [dec.flush()])
+    want = pev.EventBatch.concat([b for b, _ in stream])
+    np.testing.assert_array_equal(got.t_ns, want.t_ns)
+    assert dec.counters.reanchors + dec.counters.packets_resynced <= 3
+
+
+def test_evt3_sensor_clock_restart_is_followed_after_two_packets() -> None:
+    """The camera restarts mid-stream: its evt3 sensor time jumps back (not a wrap) while the stamps go on. Before,
+    every later event was earlier than the stream's latest time and dropped; now, after two packets that agree on
+    the jump, the stream is re-anchored to the stamps and continues (the two packets are counted)."""
+    first = _regular_stream("evt3", 20, lambda k, b: b.t_ns[0], sensor_t0=8_000_000_000_000)
+    t1 = int(first[-1][0].t_ns[-1]) + 4_000_000
+    second = _regular_stream("evt3", 20, lambda k, b: b.t_ns[0], t0=t1, sensor_t0=1_000_000_000)
+    dec = pev.StreamDecoder()
+    got = [dec.decode(PACKET, m) for _, m in first + second]
+    assert sum(map(len, got[:20])) == 20 * 200
+    assert sum(map(len, got[22:])) == 18 * 200  # everything after the two re-anchoring packets
+    after = pev.EventBatch.concat(got[22:])
+    ref = pev.EventBatch.concat([b for b, _ in second[2:]])
+    assert abs(int(np.median(after.t_ns - ref.t_ns))) < 2_000_000  # on the stamps' clock again
+    assert dec.counters.reanchors == 1

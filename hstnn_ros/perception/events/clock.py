@@ -22,11 +22,14 @@ packet when its times are ROS times). Then, by what most of the packet's events 
 - most events below, and the events as decoded continue the stream: the stamp is damaged (late). The packet is
   taken as decoded (only the order check applies) and teaches nothing.
 - neither: the packet is refused (its times are damaged, or the stream jumped back).
+- all events above: held like any (the next packet judges them), and counted as a disagreement.
 
 A re-timing is never trusted to a stamp alone: a damaged stamp a whole number of wraps off must not move a good
 packet. When two consecutive packets disagree with the relation by the same offset, it is the relation that changed
 (the anchor packet was damaged, the camera restarted, the clock jumped): it is re-learned from that packet
 ("re-anchor"); where the events did not continue the stream, evt3 times in ROS time are moved to follow the stamps.
+A second re-anchor within ``HISTORY`` packets means the stream's stamps do not follow its event time at all (a
+driver stamping zeros): the stamp check is turned off for that stream, leaving the order and time checks.
 
 Every packet not refused and whose stamp was used teaches the relation with the times it keeps (released tails
 too), so the window follows streams whose packets grow longer. What stays undetected: a shift inside the window (up
@@ -111,6 +114,8 @@ class PacketClock:
         self._last: deque[int] = deque(maxlen=HISTORY)  # d_last of the last packets
         self._stamps: deque[int] = deque(maxlen=HISTORY)
         self._odd_by: int | None = None  # offset by which the previous packet disagreed with the relation
+        self._since_reanchor = HISTORY  # packets since the last re-anchor
+        self.off = False  #: the stamps were found not to follow event time: no stamp check for this stream
 
     def copy(self) -> PacketClock:
         """An independent copy (to try a run of packets and commit it only if all of them are plain)."""
@@ -119,6 +124,8 @@ class PacketClock:
         other._last.extend(self._last)
         other._stamps.extend(self._stamps)
         other._odd_by = self._odd_by
+        other._since_reanchor = self._since_reanchor
+        other.off = self.off
         return other
 
     @property
@@ -127,7 +134,7 @@ class PacketClock:
         return self._odd_by is not None
 
     def reset(self) -> None:
-        """Forget the relation (a new stream, a reset decoder)."""
+        """Forget the learned relation (``off`` stays: a new decoder state starts with a new ``PacketClock``)."""
         self._first.clear()
         self._last.clear()
         self._stamps.clear()
@@ -139,7 +146,9 @@ class PacketClock:
 
     def window(self, stamp: int, ros_clock: bool = False) -> tuple[int, int] | None:
         """Where the events of a packet stamped ``stamp`` should lie; before the first accepted packet, around the
-        stamp itself if the events are in ROS time (``ros_clock``), else None."""
+        stamp itself if the events are in ROS time (``ros_clock``), else None (and always None once ``off``)."""
+        if self.off:
+            return None
         if not self._first:
             return (stamp - FIRST_TOL_NS, stamp + FIRST_TOL_NS) if ros_clock else None
         lo = min(self._first)
@@ -148,7 +157,7 @@ class PacketClock:
         above = max(TOL_ABOVE_NS, (hi - min(self._last)) // 2)
         return stamp + lo - below, stamp + hi + above
 
-    def _continues(self, t: np.ndarray, floor: int) -> bool:
+    def continues(self, t: np.ndarray, floor: int) -> bool:
         """Whether times ``t`` (as they are) continue a stream whose latest time is ``floor``."""
         if floor == _NO_FLOOR:
             return True
@@ -169,22 +178,30 @@ class PacketClock:
         lo, hi = w
         reach = max(min(lo, floor), lo - MAX_REACH_NS) if self._first and floor != _NO_FLOOR else lo
         v = self._apply(t, w, period, floor, order=order, stamp=stamp, reach=reach)
+        mid = lo + (hi - lo) // 2
+        if v.held == n:  # all above: held; but if the previous packet was above by as much, the stream jumped ahead
+            by = int(np.median(t)) - mid
+            if self._odd_by is not None and abs(by - self._odd_by) <= self._agree_tol():
+                self._stamps.pop()
+                shift = stamp + (int(np.median(self._first)) if self._first else 0) - int(t[0])
+                return self._reanchor(t, stamp, shift if shiftable else 0, floor, order)
+            self._odd_by = by
+            return v
         if 2 * v.below_before <= n:  # most events agree with the stamp, or lie above it (held, then judged)
             self._odd_by = None
             return v
         self._stamps.pop()
-        mid = lo + (hi - lo) // 2
         med = int(np.median(t))
         if period:  # a false wrap before the packet: all of it a whole number of wraps away
             k = (mid - med + period // 2) // period
             moved = t + k * period
             if 0 < abs(k) <= MAX_WRAPS and 2 * np.count_nonzero((moved >= lo) & (moved <= hi)) >= n and \
-                    self._continues(moved, floor):
+                    self.continues(moved, floor):
                 self._odd_by = None
                 return self._apply(t, w, period, floor, order=order, stamp=stamp, reach=reach)
         by = med - mid
-        consistent = self._odd_by is not None and abs(by - self._odd_by) <= max(TOL_MIN_NS, (hi - lo) // 2)
-        if self._continues(t, floor):  # the events continue the stream: the stamp is doubted
+        consistent = self._odd_by is not None and abs(by - self._odd_by) <= self._agree_tol()
+        if self.continues(t, floor):  # the events continue the stream: the stamp is doubted
             if consistent:
                 return self._reanchor(t, stamp, 0, floor, order)
             self._odd_by = by
@@ -202,13 +219,23 @@ class PacketClock:
         out, keep, above, retimed, below, disorder, held, below_before = resync_events(
             t, lo, hi, lo if reach is None else reach, period, MAX_WRAPS, floor, order)
         self._stamps.append(stamp)
+        self._since_reanchor += 1
         return Verdict(out, keep, above, int(retimed), int(below), int(disorder), w, False, False, False, 0,
                        int(held), int(below_before))
 
+    def _agree_tol(self) -> int:
+        """How closely two packets' disagreements must match to count as the same offset: a packet span."""
+        return max(TOL_MIN_NS, max(self._last) - min(self._first)) if self._first else TOL_MIN_NS
+
     def _reanchor(self, t: np.ndarray, stamp: int, shift: int, floor: int, order: bool) -> Verdict:
         """Two consecutive packets disagree with the relation in the same way: the relation changed; re-learn it
-        from this packet (moving its times by ``shift``)."""
+        from this packet (moving its times by ``shift``). A second re-anchor within ``HISTORY`` packets means the
+        stamps do not follow event time at all: the stamp check is turned off for the stream (``off``)."""
+        if self._since_reanchor < HISTORY:
+            self.off = True
+            shift = 0
         self.reset()
+        self._since_reanchor = 0
         v = self._apply(t + shift, None, 0, floor, order=order, stamp=stamp)
         return Verdict(v.t, v.keep, v.above, 0, 0, v.disorder, None, False, False, True, shift, v.held)
 
@@ -216,6 +243,7 @@ class PacketClock:
         """Record a packet the check would have left unchanged (what ``check`` + ``accept`` record for it), without
         running the check: for runs of packets decoded in one call."""
         self._stamps.append(stamp)
+        self._since_reanchor += 1
         self._odd_by = None
         if first is not None and last is not None:
             self.accept(stamp, first, last)

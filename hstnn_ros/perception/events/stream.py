@@ -169,7 +169,7 @@ class StreamDecoder:
     def reset(self) -> None:
         """Forget the stream state (after a seek or a camera restart); counters are kept."""
         self._evt3, self._cmp = codecs.Evt3State(), codecs.LibcaerCmpState()
-        self._clock.reset()
+        self._clock = PacketClock()
         self._held = None
         self._size = self._pending_size = self._encoding = self._offset_ns = None
         self._last_t = _NO_TIME
@@ -356,9 +356,14 @@ class StreamDecoder:
             shift = stamp + self._clock.d_last() - int(t[-1]) if len(t) else 0
             if len(t) and self._last_t > _NO_TIME:
                 shift = max(shift, self._last_t - int(t[0]))
+            t = t + shift
+            if len(t) and not self._clock.continues(t, self._last_t):  # the stamp is damaged too
+                self.counters.events_dropped_resync += len(t)
+                self._problem("malformed", f"{enc}: time_base {time_base} out of range and a header stamp that does "
+                                           "not continue the stream; packet dropped")
+                return EventBatch.empty(width, height)
             self._problem("malformed", f"{enc}: time_base {time_base} out of range; the packet's events were timed "
                                        "from its header stamp")
-            t = t + shift
         if self.time_mode is TimeMode.ROS and enc == Encoding.EVT3:
             if self._offset_ns is None and len(t):
                 self._offset_ns = stamp - int(t[0])
@@ -374,7 +379,9 @@ class StreamDecoder:
             trig_t = trig_t + v.shift
             self._problem("reanchors", f"{enc}: two consecutive packets disagreed with the stream's stamp/time "
                                        f"relation by the same offset; relation re-learned"
-                                       + (f", times moved by {v.shift} ns" if v.shift else ""))
+                                       + (f", times moved by {v.shift} ns" if v.shift else "")
+                                       + ("; the stamps do not follow event time: stamp checks off for this stream"
+                                          if self._clock.off else ""))
         self._note_resync(enc, v, len(t))
         trig_id, trig_edge = d.trig_id, d.trig_edge
         # triggers do not move the stream's clock: only those far off (a whole wrap) are re-timed or dropped
@@ -499,7 +506,9 @@ class StreamDecoder:
         v = self._clock.check(t, stamp, 0, self._last_t, shiftable=False, ros_clock=True)
         if v.reanchored:
             self._problem("reanchors", "dvs: two consecutive arrays disagreed with the stream's stamp/time relation "
-                                       "by the same offset; relation re-learned")
+                                       "by the same offset; relation re-learned"
+                                       + ("; the stamps do not follow event time: stamp checks off for this stream"
+                                          if self._clock.off else ""))
         self._note_resync("dvs", v, len(t))
         return self._emit(v, _Columns(v.t, x, y, p, size[0], size[1]), stamp)
 
