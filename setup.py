@@ -37,7 +37,7 @@ setup(
         "jsonschema>=4",
     ],
     extras_require={
-        "aedat": ["dv-processing>=1.7"],
+        "aedat": ["dv-processing>=1.7", "lz4>=4", "zstandard>=0.20"],  # lz4/zstd: packet checks before dv
         "export": ["onnx>=1.14", "onnxruntime>=1.16"],
         "ray": ["ray>=2.9"],
         "test": ["pytest", "hypothesis", "scikit-learn"],

@@ -217,10 +217,15 @@ def test_bad_input_counted_and_stream_continues() -> None:
     pl, tb2 = pev.encode_mono(big)
     got = dec.decode(_packet(big, "mono", pl, tb2))
     assert len(got) == int(np.count_nonzero(big.x < 64)) and got.x.max() < 64
-    resized = pev.EventBatch(b.t_ns + 10**7, b.x, b.y, b.p, 32, 48)
+    # a new sensor size is taken when a second message confirms it (one damaged size field costs nothing)
+    resized = pev.EventBatch(b.t_ns + 10**7, b.x % 32, b.y, b.p, 32, 48)
     pl, tb3 = pev.encode_mono(resized)
     got = dec.decode(_packet(resized, "mono", pl, tb3))
-    assert got.width == 32 and np.all(got.x < 32)
+    assert got.width == 64 and len(got) == n
+    resized2 = pev.EventBatch(resized.t_ns + 10**6, b.x, b.y, b.p, 32, 48)  # some x beyond the new 32 px
+    pl, tb4 = pev.encode_mono(resized2)
+    got = dec.decode(_packet(resized2, "mono", pl, tb4))
+    assert got.width == 32 and len(got) == int(np.count_nonzero(b.x < 32)) and np.all(got.x < 32)
     c = dec.counters
     assert (c.unknown_encoding, c.empty_packets, c.truncated, c.resolution_changes) == (1, 1, 1, 1)
     assert c.time_backwards >= 1 and c.out_of_bounds >= 2
@@ -477,7 +482,8 @@ print("DECODED")
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(0, 300), seed=st.integers(0, 2**31), tb=st.integers(0, 2**62), cut=st.integers(0, 7))
 def test_libcaer_compiled_pass_equals_vectorised_definition(n: int, seed: int, tb: int, cut: int) -> None:
-    """The compiled libcaer pass equals the numpy formulation it replaced (any data words, stamps with rollovers)."""
+    """The compiled libcaer pass equals its numpy definition (any data words, stamps with rollovers): a stamp more
+    than half the 31-bit range below its predecessor is a rollover (+2**31 us); a smaller step back is not."""
     rng = np.random.default_rng(seed)
     a = np.empty(n, np.dtype([("data", "<u4"), ("ts", "<i4")]))
     a["data"] = rng.integers(0, 2**32, n, dtype=np.uint32)
@@ -485,7 +491,7 @@ def test_libcaer_compiled_pass_equals_vectorised_definition(n: int, seed: int, t
         (np.arange(n) + rng.integers(0, max(n, 1))) % max(n, 1)]
     got = pev.decode_libcaer(a.tobytes() + b"\0" * cut, tb)
     ts, d = a["ts"].astype(np.int64), a["data"]
-    roll = np.concatenate([[0], np.cumsum(ts[1:] < ts[:-1])]) if n else np.zeros(0, np.int64)
+    roll = np.concatenate([[0], np.cumsum(ts[1:] < ts[:-1] - 2**30)]) if n else np.zeros(0, np.int64)
     np.testing.assert_array_equal(got.t_ns, tb + (ts + (roll << 31)) * 1000)
     for col, want in (("x", (d >> 17) & 0x7FFF), ("y", (d >> 2) & 0x7FFF), ("p", (d >> 1) & 1)):
         np.testing.assert_array_equal(getattr(got, col), want)

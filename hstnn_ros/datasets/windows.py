@@ -216,6 +216,10 @@ class BagFrames:
         except BagError as exc:
             raise DatasetError(f"{bag}: cannot open bag ({exc}); re-record or re-generate it") from exc
         with reader_cm as reader:
+            if reader.recovery is not None:  # a lost stretch would silently stretch the windows across it
+                raise DatasetError(f"{bag}: cannot open bag as a dataset: it is damaged ({reader.lost_messages} "
+                                   f"messages unreadable; {reader.recovery}); re-record it or cut it to its intact "
+                                   "part first")
             have = dict(reader.topics)
             missing = [t for t in (topics.events, topics.rgb) if t not in have]
             if missing:

@@ -10,3 +10,12 @@ class DecodeError(HstnnError):
 
 class WindowError(HstnnError):
     """Raised by ``hstnn_ros.perception.window`` for an impossible window description or buffer bound."""
+
+
+class DamagedFileError(DecodeError):
+    """A damaged recording (AEDAT4 file): the message names the file, the damage, the recovery used and what was
+    lost; ``recovered`` holds the events of its intact parts (an ``EventBatch``, possibly empty)."""
+
+    def __init__(self, message: str, recovered: object = None) -> None:
+        super().__init__(message)
+        self.recovered = recovered

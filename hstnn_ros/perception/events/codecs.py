@@ -33,6 +33,9 @@ class Decoded:
     trig_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     trig_edge: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
     problems: list[str] = field(default_factory=list)
+    #: with ``marks`` (evt3): events and triggers decoded before each marked word (packet boundaries)
+    ev_at_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    trig_at_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _ffill(mask: np.ndarray) -> np.ndarray:
@@ -91,15 +94,20 @@ class Evt3State:
     pol: int = 0
 
 
-def decode_evt3(payload: bytes | np.ndarray, state: Evt3State) -> Decoded:
+_NO_MARKS = np.zeros(0, np.int64)
+
+
+def decode_evt3(payload: bytes | np.ndarray, state: Evt3State, marks: np.ndarray | None = None) -> Decoded:
     """Decode one evt3 payload (little-endian 16-bit words), updating ``state``. Packets without vector words (most
     Prophesee recordings) take one compiled pass (``kernels.evt3_scalar``); others ``_decode_evt3_general``, with
-    the same results."""
+    the same results. ``marks`` (ascending word indices, e.g. where each packet of a concatenated run starts) fills
+    ``ev_at_marks``/``trig_at_marks``."""
     w, problems = _words(payload, 2, "<u2", "evt3")
-    t, x, y, p, tt, tid, tp, high, low, yy, unknown, back, dropped, has_vec = evt3_scalar(
-        w, state.high, state.low, state.y)
+    marks = _NO_MARKS if marks is None else np.ascontiguousarray(marks, np.int64)
+    t, x, y, p, tt, tid, tp, high, low, yy, unknown, back, dropped, has_vec, ev_at, tr_at = evt3_scalar(
+        w, state.high, state.low, state.y, marks)
     if has_vec:
-        return _decode_evt3_general(w, state, problems)
+        return _decode_evt3_general(w, state, problems, marks)
     if unknown:
         problems.append(f"evt3: {unknown} words with unknown codes ignored")
     if back:
@@ -107,10 +115,11 @@ def decode_evt3(payload: bytes | np.ndarray, state: Evt3State) -> Decoded:
     if dropped:
         problems.append(f"evt3: {dropped} events before the stream's first TIME_HIGH dropped")
     state.high, state.low, state.y = int(high), int(low), int(yy)
-    return Decoded(t, x, y, p, tt, tid, tp, problems)
+    return Decoded(t, x, y, p, tt, tid, tp, problems, ev_at, tr_at)
 
 
-def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -> Decoded:
+def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str],
+                         marks: np.ndarray = _NO_MARKS) -> Decoded:
     """Decode one evt3 payload (little-endian 16-bit words), updating ``state``. Times are sensor microseconds
     (unwrapped across TIME_HIGH wraps) in ns. Events before the first TIME_HIGH of a stream are dropped (their
     time is unknown), as are unknown word codes; both are noted in ``problems``."""
@@ -176,8 +185,9 @@ def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -
     timed = high_at[word_of] >= 0
     if not timed.all():
         problems.append(f"evt3: {int((~timed).sum())} events before the stream's first TIME_HIGH dropped")
-        t, x, y, p = t[timed], x[timed], y[timed], p[timed]
+        t, x, y, p, word_of = t[timed], x[timed], y[timed], p[timed], word_of[timed]
     tw = np.flatnonzero((code == EVT3_EXT_TRIGGER) & (high_at >= 0))
+    ev_at, tr_at = np.searchsorted(word_of, marks), np.searchsorted(tw, marks)
     # state for the next packet
     if n:
         state.high = int(high_at[-1])
@@ -186,7 +196,7 @@ def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str]) -
         state.base_x = int(base_at[-1] + incr[-1])
         state.pol = int(vpol_at[-1])
     return Decoded(t * 1000, x, y, p, t_us[tw] * 1000, ((val[tw] >> 8) & 0xF).astype(np.uint8),
-                   (val[tw] & 1).astype(np.uint8), problems)
+                   (val[tw] & 1).astype(np.uint8), problems, ev_at.astype(np.int64), tr_at.astype(np.int64))
 
 
 def encode_evt3(batch: EventBatch, triggers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
@@ -320,8 +330,8 @@ LIBCAER_TS_BITS = 31
 
 def decode_libcaer(payload: bytes | np.ndarray, time_base_ns: int) -> Decoded:
     """Decode one libcaer polarity payload (8-byte events: uint32 data with x at bit 17, y at bit 2, polarity at
-    bit 1; int32 microsecond timestamp). A timestamp smaller than its predecessor inside a packet is a rollover of
-    the 31-bit counter and adds 2**31 us."""
+    bit 1; int32 microsecond timestamp). A timestamp more than 2**30 us below its predecessor inside a packet is a
+    rollover of the 31-bit counter and adds 2**31 us (a smaller step back is an out-of-order, damaged stamp)."""
     a, problems = _words(payload, 8, _LIBCAER_DT, "libcaer")
     t, x, y, p = libcaer_events(a["data"], a["ts"], int(time_base_ns))  # one compiled pass
     return Decoded(t, x, y, p, problems=problems)

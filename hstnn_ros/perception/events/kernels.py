@@ -41,12 +41,18 @@ def _compiled(**options: Any) -> Callable[[Callable], Any]:
 
 
 @_compiled()
-def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
+def evt3_scalar(w: np.ndarray, high: int, low: int, y: int, marks: np.ndarray) -> tuple:
     """evt3 without vector words. ``high`` is the carried TIME_HIGH incl. wraps (-1: none yet), ``low`` the
-    carried TIME_LOW, ``y`` the carried ADDR_Y. Returns event arrays (t in ns), trigger arrays, the new
-    ``(high, low, y)``, counts (unknown words, backward TIME_HIGH steps, untimed events dropped) and whether the
-    packet has vector words, in which case nothing was decoded (the caller takes the vectorised path)."""
+    carried TIME_LOW, ``y`` the carried ADDR_Y; ``marks`` are ascending word indices (packet starts when several
+    packets are decoded in one call). Returns event arrays (t in ns), trigger arrays, the new ``(high, low, y)``,
+    counts (unknown words, backward TIME_HIGH steps, untimed events dropped), whether the packet has vector words,
+    in which case nothing was decoded (the caller takes the vectorised path), and the number of events and of
+    triggers decoded before each mark."""
     n = w.shape[0]
+    n_marks = marks.shape[0]
+    ev_at = np.zeros(n_marks, np.int64)
+    tr_at = np.zeros(n_marks, np.int64)
+    m = 0
     n_x = 0
     n_tr = 0
     has_vec = False
@@ -79,6 +85,10 @@ def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
     k = 0
     j = 0
     for i in range(n):
+        while m < n_marks and marks[m] <= i:
+            ev_at[m] = k
+            tr_at[m] = j
+            m += 1
         word = w[i]
         c = word >> 12
         v = word & 0xFFF
@@ -115,7 +125,12 @@ def evt3_scalar(w: np.ndarray, high: int, low: int, y: int) -> tuple:
             unknown += 1
     if high >= 0:
         low = cur_low
-    return t[:k], xs[:k], ys[:k], ps[:k], tt[:j], tid[:j], tp[:j], high, low, y, unknown, back, dropped, has_vec
+    while m < n_marks:
+        ev_at[m] = k
+        tr_at[m] = j
+        m += 1
+    return (t[:k], xs[:k], ys[:k], ps[:k], tt[:j], tid[:j], tp[:j], high, low, y, unknown, back, dropped, has_vec,
+            ev_at, tr_at)
 
 
 @_compiled()
@@ -252,8 +267,9 @@ def check_events(t: np.ndarray, x: np.ndarray, y: np.ndarray, width: int, height
 @_compiled()
 def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple:
     """libcaer polarity events from the uint32 ``data`` words (x at bit 17, y at bit 2, polarity at bit 1) and the
-    int32 microsecond stamps ``ts``, a stamp below its predecessor being a rollover of the 31-bit counter (+2**31
-    us). Returns t (ns), x, y, p."""
+    int32 microsecond stamps ``ts``. A stamp more than half the 31-bit range (2**30 us) below its predecessor is a
+    rollover of the counter (+2**31 us); a smaller step back is not (it is out of order: a damaged stamp, which the
+    stream's checks drop, must not shift the rest of the packet by 2**31 us). Returns t (ns), x, y, p."""
     n = data.shape[0]
     t = np.empty(n, np.int64)
     xs = np.empty(n, np.uint16)
@@ -263,7 +279,7 @@ def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple
     prev = 0
     for i in range(n):
         s = np.int64(ts[i])
-        if i > 0 and s < prev:
+        if i > 0 and s < prev - (1 << 30):
             roll += 1
         prev = s
         t[i] = time_base_ns + (s + (roll << 31)) * 1000
@@ -272,3 +288,106 @@ def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple
         ys[i] = (d >> 2) & 0x7FFF
         ps[i] = (d >> 1) & 1
     return t, xs, ys, ps
+
+
+@_compiled()
+def _lnds(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Positions (into ``idx``) of a longest non-decreasing subsequence of ``t[idx]`` (patience sorting with
+    predecessor links, O(n log n))."""
+    n = idx.shape[0]
+    tails = np.empty(n, np.int64)  # position (into idx) of the smallest tail of each subsequence length
+    prev = np.full(n, -1, np.int64)
+    length = 0
+    for q in range(n):
+        v = t[idx[q]]
+        lo = 0
+        hi = length
+        while lo < hi:  # first length whose tail is > v (non-decreasing: equal values extend)
+            mid = (lo + hi) // 2
+            if t[idx[tails[mid]]] <= v:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > 0:
+            prev[q] = tails[lo - 1]
+        tails[lo] = q
+        if lo == length:
+            length += 1
+    out = np.empty(length, np.int64)
+    q = tails[length - 1] if length else -1
+    for r in range(length - 1, -1, -1):
+        out[r] = q
+        q = prev[q]
+    return out
+
+
+@_compiled()
+def resync_events(t: np.ndarray, lo: int, hi: int, reach: int, period: int, max_wraps: int,  # noqa: PLR0917
+                  floor: int, order: bool) -> tuple:
+    """One packet's consistency check (``clock.PacketClock`` chooses the window and the mode). ``[lo, hi]`` is
+    where the packet's header stamp says its events lie (``lo > hi``: no window); events from ``reach`` up to ``lo``
+    continue the previous packet and are kept as they are. An event outside is moved by the whole number of
+    ``period``s (a wrap of the sensor clock; 0: none), at most ``max_wraps``, that brings it inside, if any; else
+    one below is dropped and one above is marked ``above`` (the caller holds it until the next packet says whether
+    it was a long packet's tail or a damaged time). With ``order``, of the remaining events not earlier than
+    ``floor`` (the stream's latest time; earlier ones are left to the stream's time check) those outside a longest
+    non-decreasing subsequence are dropped too: a damaged time is an outlier among its neighbours. Returns the times
+    (re-timed), the keep and above masks and the counts re-timed, dropped below, dropped out of order, held above
+    and of events below ``reach`` before any re-timing."""
+    n = t.shape[0]
+    out = t.copy()
+    keep = np.ones(n, np.bool_)
+    above = np.zeros(n, np.bool_)
+    retimed = 0
+    below = 0
+    n_above = 0
+    raw_below = 0
+    if lo <= hi:
+        mid = lo + (hi - lo) // 2
+        for i in range(n):
+            v = out[i]
+            if (v >= lo and v <= hi) or (v >= reach and v < lo):
+                continue
+            if v < reach:
+                raw_below += 1
+            if period > 0:
+                k = (mid - v + period // 2) // period
+                if k != 0 and abs(k) <= max_wraps:
+                    v2 = v + k * period
+                    if v2 >= lo and v2 <= hi:
+                        out[i] = v2
+                        retimed += 1
+                        continue
+            keep[i] = False
+            if v > hi:
+                above[i] = True
+                n_above += 1
+            else:
+                below += 1
+    disorder = 0
+    if order:
+        sorted_ = True
+        last = floor
+        m = 0
+        for i in range(n):
+            if keep[i] and out[i] >= floor:
+                m += 1
+                if out[i] < last:
+                    sorted_ = False
+                last = out[i]
+        if not sorted_:
+            idx = np.empty(m, np.int64)
+            q = 0
+            for i in range(n):
+                if keep[i] and out[i] >= floor:
+                    idx[q] = i
+                    q += 1
+            best = _lnds(out, idx)
+            chosen = np.zeros(m, np.bool_)
+            for r in range(best.shape[0]):
+                chosen[best[r]] = True
+            for q in range(m):
+                if not chosen[q]:
+                    keep[idx[q]] = False
+                    disorder += 1
+    return out, keep, above, retimed, below, disorder, n_above, raw_below
