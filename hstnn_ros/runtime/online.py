@@ -4,8 +4,10 @@ ROS callbacks only hand messages to ``OnlineRecognizer.offer_*`` (cheap: a bound
 decodes, pairs colour with depth, drives the engine and hands results to the shell's ``publish`` callback, so a slow
 decision never blocks the middleware's delivery of event packets. What could be lost is counted where it happens:
 
-- middleware loss: gaps in ``EventPacket.seq`` (per topic; a restart of the sequence, e.g. a bag played again, is a
-  resynchronisation, not loss);
+- middleware loss: gaps in ``EventPacket.seq`` (per topic). A restart of the sequence (a bag played again, a driver
+  restarted) is a resynchronisation; it is taken to start where the first sequence did, so packets lost at its head
+  count too. Packets lost at the very end of a sequence that then restarts cannot be seen by any receiver;
+``bag_player --renumber-seq`` numbers on across loops as a running driver does;
 - the work queue: when full, an arriving message is refused (``*_dropped_queue``);
 - malformed messages: the decoder's counters (unknown encoding, truncated, out of bounds, time backwards, undecodable
   CDR) and undecodable images;
@@ -103,7 +105,8 @@ class OnlineRecognizer:
         self._queue: deque[tuple[str, Any]] = deque()
         self._cv = threading.Condition()
         self._stop = False
-        self._last_seq: int | None = None
+        self._first_seq: int | None = None
+        self._last_seq = 0
         self._last_stamp: int | None = None
         self._frame_id = ""
         self._latency: deque[float] = deque(maxlen=512)
@@ -118,10 +121,15 @@ class OnlineRecognizer:
         head = packet_header(self._kind, raw)
         with self._cv:
             if head is not None and head.seq is not None:
-                if self._last_seq is not None and head.seq > self._last_seq + 1:
+                if self._first_seq is None:
+                    self._first_seq = head.seq
+                elif head.seq > self._last_seq + 1:
                     self.counters.event_msgs_seq_gaps += head.seq - self._last_seq - 1
-                elif self._last_seq is not None and head.seq <= self._last_seq:
+                elif head.seq <= self._last_seq:
+                    # a restarted sequence (a bag played again, a driver restart) starts where the first one did:
+                    # packets before this one in the new sequence were lost
                     self.counters.seq_restarts += 1
+                    self.counters.event_msgs_seq_gaps += max(0, head.seq - self._first_seq)
                 self._last_seq = head.seq
             self._put(("events", raw), "event_msgs_dropped_queue", "event_msgs_received")
 
