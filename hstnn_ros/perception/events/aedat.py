@@ -403,29 +403,3 @@ def read_aedat4(path: Path | str) -> EventBatch:
     if not batches:
         raise DecodeError(f"{path}: AEDAT4 file holds no events")
     return EventBatch.concat(batches)
-
-
-class LiveCamera:
-    """A connected iniVation camera (DVXplorer, DAVIS) through ``dv.io.camera.open`` (first camera, or the one
-    named ``name``); ``read()`` returns the events since the last call or None when nothing arrived.
-
-    Not testable without hardware: it is a thin wrapper whose only logic is the conversion shared with AEDAT4.
-    """
-
-    def __init__(self, name: str = "") -> None:
-        import dv_processing as dv  # noqa: PLC0415
-
-        try:
-            self._cam = dv.io.camera.open(name) if name else dv.io.camera.open()
-        except RuntimeError as exc:
-            raise DecodeError(f"cannot open iniVation camera {name or '(any)'}: {exc}") from exc
-        if not self._cam.isEventStreamAvailable():
-            raise DecodeError(f"camera {name or '(any)'} has no event stream")
-        self.width, self.height = self._cam.getEventResolution()
-
-    def read(self) -> EventBatch | None:
-        """Events that arrived since the previous call (None if none yet)."""
-        store = self._cam.getNextEventBatch()
-        if store is None or store.size() == 0:
-            return None
-        return _to_batch(store, self.width, self.height)
