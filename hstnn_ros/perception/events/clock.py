@@ -116,6 +116,9 @@ H_ODD_BY = H_N + 3
 H_SINCE = H_N + 4  #: packets since the last re-anchor
 H_OFF = H_N + 5  #: 1 once the stamps were found not to follow event time
 H_SIZE = H_N + 6
+#: The window constants as ``kernels.evt3_plain`` takes them (an argument, not numba globals frozen into its cache).
+KERNEL_PARAMS = np.array([HISTORY, WARMUP, WARM_TOL_NS, TOL_MIN_NS, TOL_ABOVE_NS, MAX_REACH_NS, FIRST_TOL_NS,
+                          _NO_FLOOR], np.int64)
 
 
 class PacketClock:
