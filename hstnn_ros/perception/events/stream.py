@@ -584,7 +584,7 @@ _WARM: list[float] = []  # seconds the one warm-up took (empty: not yet)
 
 def warm_up() -> float:
     """Load (or compile) every compiled decoding kernel now by decoding a tiny packet of each encoding and a dvs
-    EventArray, so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
+    EventArray (and the framing kernel by framing them), so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
     clock starts). Once per process; returns the seconds it took (0.0 after the first call)."""
     if _WARM:
         return 0.0
@@ -607,6 +607,9 @@ def warm_up() -> float:
             dec.decode(SimpleNamespace(encoding=enc, time_base=base, width=8, height=8, header=header, events=events))
     dec.reset()
     dec.decode(DVS_MSGTYPES[0], encode_dvs_event_array(batch))
+    from hstnn_ros.perception.events.framing import events_to_frames  # noqa: PLC0415
+
+    events_to_frames(batch, [0, 5_000, 80_000_000], (4, 4))  # and the framing kernel
     _WARM.append(time.perf_counter() - t0)
     return _WARM[0]
 
