@@ -569,3 +569,31 @@ def frame_counts(t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, edg
         if xo >= 0 and yo >= 0:
             out[b, p[i] * plane + yo * width + xo] += 1.0
     return bad
+
+
+@_compiled()
+def aedat_events_ok(b: np.ndarray, start: int, n: int, width: int, height: int) -> tuple:
+    """Whether the ``n`` AEDAT4 ``Event`` structs at byte ``start`` of the flatbuffer ``b`` (uint8; 16 bytes each,
+    little endian: int64 timestamp, int16 x, int16 y, bool polarity) are sane: time never decreasing, polarity 0/1,
+    coordinates inside ``width`` x ``height`` (0: unknown, only >= 0). Returns it with the first and last timestamps
+    (0 for none): one pass, for the check that runs before dv-processing reads a file."""
+    prev = np.int64(0)
+    first = np.int64(0)
+    for i in range(n):
+        o = start + 16 * i
+        ts = np.int64(0)
+        for k in range(7, -1, -1):
+            ts = (ts << 8) | np.int64(b[o + k])
+        x = np.int64(b[o + 8]) | (np.int64(b[o + 9]) << 8)
+        y = np.int64(b[o + 10]) | (np.int64(b[o + 11]) << 8)
+        if x >= 0x8000:
+            x -= 0x10000
+        if y >= 0x8000:
+            y -= 0x10000
+        if (i > 0 and ts < prev) or b[o + 12] > 1 or x < 0 or y < 0 or (width > 0 and x >= width) or \
+                (height > 0 and y >= height):
+            return False, first, prev
+        if i == 0:
+            first = ts
+        prev = ts
+    return True, first, prev

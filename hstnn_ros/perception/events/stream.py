@@ -33,7 +33,7 @@ from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr
 from hstnn_ros.perception.events.clock import FIRST_TOL_NS, KERNEL_PARAMS, MAX_WRAPS, PacketClock, Verdict
 from hstnn_ros.perception.events.enums import Encoding, TimeMode
-from hstnn_ros.perception.events.kernels import check_events, evt3_plain, resync_events
+from hstnn_ros.perception.events.kernels import aedat_events_ok, check_events, evt3_plain, resync_events
 
 LOG = logging.getLogger(__name__)
 
@@ -584,7 +584,7 @@ _WARM: list[float] = []  # seconds the one warm-up took (empty: not yet)
 
 def warm_up() -> float:
     """Load (or compile) every compiled decoding kernel now by decoding a tiny packet of each encoding and a dvs
-    EventArray (and the framing kernel by framing them), so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
+    EventArray (and the framing and AEDAT4-check kernels), so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
     clock starts). Once per process; returns the seconds it took (0.0 after the first call)."""
     if _WARM:
         return 0.0
@@ -610,6 +610,7 @@ def warm_up() -> float:
     from hstnn_ros.perception.events.framing import events_to_frames  # noqa: PLC0415
 
     events_to_frames(batch, [0, 5_000, 80_000_000], (4, 4))  # and the framing kernel
+    aedat_events_ok(np.frombuffer(bytes(16), np.uint8), 0, 1, 8, 8)  # and the AEDAT4 check
     _WARM.append(time.perf_counter() - t0)
     return _WARM[0]
 
