@@ -583,9 +583,10 @@ _WARM: list[float] = []  # seconds the one warm-up took (empty: not yet)
 
 
 def warm_up() -> float:
-    """Load (or compile) every compiled decoding kernel now by decoding a tiny packet of each encoding and a dvs
-    EventArray (and the framing and AEDAT4-check kernels), so that the first real message is not delayed by ~1 s (a node at start-up, a replay before its
-    clock starts). Once per process; returns the seconds it took (0.0 after the first call)."""
+    """Load (or compile) every compiled kernel now by decoding a tiny packet of each encoding and a dvs EventArray
+    (and framing them, and checking a tiny AEDAT4 event vector), so that the first real message is not delayed by
+    ~1 s (a node at start-up, a replay before its clock starts). Once per process; returns the seconds it took (0.0
+    after the first call)."""
     if _WARM:
         return 0.0
     import time  # noqa: PLC0415
