@@ -9,8 +9,9 @@ and colour images), waiting for the worker after each image so that nothing is d
 - ``paper``: paper-size front-ends built randomly (``FrontendConfig`` defaults: widths 64-128-256-256, 512
   features, 180 x 240 input) with a paper-size HSTNN [1024-500-500-100] (random weights: memory, not accuracy).
 
-Memory is the process's peak RSS (``ru_maxrss``), split into the RSS once the model is loaded and the growth while
-running; the ratio between the two route lengths shows whether it is bounded. Dataset building's peak RSS on long
+Memory is the process's peak RSS (``ru_maxrss``), beside its RSS once the model is loaded (and the peak until then:
+imports and model building) and at the end; the ratio of the peaks at the two route lengths shows whether it is
+bounded. Dataset building's peak RSS on long
 routes is ``bench_dataset``'s. Quick mode (``HSTNN_BENCH_QUICK=1``): 10 s and 30 s of route; full mode: 30 s and
 120 s (``HSTNN_BENCH_MEMORY_SECONDS=a,b`` picks others).
 """
@@ -53,6 +54,7 @@ def _paper_session() -> Any:
 
 def _run_node(size: str, bag: str) -> dict[str, float]:
     """In a fresh process: load the model, feed the bag's events and colour frames to an ``OnlineRecognizer``."""
+    import psutil
     import torch
 
     from hstnn_ros.bags import BagReader
@@ -60,10 +62,11 @@ def _run_node(size: str, bag: str) -> dict[str, float]:
     from hstnn_ros.runtime.params import node_settings
     from hstnn_ros.runtime.session import open_session
 
-    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # noqa: E731 - MB (Linux: kB)
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # noqa: E731 - MB (Linux: kB)
+    now = lambda: psutil.Process().memory_info().rss / 1e6  # noqa: E731
     settings = node_settings({})
     session = _paper_session() if size == "paper" else open_session(None, "default", config=settings.engine)
-    rss_model = rss()
+    rss_loaded, peak_loading = now(), peak()
     decisions = []
     rec = OnlineRecognizer(settings, lambda results, _fid: decisions.extend(results), session=session)
     t0 = time.perf_counter()
@@ -79,9 +82,9 @@ def _run_node(size: str, bag: str) -> dict[str, float]:
                 rec.drain(60.0)  # nothing dropped: the queue never fills
     rec.close()
     c = rec.counters
-    return {"rss_model_mb": rss_model, "rss_peak_mb": rss(), "growth_mb": rss() - rss_model, "wall_s":
-            time.perf_counter() - t0, "decisions": len(decisions), "dropped": c.event_msgs_dropped_queue
-            + c.frames_dropped_queue, "threads": torch.get_num_threads()}
+    return {"rss_loaded_mb": rss_loaded, "peak_loading_mb": peak_loading, "rss_peak_mb": peak(),
+            "rss_end_mb": now(), "wall_s": time.perf_counter() - t0, "decisions": len(decisions),
+            "dropped": c.event_msgs_dropped_queue + c.frames_dropped_queue, "threads": torch.get_num_threads()}
 
 
 def main() -> dict:
@@ -102,9 +105,9 @@ def main() -> dict:
                     r = pool.apply(_run_node, (size, str(bag)))
                 out[f"{size}_{seconds:.0f}s"] = r
                 print(f"node, {size:7s} model, {out['route_s'][f'{seconds:.0f}']:6.1f} s route: peak RSS "
-                      f"{r['rss_peak_mb']:.0f} MB = {r['rss_model_mb']:.0f} MB with the model loaded + "
-                      f"{r['growth_mb']:.0f} MB running ({r['decisions']} decisions in {r['wall_s']:.1f} s, "
-                      f"{r['dropped']} dropped)", flush=True)
+                      f"{r['rss_peak_mb']:.0f} MB (RSS {r['rss_loaded_mb']:.0f} MB once the model is loaded, peak "
+                      f"{r['peak_loading_mb']:.0f} MB until then; {r['rss_end_mb']:.0f} MB at the end; "
+                      f"{r['decisions']} decisions in {r['wall_s']:.1f} s, {r['dropped']} dropped)", flush=True)
     for size in SIZES:
         a, b = (out[f"{size}_{s:.0f}s"] for s in lengths)
         out[f"{size}_peak_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]

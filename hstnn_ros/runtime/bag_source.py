@@ -8,6 +8,7 @@ wires the decoders and turns messages into engine inputs (the same path the node
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,16 @@ PACKET_TYPES = ("event_camera_msgs/msg/EventPacket", "event_array_msgs/msg/Event
 EVENT_TYPES = (*PACKET_TYPES, "dvs_msgs/msg/EventArray", "dv_ros2_msgs/msg/EventArray")
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 LABEL_TYPES = ("std_msgs/msg/UInt32", "std_msgs/msg/Int32", "std_msgs/msg/UInt16", "std_msgs/msg/Int64")
+
+
+@dataclass
+class SourceSeconds:
+    """Wall seconds a ``BagSource.items`` pass spent reading the bag (storage, as its messages come), decoding event
+    messages and deserializing + decoding images (sums, not counting the consumer's time between items)."""
+
+    read: float = 0.0
+    events: float = 0.0
+    images: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,8 +127,17 @@ class BagSource:
             for f in ready:
                 yield ReplayItem(ItemKind.IMAGE, f.stamp_ns, (f.colour, f.depth))
 
+        sec = self.seconds = SourceSeconds()
+        clock = time.perf_counter
         with self._bags.BagReader(self.path) as reader:
-            for m in reader.messages(topics=self._selected()):
+            messages = reader.messages(topics=self._selected())
+            while True:
+                t0 = clock()
+                m = next(messages, None)
+                t1 = clock()
+                sec.read += t1 - t0
+                if m is None:
+                    break
                 try:
                     if m.topic == t.events:  # straight from the CDR bytes, as the node decodes them
                         if m.msgtype in PACKET_TYPES:
@@ -125,7 +145,9 @@ class BagSource:
                                 read_event_packet(m.data)
                             except ValueError as exc:
                                 raise RuntimeEngineError(f"undecodable {m.msgtype} ({exc})") from exc
-                        for batch in decoder.decode(m.msgtype, m.data):
+                        batches = decoder.decode(m.msgtype, m.data)
+                        sec.events += clock() - t1
+                        for batch in batches:
                             if len(batch.t_ns):
                                 yield ReplayItem(ItemKind.EVENTS, int(batch.t_ns[-1]), batch)
                         continue
@@ -135,6 +157,7 @@ class BagSource:
                     else:
                         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                         img = image_to_array(msg)
+                        sec.images += clock() - t1
                         if m.topic == t.depth:
                             yield from frames(pairer.push_depth(stamp, img))
                         elif t.depth is None:
