@@ -20,6 +20,8 @@ from hstnn_ros.perception.events.codecs import encode_evt3
 
 PACKET = "event_camera_msgs/msg/EventPacket"
 EVT3_BAGS = ["event_array_legacy_640x480", "evt3_1280x720_trigger", "evt3_640x480"]
+BAGS = [*EVT3_BAGS, "libcaer_640x480_rollover", "libcaer_cmp_davis346_mcap"]
+DVS = "dvs_msgs/msg/EventArray"
 
 
 def _rows(b: pev.EventBatch) -> tuple:
@@ -38,11 +40,12 @@ def _state(dec: pev.StreamDecoder) -> tuple:
             dec._clock.h.tolist(), dec.counters.summary(), _trig(dec))
 
 
-def _serialize(stamp: int, w: int, h: int, payload: bytes, big: bool = False) -> bytes:
+def _serialize(stamp: int, w: int, h: int, payload: bytes, *, big: bool = False, enc: str = "evt3",
+               time_base: int = 0) -> bytes:
     T = typestore().types
     hdr = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=stamp // 10**9, nanosec=stamp % 10**9),
                                    frame_id="cam")
-    msg = T[PACKET](header=hdr, height=h, width=w, seq=7, time_base=0, encoding="evt3", is_bigendian=False,
+    msg = T[PACKET](header=hdr, height=h, width=w, seq=7, time_base=time_base, encoding=enc, is_bigendian=False,
                     events=np.frombuffer(payload, np.uint8))
     return bytes(typestore().serialize_cdr(msg, PACKET, little_endian=not big))
 
@@ -78,6 +81,50 @@ def evt3_streams(draw: st.DrawFn) -> list[bytes]:
         i = draw(st.integers(0, len(msgs) - 1))
         damaged[i][draw(st.integers(0, len(damaged[i]) - 1))] = draw(st.integers(0, 255))
     return [bytes(m) for m in damaged]
+
+
+@st.composite
+def other_streams(draw: st.DrawFn, enc: str) -> list[bytes]:
+    """8-24 serialized libcaer / libcaer_cmp packets or dvs EventArrays stamped about their last event (as those
+    drivers do), some empty, some after a gap or with a size change, then 0-4 damaged bytes anywhere."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w, h = 64, 48
+    t = 1_700_000_000_000_000_000
+    msgs = []
+    for _ in range(draw(st.integers(8, 24))):
+        kind = rng.integers(0, 20)
+        span = int(rng.choice([1, 4, 10])) * 1_000_000
+        n = 0 if kind == 0 else int(rng.integers(1, 120))
+        size = (w, h) if kind != 1 else (32, 24)
+        ts = np.sort(rng.integers(t, t + span, n) // 1000 * 1000)
+        b = pev.EventBatch(ts, rng.integers(0, size[0], n), rng.integers(0, size[1], n), rng.integers(0, 2, n), *size)
+        stamp = (int(ts[-1]) if n else t) + int(rng.integers(-300_000, 300_000))
+        if enc == "dvs":
+            msgs.append(pev.encode_dvs_event_array(b, stamp_ns=stamp, frame_id="cam"))
+        else:
+            payload, tb = pev.ENCODERS[enc](b)
+            msgs.append(_serialize(stamp, *size, payload, enc=enc, time_base=tb))
+        t += span + (int(rng.integers(50, 400)) * 1_000_000 if kind == 6 else 0)
+    damaged = [bytearray(m) for m in msgs]
+    for _ in range(draw(st.integers(0, 4))):
+        i = draw(st.integers(0, len(msgs) - 1))
+        damaged[i][draw(st.integers(0, len(damaged[i]) - 1))] = draw(st.integers(0, 255))
+    return [bytes(m) for m in damaged]
+
+
+@pytest.mark.parametrize("enc", ["libcaer", "libcaer_cmp", "dvs"])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_check_equals_full_path_for_other_encodings(enc: str, data: st.DataObject) -> None:
+    """libcaer, libcaer_cmp and dvs arrays from CDR bytes, damaged or not: the fast check (``kernels.plain_check``)
+    returns what the full path returns and leaves the decoder in the same state."""
+    msgs = data.draw(other_streams(enc))
+    kind = DVS if enc == "dvs" else PACKET
+    fast, full = pev.StreamDecoder(), pev.StreamDecoder(fast=False)
+    for m in msgs:
+        assert _rows(fast.decode(kind, m)) == _rows(full.decode(kind, m))
+        assert _state(fast) == _state(full)
+    assert _rows(fast.flush()) == _rows(full.flush())
 
 
 def _objects(msgs: list[bytes]) -> list[Any]:
@@ -125,10 +172,10 @@ def test_decode_many_equals_one_by_one(msgs: list[bytes], cuts: list[int]) -> No
     assert _state(many) == _state(full)
 
 
-@pytest.mark.parametrize("name", EVT3_BAGS)
+@pytest.mark.parametrize("name", BAGS)
 @pytest.mark.parametrize("damage", [False, True])
 def test_fast_path_equals_full_path_on_real_bags(shared_data: Path, name: str, damage: bool) -> None:
-    """The real evt3 recordings, as recorded and with one random byte per packet: equal batches and counters, and
+    """The real recordings, as recorded and with one random byte per packet: equal batches and counters, and
     (undamaged) all but a few packets take the fast path (a stream's first packet, and the packets around the 1-2
     early ones whose tails are held: clock.py)."""
     with BagReader(shared_data / "bags" / name) as r:
@@ -139,7 +186,7 @@ def test_fast_path_equals_full_path_on_real_bags(shared_data: Path, name: str, d
             d[int(rng.integers(0, len(d)))] = int(rng.integers(0, 256))
     fast, full = pev.StreamDecoder(), pev.StreamDecoder(fast=False)
     taken = 0
-    plain = fast._plain
+    plain, columns = fast._plain, fast._plain_columns
 
     def counted(*args: Any) -> Any:
         nonlocal taken
@@ -147,7 +194,13 @@ def test_fast_path_equals_full_path_on_real_bags(shared_data: Path, name: str, d
         taken += out[1]
         return out
 
-    fast._plain = counted
+    def counted_columns(*args: Any) -> Any:
+        nonlocal taken
+        out = columns(*args)
+        taken += out is not None
+        return out
+
+    fast._plain, fast._plain_columns = counted, counted_columns
     for t, d in msgs:
         assert _rows(fast.decode(t, bytes(d))) == _rows(full.decode(t, bytes(d)))
     assert _state(fast) == _state(full)

@@ -390,6 +390,75 @@ def resync_events(t: np.ndarray, lo: int, hi: int, reach: int, period: int, max_
     return out, keep, above, retimed, below, disorder, n_above, raw_below
 
 
+@_compiled(inline="always")
+def _clock_window(hist: np.ndarray, stamp: int, floor: int, prm: np.ndarray) -> tuple:
+    """``clock.PacketClock.window`` for a stream with history (and ``reach``, as ``check`` computes it) from its state
+    array: ``(known, lo, hi, reach)``; ``known`` False when the clock is off or has no history yet."""
+    n_hist, warmup, warm_tol, tol_min, tol_above, max_reach, no_floor = (
+        prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[7])
+    h_last, h_stamps, h_n = n_hist, 2 * n_hist, 3 * n_hist
+    n = hist[h_n]
+    if hist[h_n + 5] != 0 or n == 0:
+        return False, 0, 0, 0
+    lo_d = hist[h_last - n]
+    hi_d = hist[h_stamps - n]
+    lo_last = hi_d
+    for r in range(n):
+        lo_d = min(lo_d, hist[h_last - n + r])
+        hi_d = max(hi_d, hist[h_stamps - n + r])
+        lo_last = min(lo_last, hist[h_stamps - n + r])
+    below = warm_tol if n < warmup else max(tol_min, hi_d - lo_d)
+    above = max(tol_above, (hi_d - lo_last) // 2)
+    lo = stamp + lo_d - below
+    hi = stamp + hi_d + above
+    reach = lo if floor == no_floor else max(min(lo, floor), lo - max_reach)
+    return True, lo, hi, reach
+
+
+@_compiled(inline="always")
+def _clock_plain(hist: np.ndarray, stamp: int, has_events: bool, first: int, last: int,  # noqa: PLR0917
+                 prm: np.ndarray) -> None:
+    """What ``PacketClock.check`` + ``accept`` record for a plain packet stamped ``stamp`` whose events (if any) run
+    from ``first`` to ``last``, on the state array."""
+    n_hist = prm[0]
+    h_last, h_stamps, h_n = n_hist, 2 * n_hist, 3 * n_hist
+    for r in range(h_stamps, h_n - 1):
+        hist[r] = hist[r + 1]
+    hist[h_n - 1] = stamp
+    hist[h_n + 1] = min(hist[h_n + 1] + 1, n_hist)
+    hist[h_n + 4] += 1
+    if has_events:
+        hist[h_n + 2] = 0
+        hist[h_n + 3] = 0
+        for r in range(h_stamps - 1):  # both d histories shift by one (the slot between them is overwritten)
+            hist[r] = hist[r + 1]
+        hist[h_last - 1] = first - stamp
+        hist[h_stamps - 1] = last - stamp
+        hist[h_n] = min(hist[h_n] + 1, n_hist)
+
+
+@_compiled()
+def plain_check(t: np.ndarray, x: np.ndarray, y: np.ndarray, hist: np.ndarray, floor: int,  # noqa: PLR0917
+                stamp: int, width: int, height: int, prm: np.ndarray) -> tuple:
+    """The fast path of ``StreamDecoder`` for decoded packets of the other encodings (libcaer, libcaer_cmp, dvs
+    arrays): whether the packet is *plain* (events inside the sensor, in order, not earlier than ``floor``, inside
+    the window of its stamp or continuing the previous packet; see ``evt3_plain``), in which case the full check
+    keeps it as decoded, and the clock state ``hist`` is updated as it would. Returns ``(plain, new floor)``;
+    nothing changes when it is not plain."""
+    known, _lo, hi, reach = _clock_window(hist, stamp, floor, prm)
+    if not known:
+        return False, floor
+    last = floor
+    for i in range(t.shape[0]):
+        tv = t[i]
+        if tv < reach or tv > hi or tv < last or x[i] >= width or y[i] >= height:
+            return False, floor
+        last = tv
+    n = t.shape[0]
+    _clock_plain(hist, stamp, n > 0, t[0] if n else 0, t[n - 1] if n else 0, prm)
+    return True, last
+
+
 @_compiled()
 def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.ndarray,  # noqa: PLR0917
                high: int, low: int, y: int, off: int, floor: int, width: int, height: int, prm: np.ndarray) -> tuple:
@@ -409,10 +478,7 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
     y uint16, p uint8, trigger id uint8, trigger edge uint8), the packets taken, the events and triggers they hold,
     where the last taken non-empty packet's triggers start (-1: none taken), ``n_x``, ``n_tr`` and the new
     ``high, low, y, floor``."""
-    n_hist, warmup, warm_tol, tol_min, tol_above, max_reach, first_tol, no_floor = (
-        prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6], prm[7])
-    h_last, h_stamps, h_n = n_hist, 2 * n_hist, 3 * n_hist
-    h_ns, h_odd, h_since, h_off = h_n + 1, h_n + 2, h_n + 4, h_n + 5
+    first_tol = prm[6]
     n_packets = stamps.shape[0]
     n_x = 0
     n_tr = 0
@@ -439,22 +505,10 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
         if a == b:  # an empty payload: only counted (by the caller)
             done += 1
             continue
-        n = hist[h_n]
-        if hist[h_off] != 0 or n == 0:
-            break
         stamp = stamps[q]
-        lo_d = hist[h_last - n]
-        hi_d = hist[h_stamps - n]
-        lo_last = hi_d
-        for r in range(n):
-            lo_d = min(lo_d, hist[h_last - n + r])
-            hi_d = max(hi_d, hist[h_stamps - n + r])
-            lo_last = min(lo_last, hist[h_stamps - n + r])
-        below = warm_tol if n < warmup else max(tol_min, hi_d - lo_d)
-        above = max(tol_above, (hi_d - lo_last) // 2)
-        lo = stamp + lo_d - below
-        hi = stamp + hi_d + above
-        reach = lo if floor == no_floor else max(min(lo, floor), lo - max_reach)
+        known, lo, hi, reach = _clock_window(hist, stamp, floor, prm)
+        if not known:
+            break
         k0 = k
         j0 = j
         hh = high
@@ -518,19 +572,7 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
             low = cur_low
         y = yy
         floor = last
-        for r in range(h_stamps, h_n - 1):
-            hist[r] = hist[r + 1]
-        hist[h_n - 1] = stamp
-        hist[h_ns] = min(hist[h_ns] + 1, n_hist)
-        hist[h_since] += 1
-        if k > k0:
-            hist[h_odd] = 0
-            hist[h_odd + 1] = 0
-            for r in range(h_stamps - 1):  # both d histories shift by one (the slot between them is overwritten)
-                hist[r] = hist[r + 1]
-            hist[h_last - 1] = t[k0] - stamp
-            hist[h_stamps - 1] = t[k - 1] - stamp
-            hist[h_n] = min(n + 1, n_hist)
+        _clock_plain(hist, stamp, k > k0, t[k0] if k > k0 else 0, t[k - 1] if k > k0 else 0, prm)
         tr_last = j0
         done += 1
     return buf, done, k, j, tr_last, n_x, n_tr, high, low, y, floor

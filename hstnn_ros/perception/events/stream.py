@@ -33,7 +33,13 @@ from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr
 from hstnn_ros.perception.events.clock import FIRST_TOL_NS, KERNEL_PARAMS, MAX_WRAPS, PacketClock, Verdict
 from hstnn_ros.perception.events.enums import Encoding, TimeMode
-from hstnn_ros.perception.events.kernels import aedat_events_ok, check_events, evt3_plain, resync_events
+from hstnn_ros.perception.events.kernels import (
+    aedat_events_ok,
+    check_events,
+    evt3_plain,
+    plain_check,
+    resync_events,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -137,6 +143,8 @@ class _Columns:
 
 _I64, _U16, _U8, _U2 = np.dtype(np.int64), np.dtype(np.uint16), np.dtype(np.uint8), np.dtype("<u2")
 _NO_TRIGGERS = Triggers(np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+#: Encodings whose decoded packets take ``kernels.plain_check`` (their codecs give the batch dtypes; mono does not).
+_PLAIN_CHECKED = (Encoding.LIBCAER.value, Encoding.LIBCAER_CMP.value)
 
 
 def _stamp_ns(header: Any) -> int:
@@ -346,6 +354,11 @@ class StreamDecoder:
             self._problem("malformed", f"{enc}: undecodable payload of {len(payload)} bytes ({exc})")
             return EventBatch.empty(width, height)
         self._encoding = enc
+        if enc in _PLAIN_CHECKED and not d.problems and not bad_base:  # libcaer, libcaer_cmp: the fast check first
+            batch = self._plain_columns(d.t_ns, d.x, d.y, d.p, stamp, width, height)
+            if batch is not None:
+                self.last_triggers = _NO_TRIGGERS
+                return batch
         for what in d.problems:
             self._problem("truncated" if "truncated" in what else "malformed", what)
         t = d.t_ns
@@ -411,6 +424,20 @@ class StreamDecoder:
         self._marks1[1] = len(w)
         self._stamp1[0] = stamp
         return self._plain(w, self._marks1, self._stamp1, off)[0]
+
+    def _plain_columns(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, stamp: int,  # noqa: PLR0917
+                       width: int, height: int) -> EventBatch | None:
+        """The fast path for a decoded packet of int64 / uint16 / uint16 / uint8 columns (``kernels.plain_check``):
+        its batch as decoded if the full check would keep it so (the clock state updated as it would be), else None
+        and nothing changed."""
+        if not self.fast or self._held is not None:
+            return None
+        plain, last = plain_check(t, x, y, self._clock.h, self._last_t, stamp, width, height, KERNEL_PARAMS)
+        if not plain:
+            return None
+        self._last_t = last
+        self.counters.events += len(t)
+        return EventBatch.trusted(t, x, y, p, width, height)
 
     def _plain(self, w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, off: int) -> tuple[EventBatch | None, int]:
         """Run ``kernels.evt3_plain`` over the packets ``marks`` delimits in ``w`` and commit those it took: their
@@ -546,6 +573,10 @@ class StreamDecoder:
         if len(t) == 0:
             self.counters.empty_packets += 1
             return EventBatch.empty(*size)
+        if isinstance(b, EventBatch):  # from CDR bytes (columns of the batch dtypes): the fast check first
+            batch = self._plain_columns(t, x, y, p, stamp, *size)
+            if batch is not None:
+                return batch
         v = self._clock.check(t, stamp, 0, self._last_t, shiftable=False, ros_clock=True)
         if v.reanchored:
             self._problem("reanchors", "dvs: two consecutive arrays disagreed with the stream's stamp/time relation "
