@@ -221,6 +221,7 @@ class StreamDecoder:
                                     msg.events)
             if batch is not None:
                 return batch
+            return self._decode_packet(msg, try_fast=False)
         if enc is not None and hasattr(msg, "time_base"):
             return self._decode_packet(msg)
         if hasattr(msg, "events") and hasattr(msg, "width"):
@@ -315,14 +316,15 @@ class StreamDecoder:
         self.counters.empty_packets += int(np.count_nonzero(sizes[:done] == 0))
         return batch, done
 
-    def _decode_packet(self, msg: Any) -> EventBatch:
+    def _decode_packet(self, msg: Any, try_fast: bool = True) -> EventBatch:
         return self._packet(_stamp_ns(msg.header), int(msg.width), int(msg.height), str(msg.encoding),
-                            int(msg.time_base), msg.events)
+                            int(msg.time_base), msg.events, try_fast)
 
     def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917
-                payload: Any) -> EventBatch:
-        """One event packet from its fields (a message object's, or read straight from CDR bytes)."""
-        if enc == "evt3" and self.fast and self._encoding == "evt3" and self._held is None:
+                payload: Any, try_fast: bool = True) -> EventBatch:
+        """One event packet from its fields (a message object's, or read straight from CDR bytes); ``try_fast``:
+        the evt3 fast path was not tried on it yet."""
+        if try_fast and enc == "evt3" and self.fast and self._encoding == "evt3" and self._held is None:
             batch = self._plain_one(stamp, width, height, payload)
             if batch is not None:
                 return batch
