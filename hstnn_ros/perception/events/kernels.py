@@ -639,3 +639,36 @@ def aedat_events_ok(b: np.ndarray, start: int, n: int, width: int, height: int) 
             first = ts
         prev = ts
     return True, first, prev
+
+
+@_compiled()
+def scan_columns(t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, width: int,  # noqa: PLR0917
+                 height: int, horizon: int) -> tuple:
+    """One pass over an event batch's columns for the event buffer: how many events lie outside the
+    ``width`` x ``height`` sensor or have a polarity above 1, how many are earlier than ``horizon`` (late), and of
+    the others whether their times never decrease and their smallest and largest time (0 when none)."""
+    bad = 0
+    late = 0
+    ordered = True
+    prev = np.int64(0)
+    tmin = np.int64(0)
+    tmax = np.int64(0)
+    kept = 0
+    for i in range(t.shape[0]):
+        if x[i] >= width or y[i] >= height or p[i] > 1:
+            bad += 1
+        v = t[i]
+        if v < horizon:
+            late += 1
+            continue
+        if kept == 0:
+            tmin = v
+            tmax = v
+        else:
+            if v < prev:
+                ordered = False
+            tmin = min(tmin, v)
+            tmax = max(tmax, v)
+        prev = v
+        kept += 1
+    return bad, late, ordered, tmin, tmax

@@ -39,6 +39,7 @@ from hstnn_ros.perception.events.kernels import (
     evt3_plain,
     plain_check,
     resync_events,
+    scan_columns,
 )
 
 LOG = logging.getLogger(__name__)
@@ -617,9 +618,9 @@ _WARM: list[float] = []  # seconds the one warm-up took (empty: not yet)
 
 def warm_up() -> float:
     """Load (or compile) every compiled kernel now by decoding a tiny packet of each encoding and a dvs EventArray
-    (and framing them, and checking a tiny AEDAT4 event vector), so that the first real message is not delayed by
-    ~1 s (a node at start-up, a replay before its clock starts). Once per process; returns the seconds it took (0.0
-    after the first call)."""
+    (and framing and buffering them, and checking a tiny AEDAT4 event vector), so that the first real message is not
+    delayed by ~1 s (a node at start-up, a replay before its clock starts). Once per process; returns the seconds it
+    took (0.0 after the first call)."""
     if _WARM:
         return 0.0
     import time  # noqa: PLC0415
@@ -645,6 +646,7 @@ def warm_up() -> float:
 
     events_to_frames(batch, [0, 5_000, 80_000_000], (4, 4))  # and the framing kernel
     aedat_events_ok(np.frombuffer(bytes(16), np.uint8), 0, 1, 8, 8)  # and the AEDAT4 check
+    scan_columns(batch.t_ns, batch.x, batch.y, batch.p, 8, 8, 0)  # and the event buffer's scan
     _WARM.append(time.perf_counter() - t0)
     return _WARM[0]
 
