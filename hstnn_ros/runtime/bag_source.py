@@ -142,10 +142,13 @@ class BagSource:
                     if m.topic == t.events:  # straight from the CDR bytes, as the node decodes them
                         if m.msgtype in PACKET_TYPES:
                             try:
-                                read_event_packet(m.data)
+                                fields = read_event_packet(m.data)
                             except ValueError as exc:
                                 raise RuntimeEngineError(f"undecodable {m.msgtype} ({exc})") from exc
-                        batches = decoder.decode(m.msgtype, m.data)
+                            batch = decoder.decode_fields(fields)
+                            batches = [batch] if len(batch) else []
+                        else:
+                            batches = decoder.decode(m.msgtype, m.data)
                         sec.events += clock() - t1
                         for batch in batches:
                             if len(batch.t_ns):

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hstnn_ros.bags.cdr import read_event_packet
+from hstnn_ros.bags.cdr import EventPacketFields, read_event_packet
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events import codecs
 from hstnn_ros.perception.events.batch import EventBatch
@@ -228,6 +228,12 @@ class StreamDecoder:
         if hasattr(msg, "events") and hasattr(msg, "width"):
             return self._decode_dvs_obj(msg)
         raise DecodeError(f"not an event message: {type(msg).__name__}; supported: {EVENT_MSGTYPES}")
+
+    def decode_fields(self, f: EventPacketFields) -> EventBatch:
+        """One ``EventPacket`` from its fields as ``bags.cdr.read_event_packet`` reads them (for a caller that read
+        them already, e.g. to tell undecodable bytes apart); the same as ``decode(msgtype, data)``."""
+        self.counters.messages += 1
+        return self._packet(f.stamp_ns, f.width, f.height, f.encoding, f.time_base, f.events)
 
     def _empty(self) -> EventBatch:
         w, h = self._size or (1, 1)
