@@ -2,8 +2,9 @@
 
 A synthetic `demo`-preset traversal (2 m/s, DVS 346x260, RGB 160x120 at 30 Hz, evt3 events) is written as MCAP, then
 streamed into a window dataset (`write_traversal`: decode, window, resize, chunked safetensors) in a fresh process;
-memory is its peak RSS (`ru_maxrss`), split into the process after imports and the growth while building
-(tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with route length:
+memory is its peak RSS (`VmHWM`: `bench_memory.peak_rss_mb`), split into the process after imports and the growth
+while building (tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with
+route length:
 two lengths are measured in one run and their ratio printed. On the shorter route the NeuroGPR path is timed too
 (export, then building from the export). Feature caching runs the shipped front-ends
 (`models/frontends`) over the built traversal.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bundle builders
+from bench.bench_memory import peak_rss_mb
 from hstnn_ros import defaults
 from hstnn_ros.datasets.frontend_training import cache_features
 from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
@@ -54,19 +55,19 @@ def _write_route(path: Path, seconds: float) -> float:
 
 def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
     """Runs in a fresh process: the peak RSS is this build's alone. No tracemalloc (it slows every allocation):
-    memory is the growth of the peak RSS (``ru_maxrss``) over the process after its imports."""
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory is the growth of the peak RSS (``VmHWM``) over the process after its imports."""
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     window = WindowSpec(input_hw=input_hw)
     entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), window=window, progress=False),
                                window=window, labelling=Labelling.TIME, places=100)
     wall = time.perf_counter() - t0
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss1 = peak_rss_mb()
     write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], window=window, labelling=Labelling.TIME,
                    num_places=n)
     frames = entry["frames"]
     return {"frames": frames, "windows": frames - defaults.RGB_FRAMES_PER_WINDOW + 1, "wall_s": wall,
-            "rss_peak_mb": rss1 / 1e3, "rss_at_start_mb": rss0 / 1e3, "rss_growth_mb": (rss1 - rss0) / 1e3}
+            "rss_peak_mb": rss1, "rss_at_start_mb": rss0, "rss_growth_mb": rss1 - rss0}
 
 
 def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:

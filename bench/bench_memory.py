@@ -9,11 +9,11 @@ and colour images), waiting for the worker after each image so that nothing is d
 - ``paper``: paper-size front-ends built randomly (``FrontendConfig`` defaults: widths 64-128-256-256, 512
   features, 180 x 240 input) with a paper-size HSTNN [1024-500-500-100] (random weights: memory, not accuracy).
 
-Memory is the process's peak RSS (``ru_maxrss``), beside its RSS once the model is loaded (and the peak until then:
-imports and model building) and at the end; the ratio of the peaks at the two route lengths shows whether it is
-bounded. Dataset building's peak RSS on long
-routes is ``bench_dataset``'s. Quick mode (``HSTNN_BENCH_QUICK=1``): 10 s and 30 s of route; full mode: 30 s and
-120 s (``HSTNN_BENCH_MEMORY_SECONDS=a,b`` picks others).
+Memory is the process's peak RSS (``VmHWM``, see ``peak_rss_mb``), beside its RSS once the model is loaded (and the
+peak until then: imports and model building) and at the end; the ratio of the peaks at the two route lengths shows
+whether it is bounded. Dataset building's peak RSS on long routes is ``bench_dataset``'s. Quick mode
+(``HSTNN_BENCH_QUICK=1``): 10 s and 30 s of route; full mode: 30 s and 120 s (``HSTNN_BENCH_MEMORY_SECONDS=a,b``
+picks others).
 """
 
 # ruff: noqa: PLC0415 - each case imports the package in its own fresh process (memory is measured there)
@@ -30,6 +30,19 @@ from typing import Any
 
 QUICK = os.environ.get("HSTNN_BENCH_QUICK") == "1"
 SIZES = ("shipped", "paper")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` (Linux), else ``ru_maxrss``. Not
+    ``ru_maxrss`` where ``VmHWM`` exists: Linux carries a parent's high-water mark into a child across fork and exec,
+    so a child spawned by a big parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux (bytes on macOS: then a bound)
 
 
 def _paper_session() -> Any:
@@ -62,7 +75,7 @@ def _run_node(size: str, bag: str) -> dict[str, float]:
     from hstnn_ros.runtime.params import node_settings
     from hstnn_ros.runtime.session import open_session
 
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # noqa: E731 - MB (Linux: kB)
+    peak = peak_rss_mb
     now = lambda: psutil.Process().memory_info().rss / 1e6  # noqa: E731
     settings = node_settings({})
     session = _paper_session() if size == "paper" else open_session(None, "default", config=settings.engine)
