@@ -53,6 +53,11 @@ def _write_route(path: Path, seconds: float) -> float:
     return float(res.meta["duration_s"])
 
 
+def _generate(path: str, seconds: float) -> tuple[float, float]:
+    """In a fresh process: write the route bag; its duration and the writer's peak RSS (MB)."""
+    return _write_route(Path(path), seconds), peak_rss_mb()
+
+
 def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
     """Runs in a fresh process: the peak RSS is this build's alone. No tracemalloc (it slows every allocation):
     memory is the growth of the peak RSS (``VmHWM``) over the process after its imports."""
@@ -125,18 +130,21 @@ def main() -> dict:
             bag, ds_dir = Path(d) / f"bag_{seconds:.0f}", Path(d) / f"ds_{seconds:.0f}"
             ds_dir.mkdir()
             t0 = time.perf_counter()
-            dur = _write_route(bag, seconds)
+            with ctx.Pool(1) as pool:
+                dur, gen_rss = pool.apply(_generate, (str(bag), seconds))
             gen = time.perf_counter() - t0
             with ctx.Pool(1) as pool:
                 r = pool.apply(_build, (str(bag), str(ds_dir), hw))
-            r.update({"route_s": dur, "generate_wall_s": gen, "windows_per_s": r["windows"] / r["wall_s"],
+            r.update({"route_s": dur, "generate_wall_s": gen, "generate_rss_peak_mb": gen_rss,
+                      "windows_per_s": r["windows"] / r["wall_s"],
                       "bag_mb": sum(p.stat().st_size for p in bag.rglob("*") if p.is_file()) / 1e6})
             key = f"build_{seconds:.0f}s"
             out[key] = r
             print(f"{key:12s} route {dur:6.1f} s ({r['bag_mb']:.0f} MB bag, generated in {gen:.0f} s): "
                   f"{r['windows']} windows in {r['wall_s']:.1f} s -> {r['windows_per_s']:.1f} windows/s "
                   f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB = "
-                  f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building", flush=True)
+                  f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building (writing the "
+                  f"route: peak RSS {gen_rss:.0f} MB)", flush=True)
             if seconds == lengths[0]:
                 g = _neurogpr(bag, Path(d), hw)
                 out["neurogpr"] = g
@@ -148,8 +156,10 @@ def main() -> dict:
         out["rss_peak_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]
         out["rss_growth_ratio"] = b["rss_growth_mb"] / max(a["rss_growth_mb"], 1e-3)
         out["route_length_ratio"] = b["route_s"] / a["route_s"]
+        out["generate_rss_peak_ratio"] = b["generate_rss_peak_mb"] / a["generate_rss_peak_mb"]
         print(f"for a {out['route_length_ratio']:.1f}x longer route: peak RSS ratio {out['rss_peak_ratio']:.2f}, "
-              f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1)")
+              f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1); writing the route: peak RSS "
+              f"ratio {out['generate_rss_peak_ratio']:.2f}")
         c = _cache(ds_dir)
         out["feature_cache"] = c
         if isinstance(c, dict):
