@@ -274,8 +274,15 @@ class StreamDecoder:
         are decoded one by one. A confirmed change of sensor size among them raises ``DecodeError`` (one batch has
         one size): decode such streams message by message."""
         out: list[EventBatch] = []
-        i = 0
-        while i < len(msgs):
+        i, n = 0, len(msgs)
+        decode = self.decode
+        while i < n:
+            if self._encoding != "evt3" or not self.fast:  # nothing to run together: message by message
+                batch = decode(msgs[i])
+                if len(batch) or not out:
+                    out.append(batch)
+                i += 1
+                continue
             j = self._evt3_run_end(msgs, i)
             if j - i > 1:
                 batch, done = self._decode_evt3_run(msgs[i:j])
@@ -284,7 +291,7 @@ class StreamDecoder:
                 i += done
                 if i == j:
                     continue
-            out.append(self.decode(msgs[i]))
+            out.append(decode(msgs[i]))
             i += 1
         out = [b for b in out if len(b)] or out[:1]
         if len(out) == 1:
