@@ -33,16 +33,16 @@ SIZES = ("shipped", "paper")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` (Linux), else ``ru_maxrss``. Not
+    """This process's peak RSS in MB: ``VmHWM`` of ``/proc/self/status`` (Linux; or ``VmRSS`` when above it), else
+    ``ru_maxrss``. Not
     ``ru_maxrss`` where ``VmHWM`` exists: Linux carries a parent's high-water mark into a child across fork and exec,
     so a child spawned by a big parent would report the parent's peak."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux (bytes on macOS: then a bound)
+        status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+        # the kernel updates VmHWM lazily: the current RSS may be above it
+        return max(int(status["VmHWM"].split()[0]), int(status["VmRSS"].split()[0])) / 1e3
+    except (OSError, KeyError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux (bytes on macOS: then a bound)
 
 
 def _paper_session() -> Any:
