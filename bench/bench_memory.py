@@ -80,9 +80,13 @@ def _run_node(size: str, bag: str) -> dict[str, float]:
     settings = node_settings({})
     session = _paper_session() if size == "paper" else open_session(None, "default", config=settings.engine)
     rss_loaded, peak_loading = now(), peak()
-    decisions = [0]  # counted, not kept: kept results would grow with the route (the bench's memory, not the node's)
-    rec = OnlineRecognizer(settings, lambda results, _fid: decisions.__setitem__(0, decisions[0] + len(results)),
-                           session=session)
+    decisions = 0
+
+    def publish(results: list, _frame_id: str) -> None:  # counted, not kept: kept results would grow with the route
+        nonlocal decisions
+        decisions += len(results)
+
+    rec = OnlineRecognizer(settings, publish, session=session)
     t0 = time.perf_counter()
     with BagReader(Path(bag)) as r:
         events = next(t for t, info in r.topics.items() if info.msgtype.endswith("EventPacket"))
@@ -97,7 +101,7 @@ def _run_node(size: str, bag: str) -> dict[str, float]:
     rec.close()
     c = rec.counters
     return {"rss_loaded_mb": rss_loaded, "peak_loading_mb": peak_loading, "rss_peak_mb": peak(),
-            "rss_end_mb": now(), "wall_s": time.perf_counter() - t0, "decisions": decisions[0],
+            "rss_end_mb": now(), "wall_s": time.perf_counter() - t0, "decisions": decisions,
             "dropped": c.event_msgs_dropped_queue + c.frames_dropped_queue, "threads": torch.get_num_threads()}
 
 
