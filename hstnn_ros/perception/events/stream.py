@@ -160,6 +160,11 @@ class StreamDecoder:
     Returned batches are in ROS time (see ``TimeMode``), inside the sensor, and never go back in time relative to
     earlier batches of the stream (offending events are dropped and counted). ``last_triggers`` holds the previous
     packet's trigger edges.
+
+    ``fast`` (default): a packet the checks would keep as decoded (*plain*: the common case) takes one compiled pass
+    (``kernels.evt3_plain`` decodes and checks evt3; ``kernels.plain_check`` checks decoded libcaer / libcaer_cmp
+    packets and dvs arrays); any other packet, and every packet with ``fast=False``, the full path. Both give the
+    same batches, counters and state (``test_event_fastpath.py``).
     """
 
     def __init__(self, msgtype: str | None = None, time_mode: TimeMode = TimeMode.ROS, strict: bool = False,
