@@ -185,7 +185,7 @@ class SCNN(_Frontend):
         if count:
             acs += (s1 != 0).sum(1).to(torch.float64).cpu() * self.fc2.out_features
         s2 = spike(self.fc2(s1) - self.config.v_th, self.surrogate)
-        return FrontendOutput(s2, macs, acs, {"spike_rates": [float(r) for r in rates]})
+        return FrontendOutput(s2, macs, acs, {"spike_rates": torch.stack(rates).tolist()})
 
 
 class RGBCNN(_Frontend):

@@ -8,6 +8,7 @@ wires the decoders and turns messages into engine inputs (the same path the node
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros.bags.cdr import read_event_packet
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
@@ -34,14 +36,20 @@ from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
 LOG = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "event_camera_msgs/msg/EventPacket",
-    "event_array_msgs/msg/EventArray",
-    "dvs_msgs/msg/EventArray",
-    "dv_ros2_msgs/msg/EventArray",
-)
+PACKET_TYPES = ("event_camera_msgs/msg/EventPacket", "event_array_msgs/msg/EventArray")
+EVENT_TYPES = (*PACKET_TYPES, "dvs_msgs/msg/EventArray", "dv_ros2_msgs/msg/EventArray")
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 LABEL_TYPES = ("std_msgs/msg/UInt32", "std_msgs/msg/Int32", "std_msgs/msg/UInt16", "std_msgs/msg/Int64")
+
+
+@dataclass
+class SourceSeconds:
+    """Wall seconds a ``BagSource.items`` pass spent reading the bag (storage, as its messages come), decoding event
+    messages and deserializing + decoding images (sums, not counting the consumer's time between items)."""
+
+    read: float = 0.0
+    events: float = 0.0
+    images: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +115,9 @@ class BagSource:
     def items(self) -> Iterator[ReplayItem]:
         """Engine inputs in timestamp order (bag receive time). Colour frames are paired with depth by the one
         pairing rule (``RgbdPairer``: nearest stamp within the slop, a colour frame whose depth does not come goes on
-        without it, counted); an undecodable message becomes a ``MALFORMED`` item (counted, never raised)."""
+        without it, counted); an undecodable message becomes a ``MALFORMED`` item (counted, never raised). Event
+        messages are decoded from their CDR bytes (no message objects: the node's path; undecodable dvs arrays are
+        counted by the decoder, ``decode_counters``)."""
         t = self.topics
         decoder = stream_decoder(self.types[t.events])
         pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
@@ -117,19 +127,40 @@ class BagSource:
             for f in ready:
                 yield ReplayItem(ItemKind.IMAGE, f.stamp_ns, (f.colour, f.depth))
 
+        sec = self.seconds = SourceSeconds()
+        clock = time.perf_counter
         with self._bags.BagReader(self.path) as reader:
-            for m in reader.messages(topics=self._selected()):
+            messages = reader.messages(topics=self._selected())
+            while True:
+                t0 = clock()
+                m = next(messages, None)
+                t1 = clock()
+                sec.read += t1 - t0
+                if m is None:
+                    break
                 try:
-                    msg = reader.deserialize(m)
-                    if m.topic == t.events:
-                        for batch in decoder.decode(msg):
+                    if m.topic == t.events:  # straight from the CDR bytes, as the node decodes them
+                        if m.msgtype in PACKET_TYPES:
+                            try:
+                                fields = read_event_packet(m.data)
+                            except ValueError as exc:
+                                raise RuntimeEngineError(f"undecodable {m.msgtype} ({exc})") from exc
+                            batch = decoder.decode_fields(fields)
+                            batches = [batch] if len(batch) else []
+                        else:
+                            batches = decoder.decode(m.msgtype, m.data)
+                        sec.events += clock() - t1
+                        for batch in batches:
                             if len(batch.t_ns):
                                 yield ReplayItem(ItemKind.EVENTS, int(batch.t_ns[-1]), batch)
-                    elif m.topic == t.label:
+                        continue
+                    msg = reader.deserialize(m)
+                    if m.topic == t.label:
                         yield ReplayItem(ItemKind.LABEL, m.t_ns, int(msg.data))
                     else:
                         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                         img = image_to_array(msg)
+                        sec.images += clock() - t1
                         if m.topic == t.depth:
                             yield from frames(pairer.push_depth(stamp, img))
                         elif t.depth is None:
