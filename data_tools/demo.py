@@ -26,7 +26,7 @@ from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_conf
 from hstnn_ros.runtime.report import format_summary, summarise, write_records
 from hstnn_ros.runtime.session import open_session
 
-#: World seed of the shipped models (build_models) and the first traversal index none of them was trained on: the
+#: World seed of the shipped models (`make models`) and the first traversal index none of them was trained on: the
 #: demo replays new traversals of the same world (a different seed would be a different world, i.e. other places).
 WORLD_SEED = 0
 DEMO_TRAVERSAL = 100

@@ -246,8 +246,7 @@ class OnlineRecognizer:
             return
         stats, self._scene = self._scene.stats(), None
         env, bundle = self.session.choose(stats)
-        LOG.info("auto preset: brightness %.3f, %.3f ev/s/px -> %s (%s)", stats.brightness, stats.event_rate_hz_px,
-                 env.value, bundle)
+        LOG.info("auto preset: %s -> %s (%s)", stats, env.value if env else "unsure: default model", bundle)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hstnn-model-load")
         self._loading = self._loader.submit(lambda: (env, bundle, load_pipeline(bundle)))
 
