@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP)")
     p.add_argument("--model", type=Path, help="model bundle directory (overrides --preset)")
+    p.add_argument("--models-dir", type=Path,
+                   help="where presets are found (a bundle set from hstnn-fit-route; default: the shipped models)")
     p.add_argument("--frontends", type=Path,
                    help="front-end bundle for a --model that names none (bundles from hstnn-fit-route and "
                         "hstnn-train name theirs)")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         scene = source.scene_stats(seconds=1.0) if parse_preset(args.preset) is Preset.AUTO and not args.model \
             else None
         session = open_session(args.model, args.preset, config=replay_engine_config(device=args.device), scene=scene,
-                               frontends=args.frontends)
+                               frontends=args.frontends, models_dir=args.models_dir)
         engine, pipeline, model = session.engine, session.pipeline, session.bundle
         if scene is not None:
             feats = ", ".join(f"{k} {v:.4g}" for k, v in scene.features().items())

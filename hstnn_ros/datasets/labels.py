@@ -103,6 +103,7 @@ def read_label_csv(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{path}: unreadable label CSV ({exc})") from exc
     stamps: list[int] = []
     places: list[int] = []
+    first = True
     for i, line in enumerate(text.splitlines(), start=1):
         body = line.split("#", 1)[0].strip()
         if not body:
@@ -111,7 +112,8 @@ def read_label_csv(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
         parts = [p.strip() for p in body.split(",")]
         if len(parts) != 2:
             raise DatasetError(f"{where}: {line!r} is not `stamp,place` (two comma-separated values)")
-        if not stamps and not places and not parts[0][:1].isdigit():
+        header, first = first and not parts[0][:1].isdigit(), False
+        if header:
             continue  # a header row such as `stamp,place`
         t = parse_stamp(parts[0], where)
         if not parts[1].isdigit():

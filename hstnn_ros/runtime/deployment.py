@@ -80,10 +80,18 @@ class DeployMeta:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in meta.items() if k in known}
         kw.setdefault("place_count", meta.get("num_places", 0))
-        for key in ("place_names", "spike_rates"):
-            if kw.get(key) is not None:
-                kw[key] = tuple(kw[key])
         try:
+            for key in ("place_names", "spike_rates"):
+                if kw.get(key) is not None:
+                    if isinstance(kw[key], str | bytes) or not hasattr(kw[key], "__iter__"):
+                        raise TypeError(f"{key} must be a list, got {kw[key]!r}")
+                    kw[key] = tuple(kw[key])
+            if not isinstance(kw.get("events_only", False), bool):
+                raise TypeError(f"events_only must be true or false, got {kw['events_only']!r}")
+            for key in ("frontend_bundle", "frontend_sha256"):
+                if kw.get(key) is not None and not isinstance(kw[key], str):
+                    raise TypeError(f"{key} must be a string, got {kw[key]!r}")
+            kw["place_count"] = int(kw["place_count"])
             return cls(**kw)
         except (TypeError, ValueError) as exc:
             raise RuntimeEngineError(f"{source}: bundle metadata does not fit the deployment contract ({exc})") from exc
