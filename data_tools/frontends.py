@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in (("SCNN", m_ev), ("CNN", m_rgb)):
         if m:
             print(f"{name} pretraining: {m['train_seconds']:.0f} s for {m['train_frames']} frames, "
-                  f"{m['train_flops_per_s'] / 1e9:.1f} GFLOP/s on {m['threads']} threads")
+                  f"{m['train_flops_per_s'] / 1e9:.1f} GFLOP/s on {m['threads']} threads "
+                  f"({m['share_of_gemm_peak']:.0%} of the GEMM peak measured beside it)")
     print(f"front-ends in {args.out}; features {fs.features.shape} in {args.features} "
           f"(spike rate of event features {np.mean(fs.features[..., :fs.input_spiking]):.3f}); plot {png}")
     return 0

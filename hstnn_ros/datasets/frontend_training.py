@@ -5,10 +5,12 @@ and a nearest-neighbour baseline on raw downsampled frames.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,30 @@ class PretrainConfig:
     seed: int = 0
     device: str = "cpu"
     channels_last: bool = True
+
+
+def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Best fp32 GEMM FLOP/s of ``torch.mm`` on ``n x n`` matrices at torch's current thread count: the machine's
+    practical peak, measured beside the pretraining so that its throughput is judged in the same conditions (a
+    shared machine's peak varies by 2x over minutes)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero inside (process-wide in torch; back to torch's default afterwards)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,7 +118,8 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     Progress: one bar over every training step from the first second on, with the loss and each epoch's validation
     top-1. The metrics record the training throughput: ``train_flops_per_s`` counts the dense forward and backward
     work of the convolutions and FC layers (``dense_macs``; the first layer needs no input gradient) over the time
-    spent in training steps (validation excluded, ``val_seconds``)."""
+    spent in training steps (validation excluded, ``val_seconds``); ``share_of_gemm_peak`` divides it by the best of
+    two GEMM peak measurements taken just before and after (``gemm_peak_flops``)."""
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     cl = recipe.channels_last
@@ -111,35 +138,41 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     best, best_acc = None, -1.0
     t_train = t_val = 0.0
     history: list[dict[str, float]] = []
+    peaks = [gemm_peak_flops()]
     bar = tqdm(total=recipe.epochs * steps, desc=f"pretrain {kind}", unit="step", disable=not progress)
-    for epoch in range(recipe.epochs):
-        model.train()
-        order = rng.permutation(len(xtr))
-        t0 = time.perf_counter()
-        total = 0.0
-        for s in range(0, len(order), recipe.batch):
-            idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
-            yb = torch.from_numpy(ytr[idx]).to(recipe.device)
-            loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, cl))), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}",
-                            val=f"{history[-1]['val_top1']:.3f}" if history else "-", refresh=False)
-        t1 = time.perf_counter()
-        t_train += t1 - t0
-        acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
-                              channels_last=cl).mean())
-        t_val += time.perf_counter() - t1
-        history.append({"epoch": epoch + 1, "train_loss": total / len(xtr), "val_top1": acc})
-        bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(xtr):.3f}", val=f"{acc:.3f}")
-        log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch + 1, acc)
-        if acc > best_acc:
-            best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+    # Denormal numbers (tiny gradients of the spiking layers) cost x86 cores tens of cycles each and slowed training
+    # steps up to 3x; flushing them to zero changes nothing a 32-bit place classifier can resolve. Process-wide in
+    # torch, so it is switched off again afterwards (torch's default).
+    with _flush_denormals():
+        for epoch in range(recipe.epochs):
+            model.train()
+            order = rng.permutation(len(xtr))
+            t0 = time.perf_counter()
+            total = 0.0
+            for s in range(0, len(order), recipe.batch):
+                idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
+                yb = torch.from_numpy(ytr[idx]).to(recipe.device)
+                loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, cl))), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}",
+                                val=f"{history[-1]['val_top1']:.3f}" if history else "-", refresh=False)
+            t1 = time.perf_counter()
+            t_train += t1 - t0
+            acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
+                                  channels_last=cl).mean())
+            t_val += time.perf_counter() - t1
+            history.append({"epoch": epoch + 1, "train_loss": total / len(xtr), "val_top1": acc})
+            bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(xtr):.3f}", val=f"{acc:.3f}")
+            log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch + 1, acc)
+            if acc > best_acc:
+                best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
     bar.close()
+    peaks.append(gemm_peak_flops())
     assert best is not None
     model = model.to(memory_format=torch.contiguous_format)
     model.load_state_dict(best[0])
@@ -148,8 +181,9 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
         "val_top1": best_acc, "per_env": {}, "history": history, "train_seconds": t_train, "val_seconds": t_val,
         "train_frames": len(xtr) * recipe.epochs, "train_flops": float(flops_per_frame) * len(xtr) * recipe.epochs,
         "train_flops_per_s": float(flops_per_frame) * len(xtr) * recipe.epochs / max(t_train, 1e-9),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "gemm_peak_flops_per_s": max(peaks), "gemm_peaks": peaks,
     }
+    metrics["share_of_gemm_peak"] = metrics["train_flops_per_s"] / metrics["gemm_peak_flops_per_s"]
     envs = sorted({t.env for t in ds.traversals})
     for split in ("val", "test"):
         x, y, e = _frames(ds, kind, split)

@@ -132,7 +132,8 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
         replace_dir(tmp, fe_dir)
         return {"digest": bundle_digest(fe_dir),
                 "throughput": {k: {m: report[k][m] for m in ("train_seconds", "val_seconds", "train_frames",
-                                                                "train_flops", "train_flops_per_s", "threads")}
+                                                                "train_flops", "train_flops_per_s", "threads",
+                                                                "gemm_peak_flops_per_s", "share_of_gemm_peak")}
                                for k in ("scnn_head", "cnn_head") if report.get(k)}}
 
     fe_info = run("frontends", fe_key, frontends)

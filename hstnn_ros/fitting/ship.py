@@ -300,9 +300,12 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
     for k, name in (("scnn_head", "SCNN"), ("cnn_head", "CNN")):
         m = fe.get(k)
         if m:
+            peak = m.get("gemm_peak_flops_per_s")
+            share = f", {m['train_flops_per_s'] / peak:.0%} of the GEMM peak {peak / 1e9:.1f} GFLOP/s measured " \
+                    "beside it" if peak else ""
             speed.append(f"{name} pretraining: {m['train_frames']} frames in {m['train_seconds']:.0f} s of training "
-                         f"steps ({m['train_flops_per_s'] / 1e9:.1f} GFLOP/s dense-equivalent, {m['threads']} "
-                         f"threads), validation {m['val_seconds']:.0f} s.")
+                         f"steps ({m['train_flops_per_s'] / 1e9:.1f} GFLOP/s dense-equivalent{share}; "
+                         f"{m['threads']} threads), validation {m['val_seconds']:.0f} s.")
     tol = c["train"]["eval"]["recall_tolerance"]
     rec = f"test_recall_tol{tol}"
     rows = "\n".join(f"| {r['bundle']} | {r['environment']} | {r['snn_ratio']:g} | {r['val_top1']:.3f} | "
