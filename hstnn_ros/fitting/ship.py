@@ -234,16 +234,17 @@ def _plots(out: Path, frontends_dir: Path, trained: dict[str, Path], bundles: di
 
 CARD_HEAD = """# Model card: {title}
 
-Written by `hstnn-fit-route` on {date}; every number below was measured by that run (`{report}` has all of them).
+Written by `hstnn-fit-route` on {date}; every number below was measured by that run (`{report}` has all of
+them).
 {command}
 ## What was trained
-- Data: {n_trav} traversals ({per_env}); {frames} frames; labels `{label}` ({places} places); splits by traversal
-  per environment (last = test, the one before = validation, the rest training). Dataset fingerprint
+- Data: {n_trav} traversals ({per_env}); {frames} frames; labels `{label}` ({places} places); splits by
+  traversal per environment (last = test, the one before = validation, the rest training). Dataset fingerprint
   `{fingerprint}`.
 - Window: {event_frames} event frames of {bin_ms:g} ms bins over {rgb_frames} {rgb_kind} frames, front-end grid
   {hw}{polarity}.
-- Front-ends ({fe_where}): SCNN on event frames{cnn}, pretrained with a linear place head on the training traversals
-  of every environment, then frozen.
+- Front-ends ({fe_where}): SCNN on event frames{cnn}, pretrained with a linear place head on the training
+  traversals of every environment, then frozen.
 - HSTNN per target (three-stage hybrid learning: Adaptation, Hessian-aware Selection, Restoration), hidden
   {hidden}, SNN ratios {ratios}; the ratio with the best **validation** top-1 is shipped (test only reported).
   `default` is trained on all environments{eo}. Weights stored {dtype}, run in float32.
@@ -325,7 +326,8 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
     else:
         auto = "No scene references were measured (no training bags of lighting environments env1..env3): `auto` " \
                "cannot choose among these models; pick a bundle by name."
-    title = Path(out).name
+    envs_all = ", ".join(per_env)
+    title = f"{len(doc['bundles'])} bundles for a route in {envs_all} ({doc['dataset']['num_places']} places)"
     stages = "\n".join(f"| {k} | {v:.0f} |" for k, v in doc["stage_seconds"].items())
     stages += f"\n| **total** | **{doc['total_seconds']:.0f}** |"
     return_path = Path(out) / CARD
