@@ -19,7 +19,7 @@ from hstnn_ros import defaults
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import BagTopics, check_model_fits, open_bag, output_bag_writer
 from hstnn_ros.runtime.enums import Preset
-from hstnn_ros.runtime.presets import parse_preset
+from hstnn_ros.runtime.presets import load_references, parse_preset
 from hstnn_ros.runtime.replay import label_range_warning, replay_engine_config, replay_ground_truth, run_replay
 from hstnn_ros.runtime.report import format_summary, plot_predictions, summarise, write_records
 from hstnn_ros.runtime.session import open_session
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                        label=args.label_topic)
     try:
         source = open_bag(args.bag, topics)
-        scene = source.scene_stats(seconds=1.0) if parse_preset(args.preset) is Preset.AUTO and not args.model \
-            else None
+        scene = source.scene_stats(seconds=load_references(args.models_dir).seconds) \
+            if parse_preset(args.preset) is Preset.AUTO and not args.model else None
         session = open_session(args.model, args.preset, config=replay_engine_config(device=args.device), scene=scene,
                                frontends=args.frontends, models_dir=args.models_dir)
         engine, pipeline, model = session.engine, session.pipeline, session.bundle

@@ -152,11 +152,13 @@ def test_references_round_trip_and_spread(tmp_path: Path) -> None:
     windows = {e: [SceneStats(b * np.exp(rng.normal(0, 0.1)), r, v, n, 0.45) for _ in range(20)]
                for e, (b, r, v, n) in {Environment.ENV1: (0.5, 5.0, 0.01, 0.002),
                                        Environment.ENV3: (0.2, 1.0, 0.01, 0.02)}.items()}
-    refs = references_from_windows(windows)
+    refs = references_from_windows(windows, seconds=1.5)
+    assert refs.seconds == 1.5 and refs.meter().seconds == 1.5
     assert refs.spread["brightness"] == pytest.approx(0.1, rel=0.35) and refs.spread["event_rate_hz_px"] == 0
-    write_references(tmp_path, refs, seconds=1.0)
+    write_references(tmp_path, refs)
     back = load_references(tmp_path)
     assert back.stats.keys() == refs.stats.keys() and back.spread == pytest.approx(refs.spread)
+    assert back.seconds == 1.5
     assert choose_environment(SceneStats(0.21, 1.1, 0.01, 0.018, 0.45), back) is Environment.ENV3
 
 

@@ -89,7 +89,7 @@ class FitRouteConfig:
     quick: bool = False
     embed_frontends: bool = False
     events_only_model: bool = True
-    scene_seconds: float = 1.0
+    scene_seconds: float = defaults.SCENE_SECONDS
     store_fp16: bool = True
     command: str = ""
 

@@ -220,7 +220,7 @@ def _measure_references(cfg: FitRouteConfig, bag_recs: list[tuple[Path, str]], r
         if ref_file.exists():
             os.remove(ref_file)
         return {"written": False, "missing": missing}
-    refs = references_from_windows(windows)
+    refs = references_from_windows(windows, seconds=cfg.scene_seconds)
     doc = {"references": {e.value: s.features() for e, s in refs.items()}, "spread": refs.spread,
            "windows": {e.value: len(w) for e, w in windows.items()}, "seconds": cfg.scene_seconds}
     ref_file.write_text(json.dumps(doc, indent=1))

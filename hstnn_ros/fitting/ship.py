@@ -169,8 +169,8 @@ def _write_presets(out: Path, references: Path | None) -> dict[str, Any] | None:
 
     doc = json.loads(references.read_text())
     refs = SceneReferences({Environment(e): SceneStats.from_features(v) for e, v in doc["references"].items()},
-                           doc["spread"])
-    write_references(out, refs, seconds=doc["seconds"], extra={"windows": doc["windows"]})
+                           doc["spread"], seconds=doc["seconds"])
+    write_references(out, refs, extra={"windows": doc["windows"]})
     return {"references": {e: {k: v for k, v in f.items() if not math.isnan(v)}
                            for e, f in doc["references"].items()},
             "spread": doc["spread"], "windows": doc["windows"], "seconds": doc["seconds"]}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros import defaults
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.errors import HstnnError
@@ -110,7 +111,7 @@ class BagSource:
             yield from frames(pairer.flush())
         self.decode_counters = decoder.counters
 
-    def scene_stats(self, seconds: float = 1.0) -> SceneStats:
+    def scene_stats(self, seconds: float = defaults.SCENE_SECONDS) -> SceneStats:
         """Scene statistics (``SceneMeter``) over the first ``seconds`` of the recording, for ``auto``."""
         meter = SceneMeter(seconds=seconds)
         for item in self.items():

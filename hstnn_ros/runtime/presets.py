@@ -137,9 +137,16 @@ class SceneReferences(Mapping[Environment, SceneStats]):
     measured spread of its log within an environment (``spread``: pooled standard deviation over the measurement
     windows of the training traversals; features without it count as spread 0)."""
 
-    def __init__(self, stats: Mapping[Environment, SceneStats], spread: Mapping[str, float] | None = None) -> None:
+    def __init__(self, stats: Mapping[Environment, SceneStats], spread: Mapping[str, float] | None = None, *,
+                 seconds: float = defaults.SCENE_SECONDS) -> None:
         self.stats = dict(stats)
         self.spread = {k: float(v) for k, v in (spread or {}).items()}
+        #: the window the references were measured over: a scene is measured over as long (``meter``)
+        self.seconds = float(seconds)
+
+    def meter(self) -> SceneMeter:
+        """A ``SceneMeter`` measuring over the references' window."""
+        return SceneMeter(self.seconds)
 
     def __getitem__(self, env: Environment) -> SceneStats:
         return self.stats[env]
@@ -238,16 +245,20 @@ def load_references(models_dir: Path | None = None) -> SceneReferences:
             if math.isnan(st.event_rate_hz_px):
                 raise KeyError(f"{env.value}: event_rate_hz_px")
         spread = {k: float(v) for k, v in raw.get("spread", {}).items() if k in SCENE_FEATURES}
+        seconds = float(raw.get("seconds", defaults.SCENE_SECONDS))
+        if not seconds > 0:
+            raise ValueError(f"seconds {seconds}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RuntimeEngineError(f"{path}: malformed presets file ({exc}); rebuild it with hstnn-fit-route") from exc
-    return SceneReferences(refs, spread) if refs else DEFAULT_REFERENCES
+    return SceneReferences(refs, spread, seconds=seconds) if refs else DEFAULT_REFERENCES
 
 
-def write_references(models_dir: Path | str, references: SceneReferences, *, seconds: float,
+def write_references(models_dir: Path | str, references: SceneReferences, *,
                      extra: dict[str, Any] | None = None) -> Path:
     """Write ``presets.json`` (read back by ``load_references``): the references, their spreads, the measurement
     window in seconds and ``extra`` facts (e.g. windows measured per environment)."""
-    doc = {"format": PRESETS_FORMAT, "format_version": 2, "seconds": seconds, "features": list(SCENE_FEATURES),
+    doc = {"format": PRESETS_FORMAT, "format_version": 2, "seconds": references.seconds,
+           "features": list(SCENE_FEATURES),
            "references": {env.value: {k: v for k, v in st.features().items() if not math.isnan(v)}
                           for env, st in references.items()},
            "spread": references.spread, **(extra or {})}
@@ -274,9 +285,10 @@ def measure_scene(items: Iterable[Any], seconds: float) -> list[SceneStats]:
     return out
 
 
-def references_from_windows(windows: Mapping[Environment, Sequence[SceneStats]]) -> SceneReferences:
-    """References from scene measurements per environment: each feature's median, and its within-environment log
-    spread pooled over environments (``spread``)."""
+def references_from_windows(windows: Mapping[Environment, Sequence[SceneStats]], *,
+                            seconds: float = defaults.SCENE_SECONDS) -> SceneReferences:
+    """References from scene measurements per environment (windows of ``seconds``): each feature's median, and its
+    within-environment log spread pooled over environments (``spread``)."""
     stats: dict[Environment, SceneStats] = {}
     spread: dict[str, float] = {}
     for name in SCENE_FEATURES:
@@ -299,7 +311,7 @@ def references_from_windows(windows: Mapping[Environment, Sequence[SceneStats]])
             v = v[np.isfinite(v)]
             med[name] = float(np.median(v)) if len(v) else math.nan
         stats[env] = SceneStats.from_features(med)
-    return SceneReferences(stats, spread)
+    return SceneReferences(stats, spread, seconds=seconds)
 
 
 def resolve_bundle(preset: str | Preset, models_dir: Path | None = None) -> Path:
