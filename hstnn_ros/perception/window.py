@@ -45,6 +45,8 @@ class WindowSpec:
         normalize: per-frame normalisation of event counts (``Normalization``).
         depth: whether frames carry an aligned depth channel (RGB-D front-end, 4 channels).
         depth_max_m: depth in metres mapped to 1.0.
+        polarity: ``False``: polarity is unknown (pre-rendered event-count images), so both channels of an event
+            frame carry the total count of the pixel; online framing merges ON and OFF the same way.
     """
 
     event_frames: int = defaults.EVENT_FRAMES_PER_WINDOW
@@ -58,6 +60,7 @@ class WindowSpec:
     normalize: Normalization = Normalization.NONE
     depth: bool = False
     depth_max_m: float = defaults.DEPTH_MAX_M
+    polarity: bool = True
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -88,6 +91,9 @@ class WindowSpec:
             raise WindowError("WindowSpec: normalize='clip' needs clip (the count mapped to 1.0)")
         if not self.depth_max_m > 0:
             raise WindowError(f"WindowSpec: depth_max_m must be positive, got {self.depth_max_m}")
+        if not self.polarity and (self.clip is not None or self.normalize is not Normalization.NONE):
+            raise WindowError("WindowSpec: polarity=False (merged ON/OFF counts) takes raw counts: leave clip=None "
+                              "and normalize='none'")
 
     @property
     def bins_per_rgb(self) -> int:
@@ -128,9 +134,17 @@ class WindowSpec:
         window's mapping, clipping and normalisation, or (``grid_wh`` given, e.g. the sensor's) raw counts scaled to
         that grid."""
         if grid_wh is not None:
-            return events_to_frames(batch, edges, grid_wh, mode=ResizeMode.SCALE)
-        return events_to_frames(batch, edges, self.grid_wh, mode=self.resize, clip=self.clip,
-                                normalize=self.normalize)
+            return self.merge_polarity(events_to_frames(batch, edges, grid_wh, mode=ResizeMode.SCALE))
+        return self.merge_polarity(events_to_frames(batch, edges, self.grid_wh, mode=self.resize, clip=self.clip,
+                                                    normalize=self.normalize))
+
+    def merge_polarity(self, frames: np.ndarray) -> np.ndarray:
+        """``frames [..., 2, H, W]`` as this window feeds them: unchanged, or (``polarity`` False) the total count
+        in both channels."""
+        if self.polarity:
+            return frames
+        total = frames.sum(axis=-3, keepdims=True)
+        return np.concatenate([total, total], axis=-3)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what bundles and dataset manifests store)."""
@@ -150,6 +164,35 @@ class WindowSpec:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise WindowError(f"{source}: invalid window {data}: {exc}") from exc
+
+
+class VirtualClock:
+    """Decision frames without images (events-only models and recordings): one every ``period_ns`` of event time,
+    the first one ``period_ns`` after the first event. The online engine and the dataset builder both use it, so an
+    events-only model is trained on the frames it decides on."""
+
+    def __init__(self, period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS) -> None:
+        if int(period_ns) <= 0:
+            raise WindowError(f"VirtualClock: period_ns must be positive, got {period_ns}")
+        self.period_ns = int(period_ns)
+        self._next_ns: int | None = None
+
+    def due(self, first_event_ns: int | None, watermark_ns: int, room: int | None = None) -> list[int]:
+        """Stamps of the virtual frames due up to ``watermark_ns`` (at most ``room`` of them, ``None``: all; the
+        rest come at the next call)."""
+        if self._next_ns is None:
+            if first_event_ns is None:
+                return []
+            self._next_ns = first_event_ns + self.period_ns
+        out: list[int] = []
+        while self._next_ns <= watermark_ns and (room is None or len(out) < room):
+            out.append(self._next_ns)
+            self._next_ns += self.period_ns
+        return out
+
+    def reset(self) -> None:
+        """Restart from the next first event (after a time jump)."""
+        self._next_ns = None
 
 
 @dataclass

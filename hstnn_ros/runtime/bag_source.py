@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros import defaults
 from hstnn_ros.bags.cdr import read_event_packet
+from hstnn_ros.datasets.errors import DatasetError
+from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
@@ -37,9 +40,6 @@ from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 LOG = logging.getLogger(__name__)
 
 PACKET_TYPES = ("event_camera_msgs/msg/EventPacket", "event_array_msgs/msg/EventArray")
-EVENT_TYPES = (*PACKET_TYPES, "dvs_msgs/msg/EventArray", "dv_ros2_msgs/msg/EventArray")
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-LABEL_TYPES = ("std_msgs/msg/UInt32", "std_msgs/msg/Int32", "std_msgs/msg/UInt16", "std_msgs/msg/Int64")
 
 
 @dataclass
@@ -81,32 +81,14 @@ class BagSource:
         stream_decoder(self.types[self.topics.events])  # loads the decoding kernels now, not in the first item
 
     def _resolve(self, want: BagTopics) -> BagTopics:
-        def pick(name: str | None, ok: tuple[str, ...], what: str, prefer: str = "") -> str | None:
-            if name is not None:
-                if name not in self.types:
-                    raise RuntimeEngineError(f"{self.path}: no topic {name!r} (topics: {sorted(self.types)})")
-                if self.types[name] not in ok:
-                    raise RuntimeEngineError(f"{self.path}: {what} topic {name!r} is {self.types[name]}, expected "
-                                             f"one of {ok}")
-                return name
-            cands = sorted(t for t, ty in self.types.items() if ty in ok)
-            if prefer:
-                cands = [t for t in cands if (prefer in t) == (prefer == "depth")] or []
-            return cands[0] if cands else None
-
-        events = pick(want.events, EVENT_TYPES, "event")
-        if events is None:
-            raise RuntimeEngineError(f"{self.path}: no event topic of types {EVENT_TYPES} (topics: "
-                                     f"{sorted(self.types)}); pass --events-topic")
-        depth = pick(want.depth, (IMAGE_TYPE,), "depth", prefer="depth")
-        image = want.image
-        if image is None:
-            colour = sorted(t for t, ty in self.types.items() if ty == IMAGE_TYPE and "depth" not in t)
-            image = colour[0] if colour else None
-        else:
-            pick(image, (IMAGE_TYPE,), "image")
-        label = pick(want.label, LABEL_TYPES, "label") if want.label else None
-        return BagTopics(events=events, image=image, depth=depth if image else None, label=label)
+        """The topics to read: the one discovery rule of dataset building (``datasets.topics.resolve_topics``)."""
+        try:
+            t = resolve_topics(self.types, Topics(events=want.events, rgb=want.image, depth=want.depth,
+                                                  label=want.label), source=self.path)
+        except DatasetError as exc:
+            raise RuntimeEngineError(str(exc).replace("--rgb-topic", "--image-topic")
+                                     .replace("--label topic:NAME", "--label-topic")) from exc
+        return BagTopics(events=t.events, image=t.rgb, depth=t.depth if t.rgb else None, label=t.label)
 
     def _selected(self) -> list[str]:
         t = self.topics
@@ -172,7 +154,7 @@ class BagSource:
             yield from frames(pairer.flush())
         self.decode_counters = decoder.counters
 
-    def scene_stats(self, seconds: float = 1.0) -> SceneStats:
+    def scene_stats(self, seconds: float = defaults.SCENE_SECONDS) -> SceneStats:
         """Scene statistics (``SceneMeter``) over the first ``seconds`` of the recording, for ``auto``."""
         meter = SceneMeter(seconds=seconds)
         for item in self.items():

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from hstnn_ros import defaults
 from hstnn_ros.model.route_filter import MotionModel, RouteFilter
 from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.perception.images import preprocess_rgbd
-from hstnn_ros.perception.window import EventBuffer
+from hstnn_ros.perception.window import EventBuffer, VirtualClock
 from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.frames import FeatureWindow, FrameQueue, PendingFrame, VirtualClock
+from hstnn_ros.runtime.frames import FeatureWindow, FrameQueue, PendingFrame
 from hstnn_ros.runtime.pipeline import Pipeline
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class EngineConfig:
     drop_policy: DropPolicy = DropPolicy.DROP_OLDEST
     max_gap_ns: int = 1_000_000_000
     time_jump_ns: int = 1_000_000_000
-    frame_period_ns: int = 33_333_333
+    frame_period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS
     top_k: int = 5
     device: str = "cpu"
     route_filter: bool = False
