@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="put the front-ends into every bundle instead of a shared OUT/frontends/")
     p.add_argument("--no-events-only", action="store_true", help="do not train the events_only model")
     p.add_argument("--fp32", action="store_true", help="store weights in float32 (default float16, run in float32)")
+    p.add_argument("--unknown-true-accept", type=float, default=0.95, metavar="SHARE",
+                   help="unknown-place thresholds accept this share of validation decisions (default 0.95)")
     p.add_argument("--events-topic", help="event topic (default: found by type)")
     p.add_argument("--rgb-topic", help="colour topic (default: found by type)")
     p.add_argument("--depth-topic", help="depth topic (default: found by type)")
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             pretrain=PretrainConfig(epochs=args.frontend_epochs or (5 if args.quick else 12)),
             full_size=args.full_size, quick=args.quick, embed_frontends=args.embed_frontends,
             events_only_model=not args.no_events_only, store_fp16=not args.fp32,
+            unknown_true_accept=args.unknown_true_accept,
             command="hstnn-fit-route " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
         )
         res = fit_route(cfg, progress=not args.quiet)

@@ -19,7 +19,9 @@ from hstnn_ros.datasets.synth.route import generate_route_set
 from hstnn_ros.enums import Environment
 from hstnn_ros.fitting import FitRouteConfig, fit_route, train_recipe
 from hstnn_ros.model import load_bundle
+from hstnn_ros.model.route_filter import MotionModel
 from hstnn_ros.perception.window import WindowSpec
+from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.enums import Preset
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.presets import load_references, resolve_bundle
@@ -91,8 +93,15 @@ def test_fit_route_writes_a_deployable_bundle_set(fitted) -> None:
     assert meta["frontend_bundle"] == "../frontends" and meta["storage_dtype"] == "float16"
     assert meta["frontend_sha256"] == load_bundle(out / "frontends").digest
     assert load_pipeline(out / "events_only").events_only and not load_pipeline(out / "env1").events_only
+    # the route filter and unknown thresholds ship calibrated: kernel from the training traversals, thresholds that
+    # accept the target share of the validation decisions, the engine picks them up
+    cal = report["bundles"]["env1"]["route_filter"]
+    assert MotionModel.from_dict(meta["route_filter"]) == MotionModel.from_dict(cal["route_filter"])
+    assert cal["validation"]["true_accept_raw"] >= 0.95 and cal["validation"]["true_accept_filtered"] >= 0.95
+    eng = PlaceRecognitionEngine(load_pipeline(out / "env1"), EngineConfig(route_filter=True))
+    assert eng.unknown_threshold == meta["unknown_threshold_filtered"]
     card = (out / "MODEL_CARD.md").read_text()
-    assert "| env1 | env1 |" in card and "auto" in card
+    assert "| env1 | env1 |" in card and "auto" in card and "Route filter and unknown place" in card
     assert {r["bundle"] for r in res.summary} == {"env1", "env2", "default", "events_only"}
 
 

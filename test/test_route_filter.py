@@ -105,3 +105,65 @@ def test_engine_publishes_filtered_raw_and_unknown_decisions() -> None:
     place, _, raw = decision_messages(filtered[-1], make)
     assert place["results"][0]["class_id"] == UNKNOWN_CLASS_ID and len(place["results"]) == 1 + len(filtered[-1].top_k)
     assert [h["class_id"] for h in raw["results"]] == [str(i) for i, _ in filtered[-1].raw_top_k]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=200), st.floats(0.05, 1.0))
+def test_true_accept_threshold_accepts_at_least_the_target_share(scores: list[float], target: float) -> None:
+    from hstnn_ros.model.route_filter import threshold_for_true_accept
+
+    cal = threshold_for_true_accept(np.array(scores), target)
+    s = np.array(scores)
+    assert cal["true_accept"] == pytest.approx(np.mean(s >= cal["threshold"]))
+    assert cal["true_accept"] >= target - 1e-9
+    higher = s[s > cal["threshold"]]
+    assert not len(higher) or np.mean(s >= higher.min()) < target  # the largest threshold that does
+
+
+def test_route_calibration_of_a_fit_reads_motion_from_training_and_thresholds_from_validation() -> None:
+    """What a route fit ships: the kernel is the training traversals' label steps (3 decisions per place: stay 2/3,
+    advance 1/3), both thresholds accept the target share of the validation decisions, and the metadata loads."""
+    import torch
+
+    from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet
+    from hstnn_ros.fitting.route_calibration import TEMPERATURES, calibrate_route
+    from hstnn_ros.model.network import HSTNN, HSTNNConfig, LayerSpec
+
+    rng = np.random.default_rng(1)
+    places, per_place, steps, feats = 12, 3, 4, 16
+    labels = np.tile(np.repeat(np.arange(places), per_place), 5)
+    splits = np.repeat([SPLIT_TRAIN, SPLIT_TRAIN, SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST], places * per_place)
+    group = np.repeat(np.arange(5), places * per_place)
+    centres = rng.normal(size=(places, feats))
+    x = centres[labels][:, None, :] + 0.5 * rng.normal(size=(len(labels), steps, feats))
+    fs = FeatureSet(x.astype(np.float32), labels.astype(np.int64), splits.astype(np.int8), group.astype(np.int32),
+                    np.zeros(len(labels), np.int8), places)
+    torch.manual_seed(0)
+    model = HSTNN(HSTNNConfig(feats, (LayerSpec(8, 8),), places)).eval()
+    cal = calibrate_route(model, fs, true_accept=0.9)
+    motion = MotionModel.from_dict(cal["route_filter"])
+    kernel = dict(zip(motion.offsets, motion.probs, strict=True))
+    assert kernel[0] > kernel[1] > max(v for d, v in kernel.items() if d not in (0, 1))
+    assert kernel[0] == pytest.approx(2 / 3, abs=0.05)
+    assert motion.temperature in TEMPERATURES
+    val = cal["validation"]
+    assert val["windows"] == places * per_place and val["traversals"] == 1
+    assert val["true_accept_raw"] >= 0.9 and val["true_accept_filtered"] >= 0.9
+    assert 0 <= cal["unknown_threshold"] <= 1 and 0 <= cal["unknown_threshold_filtered"] <= 1 + 1e-9
+
+
+def test_engine_takes_the_filtered_threshold_with_the_filter_and_the_raw_one_without() -> None:
+    from test_engine import make_pipeline
+
+    from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
+
+    meta = {"unknown_threshold": 0.3, "unknown_threshold_filtered": 0.8,
+            "route_filter": MotionModel((0, 1), (0.7, 0.3)).to_dict()}
+    engines = {}
+    for on in (False, True):
+        pipe = make_pipeline()
+        pipe.metadata.update(meta)
+        engines[on] = PlaceRecognitionEngine(pipe, EngineConfig(route_filter=on))
+    assert engines[False].unknown_threshold == 0.3 and engines[False].route_filter is None
+    assert engines[True].unknown_threshold == 0.8
+    assert engines[True].route_filter is not None and engines[True].route_filter.motion.offsets == (0, 1)

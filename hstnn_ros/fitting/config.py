@@ -73,6 +73,8 @@ class FitRouteConfig:
         events_only_model: also train ``events_only`` (RGB block zeroed) when the recordings have colour.
         scene_seconds: the window of the scene measurements in ``presets.json``.
         store_fp16: store shipped HSTNN weights in float16 (half the size; they run in float32).
+        unknown_true_accept: the shipped "unknown place" thresholds accept this share of the validation traversals'
+            decisions (``fitting.route_calibration``).
         command: the command line, for the model card.
     """
 
@@ -91,6 +93,7 @@ class FitRouteConfig:
     events_only_model: bool = True
     scene_seconds: float = defaults.SCENE_SECONDS
     store_fp16: bool = True
+    unknown_true_accept: float = 0.95
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -105,6 +108,8 @@ class FitRouteConfig:
                                f"{DEFAULT_TARGET!r} and {EVENTS_ONLY_TARGET!r} are taken); use e.g. env1")
         if self.places is not None and self.places < 1:
             raise FitError(f"--places {self.places}: use a positive place count")
+        if not 0 < self.unknown_true_accept <= 1:
+            raise FitError(f"unknown_true_accept {self.unknown_true_accept}: use a share in (0, 1], e.g. 0.95")
         if self.scene_seconds <= 0:
             raise FitError(f"scene_seconds {self.scene_seconds}: use a positive measurement window")
 
@@ -130,4 +135,4 @@ class FitRouteConfig:
                 "train": self.train.to_dict(), "pretrain": dataclasses.asdict(self.pretrain),
                 "full_size": self.full_size, "quick": self.quick, "embed_frontends": self.embed_frontends,
                 "events_only_model": self.events_only_model, "scene_seconds": self.scene_seconds,
-                "store_fp16": self.store_fp16}
+                "store_fp16": self.store_fp16, "unknown_true_accept": self.unknown_true_accept}

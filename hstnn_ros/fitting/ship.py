@@ -22,6 +22,7 @@ import torch
 from hstnn_ros.datasets.features import load_feature_set
 from hstnn_ros.fitting.config import DEFAULT_TARGET, EVENTS_ONLY_TARGET, FitRouteConfig
 from hstnn_ros.fitting.errors import FitError
+from hstnn_ros.fitting.route_calibration import calibrate_route
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir
 from hstnn_ros.learning import evaluate, prepare_data
 from hstnn_ros.model import Component, load_bundle, save_bundle
@@ -69,7 +70,9 @@ def _per_env_accuracy(bundle_dir: Path, fs_file: Path, tolerance: int) -> dict[s
 
 
 def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: dict[str, Any], train_dir: Path,
-                 frontends_dir: Path, dest: Path, events_only: bool) -> Path:
+                 frontends_dir: Path, dest: Path, events_only: bool, fs_file: Path) -> tuple[Path, dict[str, Any]]:
+    """Write one bundle to ``dest``; its route filter and unknown thresholds are calibrated on the weights as
+    stored (``route_calibration.calibrate_route`` on ``fs_file``). Returns the path and the calibration."""
     src = load_bundle(train_dir / "units" / unit["unit"] / "bundle")
     comp = src.components["hstnn"]
     state = {k: (v.half() if cfg.store_fp16 and v.is_floating_point() else v) for k, v in comp.state.items()}
@@ -97,7 +100,12 @@ def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: di
     if tmp.exists():
         shutil.rmtree(tmp)
     save_bundle(tmp, comps, meta)
-    return replace_dir(tmp, dest)
+    calib = calibrate_route(load_bundle(tmp).hstnn().float().eval(), load_feature_set(fs_file),
+                            true_accept=cfg.unknown_true_accept)
+    meta |= {k: calib[k] for k in ("route_filter", "unknown_threshold", "unknown_threshold_filtered")}
+    shutil.rmtree(tmp)
+    save_bundle(tmp, comps, meta)
+    return replace_dir(tmp, dest), calib
 
 
 def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Path, features_dir: Path,
@@ -129,13 +137,14 @@ def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Pa
         report = json.loads((train_dir / "report.json").read_text())
         unit = best_unit(report, train_dir)
         events_only = events_only_data or target == EVENTS_ONLY_TARGET
-        dest = _ship_bundle(cfg, target=target, environment=name, unit=unit, train_dir=train_dir,
-                            frontends_dir=frontends_dir, dest=out / name, events_only=events_only)
+        dest, calib = _ship_bundle(cfg, target=target, environment=name, unit=unit, train_dir=train_dir,
+                                   frontends_dir=frontends_dir, dest=out / name, events_only=events_only,
+                                   fs_file=fs_file)
         per_env = _per_env_accuracy(dest, fs_file, tol)
         bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit["ratio"], "sizes": unit.get("sizes"),
                          "val": unit["val"], "test": unit["test"], "mac": unit.get("mac"), "ac": unit.get("ac"),
                          "spike_rates": unit.get("spike_rates"), "events_only": events_only,
-                         "test_per_environment": per_env,
+                         "test_per_environment": per_env, "route_filter": calib,
                          "sweep": [{k: r.get(k) for k in ("model", "ratio", "top1", "val_top1", "mac", "ac")}
                                    for r in report["summary"]]}
     presets = _write_presets(out, references)
@@ -267,6 +276,18 @@ them).
 |---|---|---|---|---|---|---|---|---|
 {rows}
 
+## Route filter and unknown place (validation traversals)
+The route filter (`route_filter: true`) uses the motion kernel estimated from the training traversals' place
+sequences (P(step between decisions) over steps {steps}) and the likelihood temperature with the best filtered
+top-1 on the validation traversals (ties: lowest NLL). The "unknown place" thresholds accept {tar:.0%} of the
+validation decisions (a true-accept target: the fit has no traversal of another route, so their false-accept rate
+is not known here and must be measured on another route). `unknown_threshold` applies to the raw top-1,
+`unknown_threshold_filtered` to the filtered one.
+
+| bundle | kernel | T | val top-1 raw | val top-1 filtered | threshold raw (TAR) | threshold filtered (TAR) |
+|---|---|---|---|---|---|---|
+{route_rows}
+
 ## `auto` preset
 {auto}
 
@@ -326,6 +347,17 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
     else:
         auto = "No scene references were measured (no training bags of lighting environments env1..env3): `auto` " \
                "cannot choose among these models; pick a bundle by name."
+    route_rows, steps = [], "-"
+    for name, b in doc["bundles"].items():
+        rc = b.get("route_filter")
+        if not rc:
+            continue
+        rf, v = rc["route_filter"], rc["validation"]
+        steps = ", ".join(f"{o:+d}" for o in rf["offsets"])
+        route_rows.append(
+            f"| {name} | {' '.join(f'{p:.3f}' for p in rf['probs'])} | {rf['temperature']:g} | {v['raw_top1']:.3f} | "
+            f"{v['filtered_top1']:.3f} | {rc['unknown_threshold']:.3f} ({v['true_accept_raw']:.3f}) | "
+            f"{rc['unknown_threshold_filtered']:.3f} ({v['true_accept_filtered']:.3f}) |")
     envs_all = ", ".join(per_env)
     title = f"{len(doc['bundles'])} bundles for a route in {envs_all} ({doc['dataset']['num_places']} places)"
     stages = "\n".join(f"| {k} | {v:.0f} |" for k, v in doc["stage_seconds"].items())
@@ -348,5 +380,7 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
         "step zeroed (event-only cameras and bags)",
         dtype="float16" if c["store_fp16"] else "float32", mode=doc["mode"],
         threads=doc["versions"]["threads"], stages=stages, fe_rows=fe_rows, fe_speed="\n".join(speed), tol=tol,
-        rows=rows, auto=auto, plots="\n".join(f"- `{p}`" for p in doc["plots"])))
+        rows=rows, auto=auto, steps=steps, tar=c.get("unknown_true_accept", 0.95),
+        route_rows="\n".join(route_rows) or "| (not calibrated) | | | | | | |",
+        plots="\n".join(f"- `{p}`" for p in doc["plots"])))
     return return_path

@@ -11,8 +11,10 @@ are overconfident as likelihoods), ``K`` the motion kernel (probability of movin
 estimated from training traversals) and ``eps`` the probability of a jump anywhere (relocalisation after a kidnap or
 a wrong start). One update is a banded convolution plus a uniform term: O(N * kernel width), no N x N matrix.
 
-An "unknown place" is declared when the decision's confidence is below a threshold chosen on held-out data for a
-target false-accept rate on traversals of another route (``calibrate_unknown_threshold``).
+An "unknown place" is declared when the decision's confidence is below a threshold chosen on held-out data: for a
+target false-accept rate on traversals of another route (``calibrate_unknown_threshold``) when such data exist, else
+for a target true-accept rate on the route's own held-out traversals (``threshold_for_true_accept``, what a route fit
+ships; its false-accept rate must then be measured on another route).
 """
 
 from __future__ import annotations
@@ -138,6 +140,20 @@ def calibrate_unknown_threshold(own_scores: np.ndarray, other_scores: np.ndarray
     thr = float(np.nextafter(other[len(other) - k - 1], np.inf)) if k < len(other) else float(other[0])
     return {"threshold": thr, "false_accept": float(np.mean(other >= thr)), "true_accept": float(np.mean(own >= thr)),
             "max_false_accept": float(max_false_accept)}
+
+
+def threshold_for_true_accept(own_scores: np.ndarray, true_accept: float = 0.95) -> dict[str, float]:
+    """The largest confidence threshold that still accepts at least ``true_accept`` of ``own_scores`` (decisions on
+    held-out traversals of the model's own route): ``threshold`` and the ``true_accept`` it gives. Needs no data of
+    another route, so it bounds the cost on the own route only; the false-accept rate is whatever it is."""
+    own = np.sort(np.asarray(own_scores, np.float64))
+    if not len(own):
+        raise ModelError("threshold_for_true_accept: needs scores on the own route")
+    if not 0 < true_accept <= 1:
+        raise ModelError(f"threshold_for_true_accept: true_accept must lie in (0, 1], got {true_accept}")
+    k = int(np.floor((1.0 - true_accept) * len(own) + 1e-9))  # decisions that may be rejected
+    thr = float(own[min(k, len(own) - 1)])
+    return {"threshold": thr, "true_accept": float(np.mean(own >= thr)), "target_true_accept": float(true_accept)}
 
 
 def sequence_match(similarity: np.ndarray, length: int = 9) -> np.ndarray:

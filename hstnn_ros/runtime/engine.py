@@ -66,7 +66,8 @@ class EngineConfig:
         route_filter: filter the place posteriors along the route (``model.route_filter``: an HMM over places
             with the bundle's motion model); results keep the raw decision too.
         unknown_threshold: confidence below which a decision is an unknown place; ``None``: the bundle's calibrated
-            threshold if it has one (``unknown_threshold`` metadata), else never; 0: never.
+            threshold if it has one (``unknown_threshold`` metadata, or ``unknown_threshold_filtered`` with the
+            route filter), else never; 0: never.
         threads: torch intra-op threads set when the engine is built (process-wide: ``torch.set_num_threads``);
             ``None`` leaves torch's setting. Default 1: a decision is hundreds of small ops, where a second OpenMP
             thread costs more in hand-offs than it saves, and on a busy CPU (a robot's cores are shared) waiting for
@@ -266,7 +267,10 @@ class PlaceRecognitionEngine:
             motion = MotionModel.from_dict(meta["route_filter"]) if "route_filter" in meta else MotionModel()
             self.route_filter = RouteFilter(pipeline.num_classes, motion)
         thr = self.config.unknown_threshold
-        self.unknown_threshold = float(meta.get("unknown_threshold", 0.0)) if thr is None else float(thr)
+        # the filtered posterior is sharper than the raw softmax: a route fit calibrates a threshold for each
+        key = "unknown_threshold_filtered" if self.route_filter is not None and "unknown_threshold_filtered" in meta \
+            else "unknown_threshold"
+        self.unknown_threshold = float(meta.get(key, 0.0)) if thr is None else float(thr)
 
     def replace_pipeline(self, pipeline: Pipeline) -> None:
         """Run another model from the next decision on (the ``auto`` preset's switch). Queued frames and buffered

@@ -1,0 +1,91 @@
+"""Route-filter calibration of a shipped bundle (``model.route_filter``): the motion model from the training
+traversals' place sequences, the likelihood temperature and the "unknown place" thresholds from the validation
+traversals.
+
+One window of a feature set is one decision of the online engine (a window ends at every frame), so the label steps
+between consecutive windows of a traversal are the steps between decisions. The fit has no traversal of another
+route, so the unknown thresholds are set for a target true-accept rate on the validation traversals
+(``threshold_for_true_accept``); their false-accept rate has to be measured on another route
+(docs/reports/route_filter.md does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hstnn_ros.datasets.features import SPLIT_TRAIN, SPLIT_VAL, FeatureSet
+from hstnn_ros.fitting.errors import FitError
+from hstnn_ros.model.route_filter import MotionModel, RouteFilter, estimate_motion, threshold_for_true_accept
+
+log = logging.getLogger(__name__)
+
+#: Likelihood temperatures tried on the validation traversals (the best filtered top-1 is kept; ties: lowest NLL).
+#: Below 1 sharpens the likelihood: the filter then lags less behind place changes of an accurate classifier.
+TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def traversal_sequences(fs: FeatureSet, split: int) -> list[np.ndarray]:
+    """Window indices of every traversal (``group``) of ``split``, in stored (time) order."""
+    idx = np.flatnonzero(fs.split == split)
+    return [idx[fs.group[idx] == g] for g in np.unique(fs.group[idx])]
+
+
+@torch.inference_mode()
+def window_probs(model: nn.Module, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax ``[N, C]`` of ``model`` (eval mode) over windows ``[N, T, F]``."""
+    model.eval()
+    out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(features[i:i + batch_size]))).float(), dim=1)
+           for i in range(0, len(features), batch_size)]
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def filtered_probs(probs: Sequence[np.ndarray], num_places: int, motion: MotionModel) -> list[np.ndarray]:
+    """The route filter run over each traversal's softmax sequence (from a reset belief)."""
+    filt = RouteFilter(num_places, motion)
+    return [filt.run(p) for p in probs]
+
+
+def calibrate_route(model: nn.Module, fs: FeatureSet, *, true_accept: float = 0.95,
+                    temperatures: Sequence[float] = TEMPERATURES) -> dict[str, Any]:
+    """Motion model, temperature and unknown thresholds of ``model`` on ``fs`` (see the module docstring).
+
+    Returns ``route_filter`` (``MotionModel.to_dict``), ``unknown_threshold`` (on the raw softmax top-1),
+    ``unknown_threshold_filtered`` (on the filtered top-1) and ``validation`` (windows, raw and filtered top-1,
+    the true-accept rates, the filtered top-1 and NLL of every temperature tried)."""
+    train = traversal_sequences(fs, SPLIT_TRAIN)
+    val = traversal_sequences(fs, SPLIT_VAL)
+    if not train or not val:
+        raise FitError("route calibration needs training and validation traversals in the feature set")
+    base = estimate_motion([fs.labels[i] for i in train])
+    probs = [window_probs(model, fs.features[i]) for i in val]
+    labels = [fs.labels[i] for i in val]
+    y = np.concatenate(labels)
+    nll, top1 = {}, {}
+    for t in temperatures:
+        motion = MotionModel(base.offsets, base.probs, base.jump, float(t))
+        post = np.concatenate(filtered_probs(probs, fs.num_classes, motion))
+        nll[float(t)] = float(-np.mean(np.log(np.clip(post[np.arange(len(y)), y], 1e-12, None))))
+        top1[float(t)] = float(np.mean(post.argmax(axis=1) == y))
+    best_t = max(nll, key=lambda t: (top1[t], -nll[t]))
+    motion = MotionModel(base.offsets, base.probs, base.jump, best_t)
+    raw = np.concatenate(probs)
+    post = np.concatenate(filtered_probs(probs, fs.num_classes, motion))
+    thr_raw = threshold_for_true_accept(raw.max(axis=1), true_accept)
+    thr_filt = threshold_for_true_accept(post.max(axis=1), true_accept)
+    validation = {"windows": len(y), "traversals": len(val),
+                  "raw_top1": float(np.mean(raw.argmax(axis=1) == y)),
+                  "filtered_top1": float(np.mean(post.argmax(axis=1) == y)),
+                  "true_accept_raw": thr_raw["true_accept"], "true_accept_filtered": thr_filt["true_accept"],
+                  "target_true_accept": float(true_accept), "nll_by_temperature": nll,
+                  "filtered_top1_by_temperature": top1}
+    log.info("route filter: kernel %s over steps %s, temperature %g; val top-1 raw %.3f filtered %.3f; unknown "
+             "thresholds raw %.3f filtered %.3f", np.round(motion.probs, 3), motion.offsets, best_t,
+             validation["raw_top1"], validation["filtered_top1"], thr_raw["threshold"], thr_filt["threshold"])
+    return {"route_filter": motion.to_dict(), "unknown_threshold": thr_raw["threshold"],
+            "unknown_threshold_filtered": thr_filt["threshold"], "validation": validation}
