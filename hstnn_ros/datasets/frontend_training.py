@@ -26,7 +26,7 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
 from hstnn_ros.model import load_bundle, save_bundle
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, dense_macs
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, Frontend, FrontendConfig, dense_macs
 from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
@@ -111,7 +111,7 @@ def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *
 
 def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       recipe: PretrainConfig = PretrainConfig(), progress: bool = True
-                      ) -> tuple[nn.Module, dict[str, Any]]:
+                      ) -> tuple[Frontend, dict[str, Any]]:
     """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
     epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies.
 
@@ -123,12 +123,13 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     cl = recipe.channels_last
-    model = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
+    model: Frontend = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
     head = nn.Linear(fe_config.features, ds.num_places).to(recipe.device)
     if cl:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads of it do not name the keyword
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [*model.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=recipe.lr, **({"fused": True} if recipe.device == "cpu" else {}))
+    opt = torch.optim.Adam(params, lr=recipe.lr, fused=True if recipe.device == "cpu" else None)
     xtr, ytr, _ = _frames(ds, kind, "train")
     xva, yva, _ = _frames(ds, kind, "val")
     steps = (len(xtr) + recipe.batch - 1) // recipe.batch
@@ -174,7 +175,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     bar.close()
     peaks.append(gemm_peak_flops())
     assert best is not None
-    model = model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
     model.load_state_dict(best[0])
     head.load_state_dict(best[1])
     metrics: dict[str, Any] = {
@@ -197,7 +198,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     return model.cpu(), metrics
 
 
-def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, batch: int = 128
+def _traversal_features(t: Traversal, scnn: Frontend, cnn: Frontend | None, batch: int = 128
                         ) -> tuple[np.ndarray, np.ndarray | None]:
     n, b = t.events.shape[:2]
     ev = []
@@ -213,7 +214,7 @@ def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, ba
     return evf, (np.concatenate(rgb) if rgb else None)
 
 
-def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True,
+def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, progress: bool = True,
                    meta: dict[str, Any] | None = None) -> FeatureSet:
     """Run the frozen front-ends once per frame and assemble the ``[N, T, F]`` windows (``assemble_window``): step
     ``bins * j + k`` carries the event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of
@@ -256,7 +257,13 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
     out: dict[str, dict[str, float]] = {}
 
     def thumbs(t: Traversal, what: str) -> np.ndarray:
-        img = t.rgb.astype(np.float32).mean(1) if what == "rgb" else t.events.astype(np.float32).sum((1, 2))
+        if what == "rgb":
+            if t.rgb is None:
+                raise DatasetError(f"{ds.root}: traversal {t.name} has no colour frames but the dataset is not "
+                                   "events-only; rebuild it")
+            img = t.rgb.astype(np.float32).mean(1)
+        else:
+            img = t.events.astype(np.float32).sum((1, 2))
         v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel() for i in img])
         v -= v.mean(1, keepdims=True)
         return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
@@ -311,7 +318,7 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
 FRONTEND_META_KEYS = ("window", "num_places", "dataset_fingerprint", "pretrain", "metrics")
 
 
-def save_frontend_bundle(out: Path | str, scnn: nn.Module, cnn: nn.Module | None, window: WindowSpec, *,
+def save_frontend_bundle(out: Path | str, scnn: Frontend, cnn: Frontend | None, window: WindowSpec, *,
                          num_places: int, dataset_fingerprint: str, pretrain: PretrainConfig,
                          metrics: dict[str, Any]) -> Path:
     """Write frozen front-ends as a bundle with the window they were trained on (the one front-end metadata
@@ -327,8 +334,8 @@ class FrontendFit:
     """What ``fit_frontends`` produced: the frozen front-ends, their bundle, the cached features and the report
     (per-environment test top-1 of each linear head and of the nearest-neighbour baselines)."""
 
-    scnn: nn.Module
-    cnn: nn.Module | None  #: None: an events-only dataset (no colour frames)
+    scnn: Frontend
+    cnn: Frontend | None  #: None: an events-only dataset (no colour frames)
     bundle: Path
     features: FeatureSet
     feature_files: dict[str, Path]
@@ -337,13 +344,13 @@ class FrontendFit:
 
 def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = False,
                        recipe: PretrainConfig = PretrainConfig(), progress: bool = True
-                       ) -> tuple[nn.Module, nn.Module | None, Path, dict[str, Any]]:
+                       ) -> tuple[Frontend, Frontend | None, Path, dict[str, Any]]:
     """Pretrain the SCNN (events) and, unless ``ds`` is events-only, the CNN (RGB(-D)) with linear place heads on
     ``ds``'s training split and freeze them into a bundle at ``out`` with ``ds``'s window (plus
     ``pretrain_report.json``). ``full_size``: the paper's widths instead of ``SMALL``. Returns ``(scnn, cnn, bundle,
     report)``."""
     window = ds.window
-    shape = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
+    shape: dict[str, Any] = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
     scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress)
     cnn, m_rgb = None, None
     if not ds.events_only:

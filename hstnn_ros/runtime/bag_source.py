@@ -77,8 +77,11 @@ class BagSource:
         except HstnnError as exc:
             raise RuntimeEngineError(f"{self.path}: cannot open the bag: {exc}") from exc
         self.topics = self._resolve(topics)
+        if self.topics.events is None:  # unreachable: topic discovery refuses a bag without an event topic
+            raise RuntimeEngineError(f"{self.path}: no event topic")
+        self._events_topic: str = self.topics.events
         self.message_count = sum(self.counts.get(t, 0) for t in self._selected()) or None
-        stream_decoder(self.types[self.topics.events])  # loads the decoding kernels now, not in the first item
+        stream_decoder(self.types[self._events_topic])  # loads the decoding kernels now, not in the first item
 
     def _resolve(self, want: BagTopics) -> BagTopics:
         """The topics to read: the one discovery rule of dataset building (``datasets.topics.resolve_topics``)."""
@@ -101,7 +104,7 @@ class BagSource:
         messages are decoded from their CDR bytes (no message objects: the node's path; undecodable dvs arrays are
         counted by the decoder, ``decode_counters``)."""
         t = self.topics
-        decoder = stream_decoder(self.types[t.events])
+        decoder = stream_decoder(self.types[self._events_topic])
         pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
         self.pairing = pairer.counters
 

@@ -100,7 +100,7 @@ class OnlineRecognizer:
         self._pairer: RgbdPairer[Any, Any] = RgbdPairer(slop_ns=settings.sync_slop_ns)
         self._scene = load_references(self.session.models_dir).meter() if self.session.awaiting_scene else None
         self._loader: ThreadPoolExecutor | None = None
-        self._loading: Future[tuple[Environment, Path, Pipeline]] | None = None
+        self._loading: Future[tuple[Environment | None, Path, Pipeline]] | None = None
         self._queue: deque[tuple[str, Any]] = deque()
         self._cv = threading.Condition()
         self._stop = False

@@ -180,7 +180,7 @@ def build_world(config: WorldConfig, seed: int) -> World:
     obj_h = wall_h
     rows = {"left": 0, "right": wall_h, "floor": 2 * wall_h, "ceiling": 2 * wall_h + floor_h,
             "objects": 2 * wall_h + 2 * floor_h, "end": 3 * wall_h + 2 * floor_h}
-    atlas = np.zeros((4 * wall_h + 2 * floor_h, cols, 3), np.uint8)
+    atlas: np.ndarray = np.zeros((4 * wall_h + 2 * floor_h, cols, 3), np.uint8)
     n = config.num_places
     seg_m = config.path_length_m / n
     # segment boundaries in atlas columns; the margins continue the first/last place

@@ -44,7 +44,8 @@ def _ffill(mask: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(idx) if len(idx) else idx
 
 
-def _words(payload: bytes | np.ndarray, itemsize: int, dtype: str, what: str) -> tuple[np.ndarray, list[str]]:
+def _words(payload: bytes | np.ndarray, itemsize: int, dtype: str | np.dtype, what: str
+           ) -> tuple[np.ndarray, list[str]]:
     buf = memoryview(payload).cast("B") if not isinstance(payload, np.ndarray) else payload.view(np.uint8)
     n = len(buf) // itemsize
     problems = []

@@ -195,7 +195,7 @@ def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
 
 
 @_compiled(inline="always")
-def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> int:
+def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> np.int64:
     """The unsigned 32-bit value of bytes most significant first."""
     return (np.int64(b3) << 24) | (np.int64(b2) << 16) | (np.int64(b1) << 8) | np.int64(b0)
 
@@ -273,7 +273,7 @@ def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple
     ys = np.empty(n, np.uint16)
     ps = np.empty(n, np.uint8)
     roll = 0
-    prev = 0
+    prev = np.int64(0)
     for i in range(n):
         s = np.int64(ts[i])
         if i > 0 and s < prev - (1 << 30):
