@@ -133,9 +133,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     xtr, ytr, _ = _frames(ds, kind, "train")
     xva, yva, _ = _frames(ds, kind, "val")
     steps = (len(xtr) + recipe.batch - 1) // recipe.batch
-    first = fe_config.in_channels * fe_config.widths[0] * 9
-    conv1 = first * ((fe_config.input_hw[0] + 2 - 3) // 3 + 1) * ((fe_config.input_hw[1] + 2 - 3) // 3 + 1)
-    flops_per_frame = 6 * dense_macs(fe_config) - 2 * conv1  # forward 2, weight and input gradients 4 (not conv 1's)
+    flops_per_frame = _train_flops_per_frame(fe_config)
     best, best_acc = None, -1.0
     t_train = t_val = 0.0
     history: list[dict[str, float]] = []
@@ -149,19 +147,8 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
             model.train()
             order = rng.permutation(len(xtr))
             t0 = time.perf_counter()
-            total = 0.0
-            for s in range(0, len(order), recipe.batch):
-                idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
-                yb = torch.from_numpy(ytr[idx]).to(recipe.device)
-                loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, cl))), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}",
-                                val=f"{history[-1]['val_top1']:.3f}" if history else "-", refresh=False)
+            total = _train_epoch(model, head, xtr, ytr, order, opt=opt, params=params, recipe=recipe, bar=bar,
+                                 epoch=epoch, last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
             t1 = time.perf_counter()
             t_train += t1 - t0
             acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
@@ -185,17 +172,51 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
         "threads": torch.get_num_threads(), "gemm_peak_flops_per_s": max(peaks), "gemm_peaks": peaks,
     }
     metrics["share_of_gemm_peak"] = metrics["train_flops_per_s"] / metrics["gemm_peak_flops_per_s"]
+    metrics["per_env"] = _per_env_accuracy(ds, kind, model, head, recipe)
+    model.eval()
+    model.requires_grad_(False)
+    return model.cpu(), metrics
+
+
+def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.ndarray, order: np.ndarray, *,
+                 opt: torch.optim.Optimizer, params: list[nn.Parameter], recipe: PretrainConfig, bar: tqdm,
+                 epoch: int, last_val: str) -> float:
+    """One pass over the training frames in ``order`` (batches of ``recipe.batch``); returns the summed loss."""
+    total = 0.0
+    for s in range(0, len(order), recipe.batch):
+        idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
+        yb = torch.from_numpy(ytr[idx]).to(recipe.device)
+        loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, recipe.channels_last))), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}", val=last_val, refresh=False)
+    return total
+
+
+def _train_flops_per_frame(cfg: FrontendConfig) -> int:
+    """Dense FLOPs of one training step per frame: forward 2, weight and input gradients 4 per MAC, except the
+    input gradient of conv 1 (nothing upstream needs it)."""
+    first = cfg.in_channels * cfg.widths[0] * 9
+    conv1 = first * ((cfg.input_hw[0] + 2 - 3) // 3 + 1) * ((cfg.input_hw[1] + 2 - 3) // 3 + 1)
+    return 6 * dense_macs(cfg) - 2 * conv1
+
+
+def _per_env_accuracy(ds: WindowDataset, kind: str, model: nn.Module, head: nn.Module, recipe: PretrainConfig
+                      ) -> dict[str, dict[str, float | None]]:
+    """Validation and test top-1 of ``model`` + ``head`` per environment (None: no frames of it in a split)."""
+    per_env: dict[str, dict[str, float | None]] = {}
     envs = sorted({t.env for t in ds.traversals})
     for split in ("val", "test"):
         x, y, e = _frames(ds, kind, split)
         ok = _accuracy(model, head, x, y, batch=recipe.batch, device=recipe.device)
         for k, env in enumerate(envs):
             sel = e == k
-            metrics["per_env"].setdefault(env, {})[f"{split}_top1"] = float(ok[sel].mean()) if sel.any() else None
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.cpu(), metrics
+            per_env.setdefault(env, {})[f"{split}_top1"] = float(ok[sel].mean()) if sel.any() else None
+    return per_env
 
 
 def _traversal_features(t: Traversal, scnn: Frontend, cnn: Frontend | None, batch: int = 128
