@@ -171,7 +171,7 @@ class BagFrames:
             self.topics = Topics(self.topics.events, self.topics.rgb, self.topics.depth, self.topics.odom, topic)
         return self
 
-    def __iter__(self) -> Iterator[FrameSample]:
+    def __iter__(self) -> Iterator[FrameSample]:  # noqa: C901, PLR0912, PLR0915  bag stream loop; shared state
         bag, window = self.path, self.window
         try:
             reader_cm = BagReader(bag)

@@ -131,7 +131,7 @@ def _lif_dict(p: LifParams) -> dict:
     return d
 
 
-def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, dict[str, np.ndarray]]:
+def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, dict[str, np.ndarray]]:  # noqa: PLR0915  lays out the core groups in order
     """Lay the quantised network out on the mapped cores: manifest dict and the per-core tensors."""
     tensors: dict[str, np.ndarray] = {}
     cores: list[dict] = []

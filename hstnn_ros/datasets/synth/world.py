@@ -169,7 +169,7 @@ def alias_sources(config: WorldConfig, seed: int) -> np.ndarray:
     return src
 
 
-def build_world(config: WorldConfig, seed: int) -> World:
+def build_world(config: WorldConfig, seed: int) -> World:  # noqa: PLR0915  one seeded recipe, fixed rng draw order
     """Generate the world of ``seed`` (deterministic: same config and seed -> identical arrays)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x57A7]))
     total_m = config.path_length_m + 2 * MARGIN_M

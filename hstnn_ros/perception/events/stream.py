@@ -339,7 +339,7 @@ class StreamDecoder:
         return self._packet(_stamp_ns(msg.header), int(msg.width), int(msg.height), str(msg.encoding),
                             int(msg.time_base), msg.events, try_fast)
 
-    def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917
+    def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917, C901, PLR0912, PLR0915  packet validation, checks in order
                 payload: Any, try_fast: bool = True) -> EventBatch:
         """One event packet from its fields (a message object's, or read straight from CDR bytes); ``try_fast``:
         the evt3 fast path was not tried on it yet."""
