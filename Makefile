@@ -73,4 +73,4 @@ models: $(STAMP)
 		--hidden 500 500 --ratios 0.5 0.75 0.95
 
 clean:
-	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache .mypy_cache
