@@ -13,7 +13,7 @@ HAVE_ROS := $(wildcard $(ROS2)/make-venv.sh)
 # a shell with ROS 2 and this package's colcon install sourced
 ROS_ENV := source $(VENV)/ros2-env.sh && source install/setup.bash
 
-.PHONY: setup demo test test-fast bench lint models clean ros
+.PHONY: setup demo test test-fast bench lint typecheck models clean ros
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	$(PY) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## mypy on the package (it ships py.typed); configuration and the list of not-yet-clean modules in pyproject.toml.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 ## Re-train the shipped model bundles from scratch (documented in models/MODEL_CARD.md): hstnn-fit-route on the
 ## synthetic route (demo preset, 3 environments x 4 traversals, seed 0; generated once into build_models_work/).
 MODELS_WORK := build_models_work
@@ -69,4 +73,4 @@ models: $(STAMP)
 		--hidden 500 500 --ratios 0.5 0.75 0.95
 
 clean:
-	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache .mypy_cache

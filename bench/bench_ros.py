@@ -55,7 +55,7 @@ def _route(tmp: Path, event_density: float) -> tuple[Path, int]:
     return out / bag["bag"], int(bag["event_stats"]["events"])
 
 
-def _run_rate(bag: Path, rate: float, domain: int) -> dict[str, Any]:
+def _run_rate(bag: Path, rate: float, domain: int) -> dict[str, Any]:  # noqa: PLR0915  one scenario, top to bottom
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from event_camera_msgs.msg import EventPacket

@@ -136,7 +136,7 @@ def _lif_errors(pop, s_old, s_new, e: dict, *, e_drive: torch.Tensor, u: float) 
     return out, (u_new - thr).abs() / (2 * (e_u + e_thr))
 
 
-def hstnn_bound(model: HSTNN, x: torch.Tensor, u: float, k_max: int = 0, e_x: torch.Tensor | None = None) -> Bound:
+def hstnn_bound(model: HSTNN, x: torch.Tensor, u: float, k_max: int = 0, e_x: torch.Tensor | None = None) -> Bound:  # noqa: PLR0915  one derivation, as the proof
     """Bounds for evaluating ``model`` on ``x[B, T, F]`` in a precision with unit roundoff ``u`` by any code path.
 
     The float64 reference runs the model's own streaming API on a float64 copy (weights and inputs convert

@@ -15,7 +15,7 @@ from ros_support import EVENTS, IMAGE, route_bag
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def test_player_publishes_the_recording_with_clock_and_loops(ros_log_dir: Path, shared_data: Path) -> None:
+def test_player_publishes_the_recording_with_clock_and_loops(ros_log_dir: Path, shared_data: Path) -> None:  # noqa: PLR0915  one scenario, top to bottom
     import rclpy
     import rclpy.executors
     from event_camera_msgs.msg import EventPacket

@@ -79,7 +79,7 @@ def test_late_events_are_dropped_and_counted() -> None:
     assert eng.counters.events_dropped_late - before == 300
 
 
-def test_stress_stream_no_crash_bounded_memory_counters_match() -> None:
+def test_stress_stream_no_crash_bounded_memory_counters_match() -> None:  # noqa: PLR0915  one scenario, top to bottom
     cap = 60_000
     eng = PlaceRecognitionEngine(make_pipeline(), EngineConfig(reorder_delay_ns=2 * PERIOD, max_buffered_events=cap,
                                                                max_gap_ns=10 * PERIOD))

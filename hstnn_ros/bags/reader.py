@@ -50,7 +50,8 @@ class TopicInfo(str):
     ``msgtype`` and ``count`` (messages in the storage; readable ones for a recovered bag) attributes."""
 
     msgtype: str
-    count: int
+    # shadows str.count on purpose (the attribute is the public API); the type checker sees it as an override
+    count: int  # type: ignore[assignment]
 
     def __new__(cls, msgtype: str, count: int) -> TopicInfo:
         obj = super().__new__(cls, msgtype)
@@ -423,7 +424,7 @@ class _Mcap:
         """The recovery stream: messages of ``topics`` in log-time order (sorted in memory if the file is not in
         log-time order), skipping the first ``after[1]`` messages at log time ``after[0]`` and all earlier ones."""
         stats: dict[str, Any] = {"bad_chunks": 0, "stop": None, "orphans": 0}
-        msgs = ((t, typ, m) for t, typ, m in self._records(stats) if t in topics)
+        msgs: Iterator[tuple[str, str, Any]] = ((t, typ, m) for t, typ, m in self._records(stats) if t in topics)
         if not self._sorted:
             LOG.warning("%s: recovered MCAP messages are not in log-time order in the file; sorting them in memory",
                         self.path)

@@ -26,7 +26,7 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
 from hstnn_ros.model import load_bundle, save_bundle
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, dense_macs
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, Frontend, FrontendConfig, dense_macs
 from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
@@ -111,7 +111,7 @@ def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *
 
 def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       recipe: PretrainConfig = PretrainConfig(), progress: bool = True
-                      ) -> tuple[nn.Module, dict[str, Any]]:
+                      ) -> tuple[Frontend, dict[str, Any]]:
     """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
     epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies.
 
@@ -123,18 +123,17 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     cl = recipe.channels_last
-    model = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
+    model: Frontend = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
     head = nn.Linear(fe_config.features, ds.num_places).to(recipe.device)
     if cl:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's overloads of it do not name the keyword
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     params = [*model.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=recipe.lr, **({"fused": True} if recipe.device == "cpu" else {}))
+    opt = torch.optim.Adam(params, lr=recipe.lr, fused=True if recipe.device == "cpu" else None)
     xtr, ytr, _ = _frames(ds, kind, "train")
     xva, yva, _ = _frames(ds, kind, "val")
     steps = (len(xtr) + recipe.batch - 1) // recipe.batch
-    first = fe_config.in_channels * fe_config.widths[0] * 9
-    conv1 = first * ((fe_config.input_hw[0] + 2 - 3) // 3 + 1) * ((fe_config.input_hw[1] + 2 - 3) // 3 + 1)
-    flops_per_frame = 6 * dense_macs(fe_config) - 2 * conv1  # forward 2, weight and input gradients 4 (not conv 1's)
+    flops_per_frame = _train_flops_per_frame(fe_config)
     best, best_acc = None, -1.0
     t_train = t_val = 0.0
     history: list[dict[str, float]] = []
@@ -148,19 +147,8 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
             model.train()
             order = rng.permutation(len(xtr))
             t0 = time.perf_counter()
-            total = 0.0
-            for s in range(0, len(order), recipe.batch):
-                idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
-                yb = torch.from_numpy(ytr[idx]).to(recipe.device)
-                loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, cl))), yb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}",
-                                val=f"{history[-1]['val_top1']:.3f}" if history else "-", refresh=False)
+            total = _train_epoch(model, head, xtr, ytr, order, opt=opt, params=params, recipe=recipe, bar=bar,
+                                 epoch=epoch, last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
             t1 = time.perf_counter()
             t_train += t1 - t0
             acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
@@ -174,7 +162,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     bar.close()
     peaks.append(gemm_peak_flops())
     assert best is not None
-    model = model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
     model.load_state_dict(best[0])
     head.load_state_dict(best[1])
     metrics: dict[str, Any] = {
@@ -184,20 +172,54 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
         "threads": torch.get_num_threads(), "gemm_peak_flops_per_s": max(peaks), "gemm_peaks": peaks,
     }
     metrics["share_of_gemm_peak"] = metrics["train_flops_per_s"] / metrics["gemm_peak_flops_per_s"]
+    metrics["per_env"] = _per_env_accuracy(ds, kind, model, head, recipe)
+    model.eval()
+    model.requires_grad_(False)
+    return model.cpu(), metrics
+
+
+def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.ndarray, order: np.ndarray, *,
+                 opt: torch.optim.Optimizer, params: list[nn.Parameter], recipe: PretrainConfig, bar: tqdm,
+                 epoch: int, last_val: str) -> float:
+    """One pass over the training frames in ``order`` (batches of ``recipe.batch``); returns the summed loss."""
+    total = 0.0
+    for s in range(0, len(order), recipe.batch):
+        idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
+        yb = torch.from_numpy(ytr[idx]).to(recipe.device)
+        loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, recipe.channels_last))), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}", val=last_val, refresh=False)
+    return total
+
+
+def _train_flops_per_frame(cfg: FrontendConfig) -> int:
+    """Dense FLOPs of one training step per frame: forward 2, weight and input gradients 4 per MAC, except the
+    input gradient of conv 1 (nothing upstream needs it)."""
+    first = cfg.in_channels * cfg.widths[0] * 9
+    conv1 = first * ((cfg.input_hw[0] + 2 - 3) // 3 + 1) * ((cfg.input_hw[1] + 2 - 3) // 3 + 1)
+    return 6 * dense_macs(cfg) - 2 * conv1
+
+
+def _per_env_accuracy(ds: WindowDataset, kind: str, model: nn.Module, head: nn.Module, recipe: PretrainConfig
+                      ) -> dict[str, dict[str, float | None]]:
+    """Validation and test top-1 of ``model`` + ``head`` per environment (None: no frames of it in a split)."""
+    per_env: dict[str, dict[str, float | None]] = {}
     envs = sorted({t.env for t in ds.traversals})
     for split in ("val", "test"):
         x, y, e = _frames(ds, kind, split)
         ok = _accuracy(model, head, x, y, batch=recipe.batch, device=recipe.device)
         for k, env in enumerate(envs):
             sel = e == k
-            metrics["per_env"].setdefault(env, {})[f"{split}_top1"] = float(ok[sel].mean()) if sel.any() else None
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.cpu(), metrics
+            per_env.setdefault(env, {})[f"{split}_top1"] = float(ok[sel].mean()) if sel.any() else None
+    return per_env
 
 
-def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, batch: int = 128
+def _traversal_features(t: Traversal, scnn: Frontend, cnn: Frontend | None, batch: int = 128
                         ) -> tuple[np.ndarray, np.ndarray | None]:
     n, b = t.events.shape[:2]
     ev = []
@@ -213,7 +235,7 @@ def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, ba
     return evf, (np.concatenate(rgb) if rgb else None)
 
 
-def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True,
+def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, progress: bool = True,
                    meta: dict[str, Any] | None = None) -> FeatureSet:
     """Run the frozen front-ends once per frame and assemble the ``[N, T, F]`` windows (``assemble_window``): step
     ``bins * j + k`` carries the event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of
@@ -256,7 +278,13 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
     out: dict[str, dict[str, float]] = {}
 
     def thumbs(t: Traversal, what: str) -> np.ndarray:
-        img = t.rgb.astype(np.float32).mean(1) if what == "rgb" else t.events.astype(np.float32).sum((1, 2))
+        if what == "rgb":
+            if t.rgb is None:
+                raise DatasetError(f"{ds.root}: traversal {t.name} has no colour frames but the dataset is not "
+                                   "events-only; rebuild it")
+            img = t.rgb.astype(np.float32).mean(1)
+        else:
+            img = t.events.astype(np.float32).sum((1, 2))
         v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel() for i in img])
         v -= v.mean(1, keepdims=True)
         return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
@@ -311,7 +339,7 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
 FRONTEND_META_KEYS = ("window", "num_places", "dataset_fingerprint", "pretrain", "metrics")
 
 
-def save_frontend_bundle(out: Path | str, scnn: nn.Module, cnn: nn.Module | None, window: WindowSpec, *,
+def save_frontend_bundle(out: Path | str, scnn: Frontend, cnn: Frontend | None, window: WindowSpec, *,
                          num_places: int, dataset_fingerprint: str, pretrain: PretrainConfig,
                          metrics: dict[str, Any]) -> Path:
     """Write frozen front-ends as a bundle with the window they were trained on (the one front-end metadata
@@ -327,8 +355,8 @@ class FrontendFit:
     """What ``fit_frontends`` produced: the frozen front-ends, their bundle, the cached features and the report
     (per-environment test top-1 of each linear head and of the nearest-neighbour baselines)."""
 
-    scnn: nn.Module
-    cnn: nn.Module | None  #: None: an events-only dataset (no colour frames)
+    scnn: Frontend
+    cnn: Frontend | None  #: None: an events-only dataset (no colour frames)
     bundle: Path
     features: FeatureSet
     feature_files: dict[str, Path]
@@ -337,13 +365,13 @@ class FrontendFit:
 
 def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = False,
                        recipe: PretrainConfig = PretrainConfig(), progress: bool = True
-                       ) -> tuple[nn.Module, nn.Module | None, Path, dict[str, Any]]:
+                       ) -> tuple[Frontend, Frontend | None, Path, dict[str, Any]]:
     """Pretrain the SCNN (events) and, unless ``ds`` is events-only, the CNN (RGB(-D)) with linear place heads on
     ``ds``'s training split and freeze them into a bundle at ``out`` with ``ds``'s window (plus
     ``pretrain_report.json``). ``full_size``: the paper's widths instead of ``SMALL``. Returns ``(scnn, cnn, bundle,
     report)``."""
     window = ds.window
-    shape = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
+    shape: dict[str, Any] = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
     scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress)
     cnn, m_rgb = None, None
     if not ds.events_only:

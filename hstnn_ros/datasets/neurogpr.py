@@ -229,6 +229,9 @@ def export_neurogpr(bag: Path | str, out: Path | str, *, topics: Topics | None =
         if s.stamp_ns <= last:  # one file per stamp: a repeated stamp would overwrite a frame
             raise DatasetError(f"{bag}: RGB frame stamped {s.stamp_ns} ns is not after the previous one "
                                f"({last} ns); the NeuroGPR layout names files by stamp")
+        if s.rgb is None:
+            raise DatasetError(f"{bag}: the window at {s.stamp_ns} ns has no colour frame; the NeuroGPR layout needs "
+                               f"one per stamp: name the colour topic in topics")
         name, last = format_stamp(s.stamp_ns), s.stamp_ns
         if not cv2.imwrite(str(out / FRAMES_DIR / f"{name}.png"), cv2.cvtColor(s.rgb, cv2.COLOR_RGB2BGR)):
             raise DatasetError(f"{out / FRAMES_DIR}: cannot write {name}.png")

@@ -171,7 +171,7 @@ class BagFrames:
             self.topics = Topics(self.topics.events, self.topics.rgb, self.topics.depth, self.topics.odom, topic)
         return self
 
-    def __iter__(self) -> Iterator[FrameSample]:
+    def __iter__(self) -> Iterator[FrameSample]:  # noqa: C901, PLR0912, PLR0915  bag stream loop; shared state
         bag, window = self.path, self.window
         try:
             reader_cm = BagReader(bag)
@@ -190,14 +190,15 @@ class BagFrames:
             if window.depth and not use_depth:
                 raise DatasetError(f"{bag}: depth requested but the bag has no depth image topic (or no colour "
                                    f"topic); the bag has {sorted(have)} (pass --depth-topic or build without --depth)")
-            sel = {topics.events} | {t for t in (topics.rgb, topics.odom, topics.label) if t}
-            if use_depth:
+            # (resolve_topics always finds the event topic)
+            sel = {t for t in (topics.events, topics.rgb, topics.odom, topics.label) if t}
+            if use_depth and topics.depth is not None:
                 sel.add(topics.depth)
             decoder = StreamDecoder()
             events = EventBuffer(window, self.MAX_BUFFERED_EVENTS)
             clock = VirtualClock(self.frame_period_ns)
-            pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
-            pending: deque[Paired[np.ndarray, np.ndarray]] = deque()
+            pairer: RgbdPairer[np.ndarray | None, np.ndarray] = RgbdPairer()  # shares `pending` with events-only
+            pending: deque[Paired[np.ndarray | None, np.ndarray]] = deque()  # colour None: events-only
             watermark, n_out, first_stamp, last_stamp, prev = -1, 0, 0, 0, None
             odom: list[tuple[float, ...]] = []
             labels: list[tuple[int, int]] = []
@@ -210,7 +211,7 @@ class BagFrames:
                     prev = f.stamp_ns
                     fr = window.frames(batch, edges, (batch.width, batch.height) if self.sensor_resolution else None)
                     dep = f.depth
-                    if use_depth and dep is None:
+                    if use_depth and dep is None and f.colour is not None:
                         dep = np.zeros(f.colour.shape[:2], np.float32)
                     first_stamp = f.stamp_ns if n_out == 0 else first_stamp
                     n_out, last_stamp = n_out + 1, f.stamp_ns
@@ -295,12 +296,12 @@ def cut_frames(batches: Iterable[EventBatch], images: Iterable[tuple[int, np.nda
         exhausted = False
         for stamp, rgb in images:
             while not exhausted and newest < stamp:
-                b = next(it, None)
-                if b is None:
+                nxt = next(it, None)
+                if nxt is None:
                     exhausted = True
-                elif len(b):
-                    events.push(b)
-                    newest = max(newest, int(b.t_ns.max()))
+                elif len(nxt):
+                    events.push(nxt)
+                    newest = max(newest, int(nxt.t_ns.max()))
             if events.first_ns is not None:
                 yield sample(int(stamp), rgb)
     if events.first_ns is None:
@@ -337,10 +338,24 @@ def _check_length(source: Path, n: int) -> None:
                            f"({defaults.RGB_FRAMES_PER_WINDOW}); record a longer traversal")
 
 
+def _stack_optional(frames: list[np.ndarray | None], path: Path, what: str) -> np.ndarray | None:
+    """``frames`` stacked, or None when the traversal has none of them (a traversal has them for all frames or
+    for none)."""
+    present = [f for f in frames if f is not None]
+    if not present:
+        return None
+    if len(present) != len(frames):
+        raise DatasetError(f"{path}: {len(frames) - len(present)} of {len(frames)} frames have no {what} image")
+    return np.stack(present)
+
+
 def load_traversal(source: FrameSource, *, env: str, window: WindowSpec = WindowSpec(),
                    labelling: LabelSpec | Labelling = Labelling.ROUTE, places: int | None = None) -> Traversal:
     """All frames and labels of one traversal in memory (small traversals and tests; datasets stream instead)."""
-    ev, rgb, dep, stamps = [], [], [], []
+    ev: list[np.ndarray] = []
+    rgb: list[np.ndarray | None] = []
+    dep: list[np.ndarray | None] = []
+    stamps: list[int] = []
     for sample in source:
         e, r, d = prepare_frame(sample, window)
         ev.append(e)
@@ -351,8 +366,8 @@ def load_traversal(source: FrameSource, *, env: str, window: WindowSpec = Window
     st = np.asarray(stamps, np.int64)
     labels, _ = source.labels(labelling, st, places)
     return Traversal(name=source.path.name, env=env, events=np.stack(ev),
-                     rgb=np.stack(rgb) if rgb[0] is not None else None,
-                     depth=np.stack(dep) if dep[0] is not None else None, stamps_ns=st, labels=labels,
+                     rgb=_stack_optional(rgb, source.path, "colour"),
+                     depth=_stack_optional(dep, source.path, "depth"), stamps_ns=st, labels=labels,
                      source=str(source.path))
 
 
@@ -398,7 +413,7 @@ def write_traversal(root: Path, name: str, source: FrameSource, *, window: Windo
     """Stream ``source`` into chunk files under ``root`` (memory: one chunk); labels, which may need the whole
     traversal (time bins, path length), go in a small labels file written last. Returns the manifest entry
     (without env/split) and the place count."""
-    buf: dict[str, list[np.ndarray]] = {"events": [], "rgb": [], "depth": [], "stamps_ns": []}
+    buf: dict[str, list[Any]] = {"events": [], "rgb": [], "depth": [], "stamps_ns": []}
     chunks: list[dict[str, Any]] = []
     stamps: list[int] = []
 

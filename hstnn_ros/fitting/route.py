@@ -75,7 +75,7 @@ def _events_only_features(fs: FeatureSet) -> FeatureSet:
     return dataclasses.replace(fs, features=feats, meta={**fs.meta, "events_only": True})
 
 
-def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
+def fit_route(cfg: FitRouteConfig, *, progress: bool = True,  # noqa: C901, PLR0915  to be split after the selection rework lands
               hooks: dict[str, Callable[[], None]] | None = None) -> FitResult:
     """Fit a route (see the module docstring); rerun with the same ``cfg`` to resume after an interruption.
 

@@ -125,7 +125,7 @@ def rank_reliability(half_a: torch.Tensor, half_b: torch.Tensor, kinds: Sequence
     return worst
 
 
-def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # noqa: PLR0912, PLR0915  to be split after the selection rework lands
                         batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[NeuronGroup], *,
                         probes: int = 1, min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
                         rank_target: float | None = None, seed: int = 0, desc: str = "selection") -> Importance:

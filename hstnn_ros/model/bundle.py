@@ -149,10 +149,8 @@ def save_bundle(directory: Path | str, components: Mapping[str, Component | HasC
     return out
 
 
-def load_bundle(directory: Path | str) -> Bundle:
-    """Read and verify a bundle: format, version, checksum, size, and every tensor's name, shape and dtype."""
-    root = Path(directory)
-    jpath, wpath = root / JSON_NAME, root / WEIGHTS_NAME
+def _read_description(jpath: Path) -> dict[str, Any]:
+    """``bundle.json`` parsed, with its format and version checked."""
     if not jpath.is_file():
         raise BundleError(f"{jpath}: no bundle description here (expected a directory with {JSON_NAME} and "
                           f"{WEIGHTS_NAME})")
@@ -166,9 +164,11 @@ def load_bundle(directory: Path | str) -> Bundle:
     if doc.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{jpath}: format_version {doc.get('format_version')!r} is not supported "
                           f"(this build reads {FORMAT_VERSION}); re-export the bundle")
-    winfo, comps = doc.get("weights"), doc.get("components")
-    if not isinstance(winfo, dict) or not isinstance(comps, dict) or winfo.get("file") != WEIGHTS_NAME:
-        raise BundleError(f"{jpath}: missing 'weights' or 'components' sections")
+    return doc
+
+
+def _read_weights(wpath: Path, winfo: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of the weights file, after its size and checksum matched ``winfo``."""
     if not wpath.is_file():
         raise BundleError(f"{wpath}: weights file missing")
     if wpath.stat().st_size != winfo.get("bytes"):
@@ -177,26 +177,40 @@ def load_bundle(directory: Path | str) -> Bundle:
     if _sha256(wpath) != winfo.get("sha256"):
         raise BundleError(f"{wpath}: SHA-256 does not match {JSON_NAME} (corrupt or replaced)")
     try:
-        tensors = load_file(str(wpath))
+        return load_file(str(wpath))
     except Exception as exc:  # safetensors raises its own error types for any malformed file
         raise BundleError(f"{wpath}: cannot be parsed as safetensors ({exc})") from exc
-    components: dict[str, Component] = {}
-    expected_names = set()
-    for name, c in comps.items():
-        if not isinstance(c, dict) or not {"kind", "config", "tensors"} <= set(c):
-            raise BundleError(f"{jpath}: component {name!r} needs kind, config and tensors")
-        state = {}
-        for key, td in c["tensors"].items():
-            full = f"{name}.{key}"
-            expected_names.add(full)
-            t = tensors.get(full)
-            if t is None:
-                raise BundleError(f"{wpath}: tensor {full!r} listed in {JSON_NAME} is missing")
-            if list(t.shape) != td.get("shape") or _dtype_name(t.dtype) != td.get("dtype"):
-                raise BundleError(f"{wpath}: tensor {full!r} is {list(t.shape)} {_dtype_name(t.dtype)}, "
-                                  f"{JSON_NAME} says {td.get('shape')} {td.get('dtype')}")
-            state[key] = t
-        components[name] = Component(kind=str(c["kind"]), config=dict(c["config"]), state=state)
+
+
+def _component(name: str, c: Any, tensors: dict[str, torch.Tensor], jpath: Path, wpath: Path) -> Component:
+    """Component ``name`` described by ``c``, its tensors taken from ``tensors`` with their shape and dtype
+    checked."""
+    if not isinstance(c, dict) or not {"kind", "config", "tensors"} <= set(c):
+        raise BundleError(f"{jpath}: component {name!r} needs kind, config and tensors")
+    state = {}
+    for key, td in c["tensors"].items():
+        full = f"{name}.{key}"
+        t = tensors.get(full)
+        if t is None:
+            raise BundleError(f"{wpath}: tensor {full!r} listed in {JSON_NAME} is missing")
+        if list(t.shape) != td.get("shape") or _dtype_name(t.dtype) != td.get("dtype"):
+            raise BundleError(f"{wpath}: tensor {full!r} is {list(t.shape)} {_dtype_name(t.dtype)}, "
+                              f"{JSON_NAME} says {td.get('shape')} {td.get('dtype')}")
+        state[key] = t
+    return Component(kind=str(c["kind"]), config=dict(c["config"]), state=state)
+
+
+def load_bundle(directory: Path | str) -> Bundle:
+    """Read and verify a bundle: format, version, checksum, size, and every tensor's name, shape and dtype."""
+    root = Path(directory)
+    jpath, wpath = root / JSON_NAME, root / WEIGHTS_NAME
+    doc = _read_description(jpath)
+    winfo, comps = doc.get("weights"), doc.get("components")
+    if not isinstance(winfo, dict) or not isinstance(comps, dict) or winfo.get("file") != WEIGHTS_NAME:
+        raise BundleError(f"{jpath}: missing 'weights' or 'components' sections")
+    tensors = _read_weights(wpath, winfo)
+    components = {name: _component(name, c, tensors, jpath, wpath) for name, c in comps.items()}
+    expected_names = {f"{name}.{key}" for name, c in comps.items() for key in c["tensors"]}
     extra = sorted(set(tensors) - expected_names)
     if extra:
         raise BundleError(f"{wpath}: tensors {extra[:5]} are not described in {JSON_NAME}")

@@ -19,8 +19,9 @@ ships; its false-accept rate must then be measured on another route).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,10 +59,10 @@ class MotionModel:
                 "temperature": self.temperature}
 
     @classmethod
-    def from_dict(cls, d: dict[str, object]) -> MotionModel:
-        """Inverse of ``to_dict``."""
-        return cls(tuple(int(x) for x in d["offsets"]), tuple(float(x) for x in d["probs"]),  # type: ignore[union-attr]
-                   float(d.get("jump", 1e-3)), float(d.get("temperature", 1.0)))  # type: ignore[arg-type]
+    def from_dict(cls, d: Mapping[str, Any]) -> MotionModel:
+        """Inverse of ``to_dict`` (``d`` as read from JSON)."""
+        return cls(tuple(int(x) for x in d["offsets"]), tuple(float(x) for x in d["probs"]),
+                   float(d.get("jump", 1e-3)), float(d.get("temperature", 1.0)))
 
 
 def estimate_motion(label_sequences: Sequence[np.ndarray], *, max_back: int = 1, max_ahead: int = 4,

@@ -72,7 +72,8 @@ class FrontendConfig:
 
 
 #: Small configuration of the shipped models: widths / 4, a 3 x 4 pooled grid, 256 features, 90 x 120 input.
-SMALL = {"widths": (16, 32, 64, 64), "pooled_hw": (3, 4), "hidden": 256, "features": 256, "input_hw": (90, 120)}
+SMALL: dict[str, Any] = {"widths": (16, 32, 64, 64), "pooled_hw": (3, 4), "hidden": 256, "features": 256,
+                         "input_hw": (90, 120)}
 
 
 @dataclass
@@ -110,14 +111,14 @@ class _RectSpike(torch.autograd.Function):
     which the Selection stage needs)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, th: float, width: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, th: float, width: float) -> torch.Tensor:
         d = x - th
         ctx.save_for_backward(d.abs() < width)
         ctx.scale = 1.0 / (2.0 * width)
         return (d >= 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (inside,) = ctx.saved_tensors
         return grad * inside * ctx.scale, None, None
 
@@ -131,9 +132,13 @@ def _pooled_size(cfg: FrontendConfig) -> tuple[int, int]:
     return h // 2, w // 2
 
 
-class _Frontend(nn.Module):
+class Frontend(nn.Module):
+    """A frozen-able per-frame feature extractor (:class:`SCNN`, :class:`RGBCNN`): ``extract(frames)`` gives
+    ``feature_size`` features per frame and the operations they cost."""
+
     kind = ""
     spiking = False
+    norms: nn.ModuleList  #: the BatchNorm2d layers, set by each subclass
 
     def __init__(self, config: FrontendConfig) -> None:
         super().__init__()
@@ -151,6 +156,7 @@ class _Frontend(nn.Module):
         """``self.norms[i](x)``; in eval mode the same kernel called directly (the module's Python costs more than
         the normalisation of one frame)."""
         bn = self.norms[i]
+        assert isinstance(bn, nn.BatchNorm2d)  # for the type checker: a ModuleList yields plain Modules
         if self.training or not bn.track_running_stats:
             return bn(x)
         return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
@@ -171,7 +177,7 @@ class _Frontend(nn.Module):
         return Component(self.kind, self.config.to_dict(), state)
 
 
-class SCNN(_Frontend):
+class SCNN(Frontend):
     """Spiking CNN on event frames ``[B, 2, H, W]``: four LIF conv layers (BatchNorm before conv 2-4), average
     pooling, two LIF FC layers; one step from rest, so the feature (``features`` binary spikes) depends on this frame
     only. Ops: every layer is driven by sparse input, so taps on non-zero inputs are ACs (the input of conv 1 is event
@@ -193,6 +199,11 @@ class SCNN(_Frontend):
         self.fc2 = nn.Linear(config.hidden, config.features, bias=False)
         self.surrogate = sur
 
+    @property
+    def conv_layers(self) -> list[ConvLIF]:
+        """``convs`` typed (a ModuleList yields plain Modules)."""
+        return [c for c in self.convs if isinstance(c, ConvLIF)]
+
     def extract(self, x: torch.Tensor, count: bool = True) -> FrontendOutput:
         self._check(x)
         b = x.shape[0]
@@ -200,7 +211,7 @@ class SCNN(_Frontend):
         acs = torch.zeros(b, dtype=torch.float64)
         h = x
         rates = []
-        for i, conv in enumerate(self.convs):
+        for i, conv in enumerate(self.conv_layers):
             inp = h if i == 0 else self._norm(i - 1, h)
             if count:
                 # spiking input: ACs only where the (pre-norm) input is non-zero
@@ -226,7 +237,7 @@ class SCNN(_Frontend):
         return spike(drive - th, surrogate)
 
 
-class RGBCNN(_Frontend):
+class RGBCNN(Frontend):
     """CNN on RGB(-D) frames ``[B, 3|4, H, W]``: four ReLU conv layers (BatchNorm after conv 1-3), average pooling,
     two FC layers; real-valued ``features``-d output. Every multiply is a MAC."""
 
@@ -240,6 +251,11 @@ class RGBCNN(_Frontend):
         self.fc2 = nn.Linear(config.hidden, config.features)
         self._macs_per_frame: dict[tuple[int, ...], float] = {}
 
+    @property
+    def conv_layers(self) -> list[nn.Conv2d]:
+        """``convs`` typed (a ModuleList yields plain Modules)."""
+        return [c for c in self.convs if isinstance(c, nn.Conv2d)]
+
     def extract(self, x: torch.Tensor, count: bool = True) -> FrontendOutput:
         self._check(x)
         b = x.shape[0]
@@ -248,7 +264,7 @@ class RGBCNN(_Frontend):
         per_frame = self._macs_per_frame.get(tuple(x.shape[2:])) if count else 0.0
         conv_macs = 0.0
         h = x
-        for i, conv in enumerate(self.convs):
+        for i, conv in enumerate(self.conv_layers):
             if per_frame is None:
                 conv_macs += float(count_conv_ops(conv, h[:1], spiking_input=False)[0][0])
             h = conv(h)
@@ -263,7 +279,7 @@ class RGBCNN(_Frontend):
         return FrontendOutput(out, zero + per_frame, zero)
 
 
-def build_frontend(component: Component) -> _Frontend:
+def build_frontend(component: Component) -> Frontend:
     """The front-end module stored in a bundle component (``scnn`` or ``cnn``), in eval mode."""
     cfg = FrontendConfig.from_dict(component.config)
     cls = {SCNN_KIND: SCNN, CNN_KIND: RGBCNN}.get(component.kind)

@@ -371,7 +371,8 @@ class _Chunk:
             return _Chunk(np.empty(0, np.int64), np.empty(0, np.uint16), np.empty(0, np.uint16),
                           np.empty(0, np.uint8), True)
         ordered = all(c.is_sorted for c in parts) and all(a.t[-1] <= b.t[0] for a, b in itertools.pairwise(parts))
-        return _Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("t", "x", "y", "p")), ordered)
+        return _Chunk(np.concatenate([c.t for c in parts]), np.concatenate([c.x for c in parts]),
+                      np.concatenate([c.y for c in parts]), np.concatenate([c.p for c in parts]), ordered)
 
 
 _BATCH_DTYPES = (np.dtype(np.int64), np.dtype(np.uint16), np.dtype(np.uint16), np.dtype(np.uint8))
@@ -422,6 +423,7 @@ def assemble_window(spec: WindowSpec, event_feats: Any, rgb_feats: Any | None) -
         raise WindowError(f"assemble_window: {rgb_feats.shape[-2]} RGB features, the window has {spec.rgb_frames}")
     f_ev, f_rgb = event_feats.shape[-1], rgb_feats.shape[-1]
     shape = (*event_feats.shape[:-1], f_ev + f_rgb)
+    out: Any  # an array or a tensor, like the input
     if isinstance(event_feats, np.ndarray):
         out = np.zeros(shape, event_feats.dtype)
     else:

@@ -21,6 +21,7 @@ from hstnn_ros.bags.cdr import read_event_packet
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
 from hstnn_ros.runtime.errors import RuntimeEngineError
@@ -77,8 +78,11 @@ class BagSource:
         except HstnnError as exc:
             raise RuntimeEngineError(f"{self.path}: cannot open the bag: {exc}") from exc
         self.topics = self._resolve(topics)
+        if self.topics.events is None:  # unreachable: topic discovery refuses a bag without an event topic
+            raise RuntimeEngineError(f"{self.path}: no event topic")
+        self._events_topic: str = self.topics.events
         self.message_count = sum(self.counts.get(t, 0) for t in self._selected()) or None
-        stream_decoder(self.types[self.topics.events])  # loads the decoding kernels now, not in the first item
+        stream_decoder(self.types[self._events_topic])  # loads the decoding kernels now, not in the first item
 
     def _resolve(self, want: BagTopics) -> BagTopics:
         """The topics to read: the one discovery rule of dataset building (``datasets.topics.resolve_topics``)."""
@@ -101,7 +105,7 @@ class BagSource:
         messages are decoded from their CDR bytes (no message objects: the node's path; undecodable dvs arrays are
         counted by the decoder, ``decode_counters``)."""
         t = self.topics
-        decoder = stream_decoder(self.types[t.events])
+        decoder = stream_decoder(self.types[self._events_topic])
         pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
         self.pairing = pairer.counters
 
@@ -121,16 +125,8 @@ class BagSource:
                 if m is None:
                     break
                 try:
-                    if m.topic == t.events:  # straight from the CDR bytes, as the node decodes them
-                        if m.msgtype in PACKET_TYPES:
-                            try:
-                                fields = read_event_packet(m.data)
-                            except ValueError as exc:
-                                raise RuntimeEngineError(f"undecodable {m.msgtype} ({exc})") from exc
-                            batch = decoder.decode_fields(fields)
-                            batches = [batch] if len(batch) else []
-                        else:
-                            batches = decoder.decode(m.msgtype, m.data)
+                    if m.topic == t.events:
+                        batches = _event_batches(decoder, m.msgtype, m.data)
                         sec.events += clock() - t1
                         for batch in batches:
                             if len(batch.t_ns):
@@ -165,6 +161,18 @@ class BagSource:
             if meter.ready:
                 break
         return meter.stats()
+
+
+def _event_batches(decoder: Any, msgtype: str, data: bytes) -> list[EventBatch]:
+    """The events of one message, straight from its CDR bytes as the node decodes them."""
+    if msgtype in PACKET_TYPES:
+        try:
+            fields = read_event_packet(data)
+        except ValueError as exc:
+            raise RuntimeEngineError(f"undecodable {msgtype} ({exc})") from exc
+        batch = decoder.decode_fields(fields)
+        return [batch] if len(batch) else []
+    return decoder.decode(msgtype, data)
 
 
 def check_model_fits(source: BagSource, pipeline: Pipeline) -> None:

@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -291,11 +291,12 @@ class PlaceRecognitionEngine:
         kept = self.events.push(batch)
         if kept is None:
             return False
-        if kept:
-            self._watermark = max(self._watermark, int(self.events.newest_ns))
+        newest = self.events.newest_ns
+        if kept and newest is not None:
+            self._watermark = max(self._watermark, int(newest))
             if self.mode is InputMode.EVENTS_ONLY:
                 self._schedule_virtual_frames()
-        return kept > 0 or len(t) == 0
+        return kept > 0 or (t is not None and len(t) == 0)
 
     def push_frame(self, stamp_ns: int, image: np.ndarray | None, depth: np.ndarray | None = None) -> bool:
         """Queue an RGB(-D) frame (``image`` ``[H, W, 3]`` uint8 RGB, ``depth`` ``[H, W]`` metres or mm uint16).
@@ -416,7 +417,10 @@ class PlaceRecognitionEngine:
             ev = pipe.event_frontend(torch.from_numpy(frames).to(self.device))
             t2 = time.perf_counter()
             st.event_frontend += t2 - t1
+            rgb_feat: torch.Tensor | None
             if pipe.rgb_frontend is not None:
+                if frame.image is None:  # unreachable: with an RGB front-end only push_frame's valid images queue
+                    raise RuntimeEngineError(f"frame at {frame.stamp_ns} ns has no image for the RGB front-end")
                 rgb = pipe.rgb_frontend(self.preprocess_rgb(frame.image, frame.depth).unsqueeze(0))
                 rgb_feat, rgb_macs, rgb_acs = rgb.features[0], rgb.macs, rgb.acs
             else:
@@ -498,7 +502,7 @@ def _device(name: str) -> torch.device:
     return dev
 
 
-def _valid_image(image: np.ndarray | None) -> bool:
+def _valid_image(image: np.ndarray | None) -> TypeGuard[np.ndarray]:
     return (
         isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.shape[0] > 0
         and image.shape[1] > 0 and image.dtype == np.uint8

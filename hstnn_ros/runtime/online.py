@@ -100,7 +100,7 @@ class OnlineRecognizer:
         self._pairer: RgbdPairer[Any, Any] = RgbdPairer(slop_ns=settings.sync_slop_ns)
         self._scene = load_references(self.session.models_dir).meter() if self.session.awaiting_scene else None
         self._loader: ThreadPoolExecutor | None = None
-        self._loading: Future[tuple[Environment, Path, Pipeline]] | None = None
+        self._loading: Future[tuple[Environment | None, Path, Pipeline]] | None = None
         self._queue: deque[tuple[str, Any]] = deque()
         self._cv = threading.Condition()
         self._stop = False
@@ -173,46 +173,56 @@ class OnlineRecognizer:
                     self.counters.frames_malformed += 1
 
     def _handle(self, kind: str, payload: Any) -> None:
-        engine = self.session.engine
         if kind == "events":
-            head = packet_header(self._kind, payload)
-            if head is not None:
-                self._note_time(head.stamp_ns)
-            before = self._decoder_problems()
-            try:
-                batches = self._decode_raw(payload)
-            except HstnnError as exc:
-                self.counters.event_msgs_malformed += 1
-                LOG.warning("malformed event message dropped: %s", exc)
-                return
-            if self._decoder_problems() > before:
-                self.counters.event_msgs_malformed += 1
-                LOG.warning("malformed event message: %s", self._stream.counters.recent[-1]
-                            if self._stream.counters.recent else "see counters")
-            for batch in batches:
-                engine.push_events(batch)
-                if self._scene is not None:
-                    self._scene.add_events(batch)
+            self._handle_events(payload)
         else:
-            stamp = payload.header.stamp.sec * 1_000_000_000 + payload.header.stamp.nanosec
-            try:
-                arr = image_to_array(payload)
-            except HstnnError as exc:
-                self.counters.frames_malformed += 1
-                LOG.warning("image dropped: %s", exc)
-                return
-            self._note_time(stamp)
-            if kind == "image":
-                self._frame_id = str(payload.header.frame_id)
-                if self._scene is not None:
-                    self._scene.add_image(stamp, arr)
-                ready = self._pairer.push_colour(stamp, arr) if self.settings.use_depth else None
-                if ready is None:
-                    engine.push_frame(stamp, arr, None)
-            else:
-                ready = self._pairer.push_depth(stamp, arr)
-            for f in ready or ():
-                engine.push_frame(f.stamp_ns, f.colour, f.depth)
+            self._handle_image(kind, payload)
+
+    def _handle_events(self, payload: Any) -> None:
+        """Decode one event message into the engine; a malformed one is counted and dropped."""
+        engine = self.session.engine
+        head = packet_header(self._kind, payload)
+        if head is not None:
+            self._note_time(head.stamp_ns)
+        before = self._decoder_problems()
+        try:
+            batches = self._decode_raw(payload)
+        except HstnnError as exc:
+            self.counters.event_msgs_malformed += 1
+            LOG.warning("malformed event message dropped: %s", exc)
+            return
+        if self._decoder_problems() > before:
+            self.counters.event_msgs_malformed += 1
+            LOG.warning("malformed event message: %s", self._stream.counters.recent[-1]
+                        if self._stream.counters.recent else "see counters")
+        for batch in batches:
+            engine.push_events(batch)
+            if self._scene is not None:
+                self._scene.add_events(batch)
+
+    def _handle_image(self, kind: str, payload: Any) -> None:
+        """A colour (``kind == "image"``) or depth image into the pairer and on to the engine; a malformed one is
+        counted and dropped."""
+        engine = self.session.engine
+        stamp = payload.header.stamp.sec * 1_000_000_000 + payload.header.stamp.nanosec
+        try:
+            arr = image_to_array(payload)
+        except HstnnError as exc:
+            self.counters.frames_malformed += 1
+            LOG.warning("image dropped: %s", exc)
+            return
+        self._note_time(stamp)
+        if kind == "image":
+            self._frame_id = str(payload.header.frame_id)
+            if self._scene is not None:
+                self._scene.add_image(stamp, arr)
+            ready = self._pairer.push_colour(stamp, arr) if self.settings.use_depth else None
+            if ready is None:
+                engine.push_frame(stamp, arr, None)
+        else:
+            ready = self._pairer.push_depth(stamp, arr)
+        for f in ready or ():
+            engine.push_frame(f.stamp_ns, f.colour, f.depth)
         self._maybe_choose_environment()
         self._adopt_loaded_model()
         self._emit(engine.poll())

@@ -136,7 +136,7 @@ class Pipeline:
 
     def modules(self) -> list[torch.nn.Module]:
         """The torch modules of the pipeline (for ``.to(device)`` / ``.eval()``)."""
-        parts = [self.event_frontend, self.rgb_frontend, self.classifier]
+        parts: list[object] = [self.event_frontend, self.rgb_frontend, self.classifier]
         return [p for p in parts if isinstance(p, torch.nn.Module)]
 
     def to(self, device: torch.device) -> Pipeline:

@@ -24,6 +24,7 @@ import numpy as np
 
 from hstnn_ros import defaults
 from hstnn_ros.enums import Environment
+from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.runtime.enums import Preset
 from hstnn_ros.runtime.errors import RuntimeEngineError
 
@@ -99,15 +100,15 @@ class SceneMeter:
         self._t0 = t_ns if self._t0 is None else min(self._t0, t_ns)
         self._t1 = max(self._t1, t_ns)
 
-    def add_events(self, batch: object) -> None:
+    def add_events(self, batch: EventBatch) -> None:
         """Count an ``EventBatch`` (columnar ``t_ns``, ``p`` plus ``width``/``height``)."""
-        t = batch.t_ns  # type: ignore[attr-defined]
+        t = batch.t_ns
         if len(t):
             self._span(int(t[0]))
             self._span(int(t[-1]))
             self._events += len(t)
-            self._on += int(np.count_nonzero(batch.p))  # type: ignore[attr-defined]
-            self._pixels = int(batch.width) * int(batch.height)  # type: ignore[attr-defined]
+            self._on += int(np.count_nonzero(batch.p))
+            self._pixels = int(batch.width) * int(batch.height)
 
     def add_image(self, stamp_ns: int, rgb: np.ndarray) -> None:
         """Record the brightness and noise of an RGB frame (uint8 ``[H, W, 3]``)."""
@@ -162,7 +163,7 @@ class SceneReferences(Mapping[Environment, SceneStats]):
             return self.stats == other.stats and self.spread == other.spread
         return isinstance(other, Mapping) and self.stats == dict(other) and not self.spread
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable on purpose: equal to plain mappings (typeshed wants a method)
 
 
 #: Fallback reference statistics per environment when ``models/presets.json`` does not provide them (the paper's

@@ -109,7 +109,7 @@ def open_session(
     p = parse_preset(preset)
     env = p.environment
     measured = p is Preset.AUTO and scene is not None
-    if measured:
+    if measured and scene is not None:
         env = choose_environment(scene, load_references(models_dir), margin=UNSURE_MARGIN)
         LOG.info("auto preset: %s -> %s", scene, env.value if env else "unsure: default model")
     bundle = resolve_bundle(Preset.of(env) if env is not None else p, models_dir)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind
+from hstnn_ros.model.network import HybridLayer
+from hstnn_ros.model.neurons import LIF, RNN
 from hstnn_ros.tianjicx.enums import LutWidth, MappingStrategy
 from hstnn_ros.tianjicx.errors import TianjicxError
 from hstnn_ros.tianjicx.manifest import build_program, load_program, network_shapes, save_program
@@ -35,14 +37,29 @@ def _np(t: torch.Tensor | None, shape: tuple[int, ...]) -> np.ndarray:
     return np.zeros(shape) if t is None else t.detach().cpu().double().numpy().reshape(shape)
 
 
-def float_net_from_hstnn(model: HSTNN) -> FloatNet:
+def _as_hstnn(model: torch.nn.Module) -> HSTNN:
+    if not isinstance(model, HSTNN):
+        raise TianjicxError(f"expected an hstnn_ros.model.HSTNN, got {type(model).__name__}")
+    return model
+
+
+def _lif_rnn(layer: torch.nn.Module, i: int) -> tuple[LIF, RNN]:
+    """The two populations of hybrid layer ``i``, typed as the kinds the chip program expresses."""
+    snn, rnn = (layer.snn, layer.rnn) if isinstance(layer, HybridLayer) else (None, None)
+    if type(snn) is not LIF or type(rnn) is not RNN:
+        raise TianjicxError(f"layer {i}: TianjicX export needs an LIF + vanilla RNN hybrid layer, got "
+                            f"{type(layer).__name__}({type(snn).__name__}, {type(rnn).__name__})")
+    return snn, rnn
+
+
+def float_net_from_hstnn(model: torch.nn.Module) -> FloatNet:
     """Read the float weights of an ``hstnn_ros.model.HSTNN`` (LIF + vanilla RNN populations, dense layers).
 
     Raises:
-        TianjicxError: a population kind the chip program does not express (ALIF, LSTM, convolutional).
+        TianjicxError: not an HSTNN, or a population kind the chip program does not express (ALIF, LSTM,
+            convolutional).
     """
-    if not isinstance(model, HSTNN):
-        raise TianjicxError(f"expected an hstnn_ros.model.HSTNN, got {type(model).__name__}")
+    model = _as_hstnn(model)
     cfg = model.config
     if cfg.spiking_kind != SpikingKind.LIF or cfg.nonspiking_kind != NonSpikingKind.RNN:
         raise TianjicxError(
@@ -52,7 +69,7 @@ def float_net_from_hstnn(model: HSTNN) -> FloatNet:
     layers = []
     fan_in = cfg.input_size
     for i, layer in enumerate(model.layers):
-        snn, rnn = layer.snn, layer.rnn
+        snn, rnn = _lif_rnn(layer, i)
         n_s, n_r = snn.size, rnn.size
         layers.append(
             FloatLayer(
@@ -120,7 +137,7 @@ def export_program(
         # what every layer of the float model outputs on the calibration windows: the quantiser fits each INT8
         # operand to the drive it must reproduce there
         with torch.no_grad():
-            rec = model.eval().run(torch.from_numpy(calib_x))
+            rec = _as_hstnn(model).eval().run(torch.from_numpy(calib_x))
         layer_outputs = [torch.cat([s, r], dim=-1).numpy() for s, r in zip(rec.spikes, rec.rnn_out, strict=True)]
     q = quantise(net, calib_x, lut_width=lut_width, layer_outputs=layer_outputs)
     mapping = map_network(

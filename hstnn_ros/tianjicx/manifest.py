@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,7 @@ def _lif_dict(p: LifParams) -> dict:
     return d
 
 
-def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, dict[str, np.ndarray]]:
+def build_program(q: QuantHSTNN, mapping: Mapping, steps: int) -> tuple[dict, dict[str, np.ndarray]]:  # noqa: PLR0915  lays out the core groups in order
     """Lay the quantised network out on the mapped cores: manifest dict and the per-core tensors."""
     tensors: dict[str, np.ndarray] = {}
     cores: list[dict] = []
@@ -365,6 +366,9 @@ def check_schema(manifest: dict, where: Path | str = MANIFEST_NAME) -> None:
         raise TianjicxError(f"{where}: field {path}: {e.message}") from e
 
 
+_Bad = Callable[[str], TianjicxError]
+
+
 def check_manifest(manifest: dict, tensors: dict[str, np.ndarray], where: Path | str = MANIFEST_NAME) -> None:
     """Content checks the schema cannot express: ids, coverage, padding, shapes, routes, parameters, core budget."""
 
@@ -376,24 +380,57 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray], where: Path |
     layers = net["layers"]
     bufs = manifest["buffers"]
     cores = manifest["cores"]
+    limits = CoreLimits(**{**manifest["limits"], "mesh_xy": tuple(manifest["limits"]["mesh_xy"])})
+    _check_cores_and_groups(cores, manifest["core_groups"], len(layers), limits, bad)
+    expect = _expected_buffers(net, bad)
+    for name, n in expect.items():
+        if bufs.get(name) != n:
+            raise bad(f"buffer {name} must have length {n}, found {bufs.get(name)}")
+    if set(bufs) != set(expect):
+        raise bad(f"unexpected buffers {sorted(set(bufs) - set(expect))}")
+    coverage: dict[str, list[tuple[int, int]]] = {}
+    written: dict[str, np.ndarray] = {k: np.zeros(v, np.int64) for k, v in bufs.items()}
+    for c in cores:
+        lo, hi = c["columns"]
+        if not 0 <= lo < hi:
+            raise bad(f"core {c['core_id']}: columns {c['columns']} must satisfy 0 <= lo < hi")
+        coverage.setdefault(c["population"], []).append((lo, hi))
+        _check_core(c, bufs, tensors, limits, bad)
+        for r in c["routes"]:
+            written[r["buffer"]][r["offset"] : r["offset"] + r["length"]] += 1
+    for name, count in written.items():
+        if name != "input" and np.any(count != 1):
+            raise bad(f"buffer {name}: every element must be written by exactly one route (counts {np.unique(count)})")
+    for i, lay in enumerate(layers):
+        for kind, n in (("snn", lay["n_snn"]), ("rnn", lay["n_rnn"])):
+            _check_cover(coverage.get(f"layer{i}.{kind}", []), n, f"layer{i}.{kind}", bad)
+    _check_cover(coverage.get("readout", []), net["num_classes"], "readout", bad)
+
+
+def _check_cores_and_groups(cores: list[dict], groups: list[dict], n_layers: int, limits: CoreLimits,
+                            bad: _Bad) -> None:
+    """Core ids 0..n-1 in order, within the chip's core count, each in exactly one group (one per layer + readout)."""
     ids = [c["core_id"] for c in cores]
     if ids != list(range(len(cores))):
         raise bad(f"core ids must be 0..{len(cores) - 1} in order, found {ids[:10]}...")
-    limits = CoreLimits(**{**manifest["limits"], "mesh_xy": tuple(manifest["limits"]["mesh_xy"])})
     if len(cores) > limits.cores_per_chip:
         raise bad(
             f"{len(cores)} cores exceed the chip's {limits.cores_per_chip} by {len(cores) - limits.cores_per_chip}"
         )
-    grouped = sorted(i for g in manifest["core_groups"] for i in g["cores"])
+    grouped = sorted(i for g in groups for i in g["cores"])
     if grouped != ids:
         raise bad("core_groups must list every core exactly once")
-    for g in manifest["core_groups"]:
+    for g in groups:
         for i in g["cores"]:
             if cores[i]["group"] != g["group"]:
                 raise bad(f"core {i} says group {cores[i]['group']} but is listed in group {g['group']}")
-    if len(manifest["core_groups"]) != len(layers) + 1:
-        raise bad(f"{len(layers)} layers need {len(layers) + 1} core groups, found {len(manifest['core_groups'])}")
-    # expected buffer sizes
+    if len(groups) != n_layers + 1:
+        raise bad(f"{n_layers} layers need {n_layers + 1} core groups, found {len(groups)}")
+
+
+def _expected_buffers(net: dict, bad: _Bad) -> dict[str, int]:
+    """The buffer lengths the network's layer sizes imply (checking that consecutive layers fit together)."""
+    layers = net["layers"]
     expect = {"input": net["input_size"], "logits": net["num_classes"]}
     for i, lay in enumerate(layers):
         if i:
@@ -405,68 +442,62 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray], where: Path |
     expect["readout.rnn"] = layers[-1]["n_rnn"]
     if layers[0]["fan_in"] != net["input_size"]:
         raise bad(f"layer 0 fan_in {layers[0]['fan_in']} != input_size {net['input_size']}")
-    for name, n in expect.items():
-        if bufs.get(name) != n:
-            raise bad(f"buffer {name} must have length {n}, found {bufs.get(name)}")
-    if set(bufs) != set(expect):
-        raise bad(f"unexpected buffers {sorted(set(bufs) - set(expect))}")
-    coverage: dict[str, list[tuple[int, int]]] = {}
-    written: dict[str, np.ndarray] = {k: np.zeros(v, np.int64) for k, v in bufs.items()}
-    for c in cores:
-        cid = c["core_id"]
-        lo, hi = c["columns"]
-        if not 0 <= lo < hi:
-            raise bad(f"core {cid}: columns {c['columns']} must satisfy 0 <= lo < hi")
-        coverage.setdefault(c["population"], []).append((lo, hi))
-        if c["fan_in_padded"] != ceil_to(c["fan_in"], INPUT_ALIGN):
-            raise bad(f"core {cid}: fan_in_padded {c['fan_in_padded']} != ceil16({c['fan_in']})")
-        if c["columns_padded"] != ceil_to(hi - lo, OUTPUT_ALIGN):
-            raise bad(f"core {cid}: columns_padded {c['columns_padded']} != ceil32({hi - lo})")
-        if c["memory_bytes"] > limits.memory_bytes:
-            raise bad(
-                f"core {cid}: {c['memory_bytes']} bytes exceed core memory by {c['memory_bytes'] - limits.memory_bytes}"
-            )
-        if sum(bufs.get(r, -(10**9)) for r in c["reads"]) != c["fan_in"]:
-            raise bad(f"core {cid}: reads {c['reads']} do not add up to fan_in {c['fan_in']}")
-        for p in c["primitives"]:
-            for key in ("weights", "bias", "table", "vtheta_init"):
-                name = p.get(key)
-                if name is not None and name not in tensors:
-                    raise bad(f"core {cid}: {p['op']} operand {key}={name} is not in the weights file")
-            if p["op"] == "P04":
-                w = tensors[p["weights"]]
-                rows = bufs[p["input"]] if "input" in p else c["fan_in"]
-                if w.dtype != np.int8 or w.shape != (rows, hi - lo):
-                    raise bad(f"core {cid}: {p['weights']} must be int8 [{rows}, {hi - lo}], is {w.dtype} {w.shape}")
-                if p.get("bias") is not None and tensors[p["bias"]].shape != (hi - lo,):
-                    raise bad(f"core {cid}: bias {p['bias']} must have {hi - lo} entries")
-            elif p["op"] == "P07":
-                width = LutWidth(p["lut_width_bits"])
-                if p.get("x_bits") not in (8, 32):
-                    raise bad(f"core {cid}: P07 x_bits must be 8 or 32, got {p.get('x_bits')}")
-                if tensors[p["table"]].shape != (2 ** int(width),):
-                    raise bad(f"core {cid}: table {p['table']} must have {2 ** int(width)} entries")
-            elif p["op"] == "P08":
-                try:
-                    LifParams(**p["params"])
-                except (TypeError, ValueError) as e:
-                    raise bad(f"core {cid}: P08 params invalid ({e})") from e
-        for r in c["routes"]:
-            if r["buffer"] not in bufs:
-                raise bad(f"core {cid}: route to unknown buffer {r['buffer']}")
-            if r["length"] != hi - lo or r["offset"] < 0 or r["offset"] + r["length"] > bufs[r["buffer"]]:
-                raise bad(f"core {cid}: route {r} does not fit buffer {r['buffer']} of length {bufs[r['buffer']]}")
-            written[r["buffer"]][r["offset"] : r["offset"] + r["length"]] += 1
-    for name, count in written.items():
-        if name != "input" and np.any(count != 1):
-            raise bad(f"buffer {name}: every element must be written by exactly one route (counts {np.unique(count)})")
-    for i, lay in enumerate(layers):
-        for kind, n in (("snn", lay["n_snn"]), ("rnn", lay["n_rnn"])):
-            _check_cover(coverage.get(f"layer{i}.{kind}", []), n, f"layer{i}.{kind}", bad)
-    _check_cover(coverage.get("readout", []), net["num_classes"], "readout", bad)
+    return expect
 
 
-def _check_cover(spans: list[tuple[int, int]], n: int, name: str, bad: Any) -> None:
+def _check_core(c: dict, bufs: dict[str, int], tensors: dict[str, np.ndarray], limits: CoreLimits,
+                bad: _Bad) -> None:
+    """One core: padding, memory budget, reads, its primitives' operands and its routes' bounds."""
+    cid = c["core_id"]
+    lo, hi = c["columns"]
+    if c["fan_in_padded"] != ceil_to(c["fan_in"], INPUT_ALIGN):
+        raise bad(f"core {cid}: fan_in_padded {c['fan_in_padded']} != ceil16({c['fan_in']})")
+    if c["columns_padded"] != ceil_to(hi - lo, OUTPUT_ALIGN):
+        raise bad(f"core {cid}: columns_padded {c['columns_padded']} != ceil32({hi - lo})")
+    if c["memory_bytes"] > limits.memory_bytes:
+        raise bad(
+            f"core {cid}: {c['memory_bytes']} bytes exceed core memory by {c['memory_bytes'] - limits.memory_bytes}"
+        )
+    if sum(bufs.get(r, -(10**9)) for r in c["reads"]) != c["fan_in"]:
+        raise bad(f"core {cid}: reads {c['reads']} do not add up to fan_in {c['fan_in']}")
+    for p in c["primitives"]:
+        _check_primitive(c, p, bufs, tensors, bad)
+    for r in c["routes"]:
+        if r["buffer"] not in bufs:
+            raise bad(f"core {cid}: route to unknown buffer {r['buffer']}")
+        if r["length"] != hi - lo or r["offset"] < 0 or r["offset"] + r["length"] > bufs[r["buffer"]]:
+            raise bad(f"core {cid}: route {r} does not fit buffer {r['buffer']} of length {bufs[r['buffer']]}")
+
+
+def _check_primitive(c: dict, p: dict, bufs: dict[str, int], tensors: dict[str, np.ndarray], bad: _Bad) -> None:
+    """Primitive ``p`` of core ``c``: its operands exist in the weights file with the shapes and dtypes it needs."""
+    cid = c["core_id"]
+    lo, hi = c["columns"]
+    for key in ("weights", "bias", "table", "vtheta_init"):
+        name = p.get(key)
+        if name is not None and name not in tensors:
+            raise bad(f"core {cid}: {p['op']} operand {key}={name} is not in the weights file")
+    if p["op"] == "P04":
+        w = tensors[p["weights"]]
+        rows = bufs[p["input"]] if "input" in p else c["fan_in"]
+        if w.dtype != np.int8 or w.shape != (rows, hi - lo):
+            raise bad(f"core {cid}: {p['weights']} must be int8 [{rows}, {hi - lo}], is {w.dtype} {w.shape}")
+        if p.get("bias") is not None and tensors[p["bias"]].shape != (hi - lo,):
+            raise bad(f"core {cid}: bias {p['bias']} must have {hi - lo} entries")
+    elif p["op"] == "P07":
+        width = LutWidth(p["lut_width_bits"])
+        if p.get("x_bits") not in (8, 32):
+            raise bad(f"core {cid}: P07 x_bits must be 8 or 32, got {p.get('x_bits')}")
+        if tensors[p["table"]].shape != (2 ** int(width),):
+            raise bad(f"core {cid}: table {p['table']} must have {2 ** int(width)} entries")
+    elif p["op"] == "P08":
+        try:
+            LifParams(**p["params"])
+        except (TypeError, ValueError) as e:
+            raise bad(f"core {cid}: P08 params invalid ({e})") from e
+
+
+def _check_cover(spans: list[tuple[int, int]], n: int, name: str, bad: _Bad) -> None:
     pos = 0
     for lo, hi in sorted(spans):
         if lo != pos:

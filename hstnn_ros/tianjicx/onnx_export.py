@@ -32,7 +32,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> Pa
             torch.onnx.export(
                 model,
                 (example,),
-                buf,
+                # the TorchScript exporter (dynamo=False) writes to file-like objects too; the stub only names paths
+                buf,  # type: ignore[arg-type]
                 input_names=["x"],
                 output_names=["logits"],
                 dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},

@@ -344,7 +344,7 @@ def _rows(a: np.ndarray, limit: int = CALIB_ROWS) -> np.ndarray:
     return a if a.shape[0] <= limit else a[np.linspace(0, a.shape[0] - 1, limit).astype(np.int64)]
 
 
-def quantise(
+def quantise(  # noqa: PLR0915  layer-by-layer calibration recipe
     net: FloatNet,
     calib_x: np.ndarray,
     lut_width: LutWidth = LutWidth.BITS_12,

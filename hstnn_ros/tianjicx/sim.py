@@ -148,7 +148,7 @@ def _hops(manifest: dict) -> dict[tuple[int, str], int]:
     return out
 
 
-def run_program(
+def run_program(  # noqa: C901, PLR0912, PLR0915  to be split after the selection rework lands
     manifest: dict,
     tensors: dict[str, np.ndarray],
     x_int: np.ndarray,

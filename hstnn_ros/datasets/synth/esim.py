@@ -87,8 +87,8 @@ class EventSimulator:
         off_pix = np.flatnonzero(d <= -self.c_off)
         n_on = np.floor(d[on_pix] / self.c_on[on_pix]).astype(np.int64)
         n_off = np.floor(-d[off_pix] / self.c_off[off_pix]).astype(np.int64)
-        parts = [self._crossings(on_pix, n_on, self.c_on, 1, L0=L0, L1=L1, t0_us=t0_us, dt=dt),
-                 self._crossings(off_pix, n_off, self.c_off, -1, L0=L0, L1=L1, t0_us=t0_us, dt=dt)]
+        parts = [self._crossings(on_pix, n_on, self.c_on, 1, ref=self.ref, L0=L0, L1=L1, t0_us=t0_us, dt=dt),
+                 self._crossings(off_pix, n_off, self.c_off, -1, ref=self.ref, L0=L0, L1=L1, t0_us=t0_us, dt=dt)]
         self.ref[on_pix] += n_on * self.c_on[on_pix]
         self.ref[off_pix] -= n_off * self.c_off[off_pix]
         self.prev = L1
@@ -104,17 +104,18 @@ class EventSimulator:
         return SimEvents(t_ns=t_us * 1000, x=(idx % self.width).astype(np.uint16),
                          y=(idx // self.width).astype(np.uint16), p=pol)
 
-    def _crossings(self, pix: np.ndarray, cnt: np.ndarray, c: np.ndarray, sign: int, *, L0: np.ndarray, L1: np.ndarray,
-                   t0_us: int, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _crossings(self, pix: np.ndarray, cnt: np.ndarray, c: np.ndarray, sign: int, *, ref: np.ndarray,
+                   L0: np.ndarray, L1: np.ndarray, t0_us: int, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Interpolated crossing times of pixels ``pix`` with ``cnt`` crossings of step ``c`` in direction
-        ``sign``, thinned by the refractory period; updates ``last_us``."""
+        ``sign`` from reference levels ``ref`` (as before this step), thinned by the refractory period; updates
+        ``last_us``."""
         if pix.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
         slope = np.abs(L1[pix] - L0[pix]).astype(np.float64) / dt  # log units per microsecond
         slope = np.maximum(slope, 1e-12)
         ci = c[pix].astype(np.float64)
         # time of crossing k (1-based): level ref + sign*k*c reached from L0 along the linear ramp
-        first = t0_us + np.clip(sign * (self.ref[pix] + sign * ci - L0[pix]) / slope, 0.0, dt)
+        first = t0_us + np.clip(sign * (ref[pix] + sign * ci - L0[pix]) / slope, 0.0, dt)
         spacing = ci / slope
         refr = float(self.cfg.refractory_us)
         # greedy refractory on an equally spaced sequence: first allowed index k0, then every m-th crossing

@@ -67,7 +67,7 @@ class Renderer:
         self.gray = SRGB_TO_LINEAR[cv2.cvtColor(world.atlas, cv2.COLOR_RGB2GRAY)]
         self.gray_blur = SRGB_TO_LINEAR[cv2.cvtColor(world.atlas_blur, cv2.COLOR_RGB2GRAY)]
 
-    def render(self, pose: Pose, gray: bool = False) -> Rendered:
+    def render(self, pose: Pose, gray: bool = False) -> Rendered:  # noqa: PLR0915  one sequential ray-casting recipe
         """Render colour (or linear luminance when ``gray``), depth and hit x from ``pose``."""
         w = self.world
         ppm = w.px_per_m

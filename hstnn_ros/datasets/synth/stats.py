@@ -31,7 +31,7 @@ class EventStats:
     def on_ratio(self) -> float:
         return self.on_events / self.events if self.events else float("nan")
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         return {"name": self.name, "width": self.width, "height": self.height, "duration_s": self.duration_s,
                 "events": self.events, "on_events": self.on_events,
                 "events_per_s": self.events_per_s, "events_per_px_s": self.events_per_px_s,

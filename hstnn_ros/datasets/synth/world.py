@@ -169,7 +169,7 @@ def alias_sources(config: WorldConfig, seed: int) -> np.ndarray:
     return src
 
 
-def build_world(config: WorldConfig, seed: int) -> World:
+def build_world(config: WorldConfig, seed: int) -> World:  # noqa: PLR0915  one seeded recipe, fixed rng draw order
     """Generate the world of ``seed`` (deterministic: same config and seed -> identical arrays)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x57A7]))
     total_m = config.path_length_m + 2 * MARGIN_M
@@ -180,7 +180,7 @@ def build_world(config: WorldConfig, seed: int) -> World:
     obj_h = wall_h
     rows = {"left": 0, "right": wall_h, "floor": 2 * wall_h, "ceiling": 2 * wall_h + floor_h,
             "objects": 2 * wall_h + 2 * floor_h, "end": 3 * wall_h + 2 * floor_h}
-    atlas = np.zeros((4 * wall_h + 2 * floor_h, cols, 3), np.uint8)
+    atlas: np.ndarray = np.zeros((4 * wall_h + 2 * floor_h, cols, 3), np.uint8)
     n = config.num_places
     seg_m = config.path_length_m / n
     # segment boundaries in atlas columns; the margins continue the first/last place

@@ -44,7 +44,8 @@ def _ffill(mask: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(idx) if len(idx) else idx
 
 
-def _words(payload: bytes | np.ndarray, itemsize: int, dtype: str, what: str) -> tuple[np.ndarray, list[str]]:
+def _words(payload: bytes | np.ndarray, itemsize: int, dtype: str | np.dtype, what: str
+           ) -> tuple[np.ndarray, list[str]]:
     buf = memoryview(payload).cast("B") if not isinstance(payload, np.ndarray) else payload.view(np.uint8)
     n = len(buf) // itemsize
     problems = []
@@ -118,7 +119,7 @@ def decode_evt3(payload: bytes | np.ndarray, state: Evt3State, marks: np.ndarray
     return Decoded(t, x, y, p, tt, tid, tp, problems, ev_at, tr_at)
 
 
-def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str],
+def _decode_evt3_general(w: np.ndarray, state: Evt3State, problems: list[str],  # noqa: PLR0915  evt3 decoder state machine
                          marks: np.ndarray = _NO_MARKS) -> Decoded:
     """Decode one evt3 payload (little-endian 16-bit words), updating ``state``. Times are sensor microseconds
     (unwrapped across TIME_HIGH wraps) in ns. Events before the first TIME_HIGH of a stream are dropped (their

@@ -41,7 +41,7 @@ def _compiled(**options: Any) -> Callable[[Callable], Any]:
 
 
 @_compiled()
-def evt3_scalar(w: np.ndarray, high: int, low: int, y: int, marks: np.ndarray) -> tuple:
+def evt3_scalar(w: np.ndarray, high: int, low: int, y: int, marks: np.ndarray) -> tuple:  # noqa: C901, PLR0912, PLR0915  numba decoder state machine; calls cost per event
     """evt3 without vector words. ``high`` is the carried TIME_HIGH incl. wraps (-1: none yet), ``low`` the
     carried TIME_LOW, ``y`` the carried ADDR_Y; ``marks`` are ascending word indices (packet starts when several
     packets are decoded in one call). Returns event arrays (t in ns), trigger arrays, the new ``(high, low, y)``,
@@ -131,7 +131,7 @@ def evt3_scalar(w: np.ndarray, high: int, low: int, y: int, marks: np.ndarray) -
 
 
 @_compiled()
-def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
+def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:  # noqa: PLR0912, PLR0915  numba decoder state machine; calls cost per event
     """libcaer_cmp: time words restart with each packet, ``x`` carries over (-1: none yet); VECT_BASE_Y sets the
     base y and polarity of the following VECT_8 words (8 y positions each, base advancing by 8; base 0 and OFF
     when a packet has none). Returns event arrays (t in ns) in word order, the new ``x`` and counts (unsupported
@@ -195,7 +195,7 @@ def libcaer_cmp_words(w: np.ndarray, time_base_ns: int, x: int) -> tuple:
 
 
 @_compiled(inline="always")
-def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> int:
+def _u32(b3: np.uint8, b2: np.uint8, b1: np.uint8, b0: np.uint8) -> np.int64:
     """The unsigned 32-bit value of bytes most significant first."""
     return (np.int64(b3) << 24) | (np.int64(b2) << 16) | (np.int64(b1) << 8) | np.int64(b0)
 
@@ -273,7 +273,7 @@ def libcaer_events(data: np.ndarray, ts: np.ndarray, time_base_ns: int) -> tuple
     ys = np.empty(n, np.uint16)
     ps = np.empty(n, np.uint8)
     roll = 0
-    prev = 0
+    prev = np.int64(0)
     for i in range(n):
         s = np.int64(ts[i])
         if i > 0 and s < prev - (1 << 30):
@@ -319,7 +319,7 @@ def _lnds(t: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 @_compiled()
-def resync_events(t: np.ndarray, lo: int, hi: int, reach: int, period: int, max_wraps: int,  # noqa: PLR0917
+def resync_events(t: np.ndarray, lo: int, hi: int, reach: int, period: int, max_wraps: int,  # noqa: PLR0917, C901, PLR0912, PLR0915  numba per-event repair rules; calls cost per event
                   floor: int, order: bool) -> tuple:
     """One packet's consistency check (``clock.PacketClock`` chooses the window and the mode). ``[lo, hi]`` is
     where the packet's header stamp says its events lie (``lo > hi``: no window); events from ``reach`` up to ``lo``
@@ -460,7 +460,7 @@ def plain_check(t: np.ndarray, x: np.ndarray, y: np.ndarray, hist: np.ndarray, f
 
 
 @_compiled()
-def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.ndarray,  # noqa: PLR0917
+def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.ndarray,  # noqa: PLR0917, C901, PLR0912, PLR0915  numba decoder state machine; calls cost per event
                high: int, low: int, y: int, off: int, floor: int, width: int, height: int, prm: np.ndarray) -> tuple:
     """The fast path of ``StreamDecoder`` for evt3 packets without vector words: decode, packet check and stream
     checks in one pass, for each packet ``q`` (words ``marks[q]:marks[q + 1]`` of ``w``, header stamp ``stamps[q]``)

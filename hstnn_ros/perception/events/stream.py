@@ -290,9 +290,9 @@ class StreamDecoder:
                 continue
             j = self._evt3_run_end(msgs, i)
             if j - i > 1:
-                batch, done = self._decode_evt3_run(msgs[i:j])
-                if batch is not None and len(batch):
-                    out.append(batch)
+                run, done = self._decode_evt3_run(msgs[i:j])
+                if run is not None and len(run):
+                    out.append(run)
                 i += done
                 if i == j:
                     continue
@@ -339,7 +339,7 @@ class StreamDecoder:
         return self._packet(_stamp_ns(msg.header), int(msg.width), int(msg.height), str(msg.encoding),
                             int(msg.time_base), msg.events, try_fast)
 
-    def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917
+    def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917, C901, PLR0912, PLR0915  packet validation, checks in order
                 payload: Any, try_fast: bool = True) -> EventBatch:
         """One event packet from its fields (a message object's, or read straight from CDR bytes); ``try_fast``:
         the evt3 fast path was not tried on it yet."""
@@ -463,9 +463,12 @@ class StreamDecoder:
     def _plain(self, w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, off: int) -> tuple[EventBatch | None, int]:
         """Run ``kernels.evt3_plain`` over the packets ``marks`` delimits in ``w`` and commit those it took: their
         events as one batch (None if it took none) and how many packets it took."""
+        if self._size is None:  # no packet has set the sensor size yet: leave them to the message-by-message path
+            return None, 0
+        width, height = self._size
         ev = self._evt3
         buf, done, k, j, tr_last, n_x, n_tr, high, low, yy, last = evt3_plain(
-            w, marks, stamps, self._clock.h, ev.high, ev.low, ev.y, off, self._last_t, self._size[0], self._size[1],
+            w, marks, stamps, self._clock.h, ev.high, ev.low, ev.y, off, self._last_t, width, height,
             KERNEL_PARAMS)
         if not done:
             return None, 0
@@ -485,7 +488,7 @@ class StreamDecoder:
         at = 8 * (n_x + n_tr)
         return EventBatch.trusted(np.ndarray(k, _I64, buf, 0), np.ndarray(k, _U16, buf, at),
                                   np.ndarray(k, _U16, buf, at + 2 * n_x), np.ndarray(k, _U8, buf, at + 4 * n_x),
-                                  self._size[0], self._size[1]), done
+                                  width, height), done
 
     def _emit(self, v: Verdict, c: _Columns, stamp: int) -> EventBatch:
         """The checked events of one packet: the previous packet's held tail first if this packet's events all come
