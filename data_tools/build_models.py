@@ -51,7 +51,7 @@ def _train_config(work: Path, quick: bool, hidden: list[int] | None = None, rati
     base = yaml.safe_load((defaults.share_dir() / "config" / "train_place_recognition.yaml").read_text())
     if quick:
         base["network"]["hidden"] = [128, 128]
-        base["epochs"] = {"adaptation": 15, "restoration": 10, "direct": 15, "patience": 5}
+        base["epochs"] = {"adaptation": 15, "restoration": 10, "direct": None, "patience": 5}
         base["sweep"] = {"ratios": [0.5, 0.95], "seeds": [0], "direct_baselines": False, "random_control": False}
         base["selection"]["max_batches"] = 5
     else:
