@@ -59,9 +59,14 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-## Re-train the shipped model bundles from scratch (documented in models/MODEL_CARD.md).
+## Re-train the shipped model bundles from scratch (documented in models/MODEL_CARD.md): hstnn-fit-route on the
+## synthetic route (demo preset, 3 environments x 4 traversals, seed 0; generated once into build_models_work/).
+MODELS_WORK := build_models_work
 models: $(STAMP)
-	$(BIN)/python -m hstnn_ros.data_tools.build_models --quick --traversals 4 --hidden 500 500 --ratios 0.5 0.75 0.95
+	test -f $(MODELS_WORK)/route/index.json || $(BIN)/hstnn-synth-route --out $(MODELS_WORK)/route --preset demo \
+		--envs env1,env2,env3 --traversals 4 --seed 0 --quiet
+	$(BIN)/hstnn-fit-route --route $(MODELS_WORK)/route --out models --work $(MODELS_WORK)/fit --quick \
+		--hidden 500 500 --ratios 0.5 0.75 0.95
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache

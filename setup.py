@@ -57,6 +57,7 @@ setup(
             "hstnn-dataset = hstnn_ros.data_tools.dataset:main",
             "hstnn-frontends = hstnn_ros.data_tools.frontends:main",
             "hstnn-train = hstnn_ros.data_tools.train:main",
+            "hstnn-fit-route = hstnn_ros.data_tools.fit_route:main",
             "hstnn-robustness = hstnn_ros.data_tools.robustness:main",
             "hstnn-replay = hstnn_ros.data_tools.replay:main",
             "hstnn-export-tianjicx = hstnn_ros.data_tools.export_tianjicx:main",

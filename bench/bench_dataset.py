@@ -2,8 +2,9 @@
 
 A synthetic `demo`-preset traversal (2 m/s, DVS 346x260, RGB 160x120 at 30 Hz, evt3 events) is written as MCAP, then
 streamed into a window dataset (`write_traversal`: decode, window, resize, chunked safetensors) in a fresh process;
-memory is its peak RSS (`ru_maxrss`), split into the process after imports and the growth while building
-(tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with route length:
+memory is its peak RSS (`VmHWM`: `bench_memory.peak_rss_mb`), split into the process after imports and the growth
+while building (tracemalloc is not used: it slows every allocation and so the windows/s). Memory must not grow with
+route length:
 two lengths are measured in one run and their ratio printed. On the shorter route the NeuroGPR path is timed too
 (export, then building from the export). Feature caching runs the shipped front-ends
 (`models/frontends`) over the built traversal.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bundle builders
+from bench.bench_memory import peak_rss_mb
 from hstnn_ros import defaults
 from hstnn_ros.datasets.frontend_training import cache_features
 from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
@@ -52,21 +53,26 @@ def _write_route(path: Path, seconds: float) -> float:
     return float(res.meta["duration_s"])
 
 
+def _generate(path: str, seconds: float) -> tuple[float, float]:
+    """In a fresh process: write the route bag; its duration and the writer's peak RSS (MB)."""
+    return _write_route(Path(path), seconds), peak_rss_mb()
+
+
 def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
     """Runs in a fresh process: the peak RSS is this build's alone. No tracemalloc (it slows every allocation):
-    memory is the growth of the peak RSS (``ru_maxrss``) over the process after its imports."""
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory is the growth of the peak RSS (``VmHWM``) over the process after its imports."""
+    rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     window = WindowSpec(input_hw=input_hw)
     entry, n = write_traversal(Path(out), "t", BagFrames(Path(bag), window=window, progress=False),
                                window=window, labelling=Labelling.TIME, places=100)
     wall = time.perf_counter() - t0
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss1 = peak_rss_mb()
     write_manifest(Path(out), [{**entry, "env": "env1", "split": "test"}], window=window, labelling=Labelling.TIME,
                    num_places=n)
     frames = entry["frames"]
     return {"frames": frames, "windows": frames - defaults.RGB_FRAMES_PER_WINDOW + 1, "wall_s": wall,
-            "rss_peak_mb": rss1 / 1e3, "rss_at_start_mb": rss0 / 1e3, "rss_growth_mb": (rss1 - rss0) / 1e3}
+            "rss_peak_mb": rss1, "rss_at_start_mb": rss0, "rss_growth_mb": rss1 - rss0}
 
 
 def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:
@@ -124,18 +130,21 @@ def main() -> dict:
             bag, ds_dir = Path(d) / f"bag_{seconds:.0f}", Path(d) / f"ds_{seconds:.0f}"
             ds_dir.mkdir()
             t0 = time.perf_counter()
-            dur = _write_route(bag, seconds)
+            with ctx.Pool(1) as pool:
+                dur, gen_rss = pool.apply(_generate, (str(bag), seconds))
             gen = time.perf_counter() - t0
             with ctx.Pool(1) as pool:
                 r = pool.apply(_build, (str(bag), str(ds_dir), hw))
-            r.update({"route_s": dur, "generate_wall_s": gen, "windows_per_s": r["windows"] / r["wall_s"],
+            r.update({"route_s": dur, "generate_wall_s": gen, "generate_rss_peak_mb": gen_rss,
+                      "windows_per_s": r["windows"] / r["wall_s"],
                       "bag_mb": sum(p.stat().st_size for p in bag.rglob("*") if p.is_file()) / 1e6})
             key = f"build_{seconds:.0f}s"
             out[key] = r
             print(f"{key:12s} route {dur:6.1f} s ({r['bag_mb']:.0f} MB bag, generated in {gen:.0f} s): "
                   f"{r['windows']} windows in {r['wall_s']:.1f} s -> {r['windows_per_s']:.1f} windows/s "
                   f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB = "
-                  f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building", flush=True)
+                  f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building (writing the "
+                  f"route: peak RSS {gen_rss:.0f} MB)", flush=True)
             if seconds == lengths[0]:
                 g = _neurogpr(bag, Path(d), hw)
                 out["neurogpr"] = g
@@ -147,8 +156,10 @@ def main() -> dict:
         out["rss_peak_ratio"] = b["rss_peak_mb"] / a["rss_peak_mb"]
         out["rss_growth_ratio"] = b["rss_growth_mb"] / max(a["rss_growth_mb"], 1e-3)
         out["route_length_ratio"] = b["route_s"] / a["route_s"]
+        out["generate_rss_peak_ratio"] = b["generate_rss_peak_mb"] / a["generate_rss_peak_mb"]
         print(f"for a {out['route_length_ratio']:.1f}x longer route: peak RSS ratio {out['rss_peak_ratio']:.2f}, "
-              f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1)")
+              f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1); writing the route: peak RSS "
+              f"ratio {out['generate_rss_peak_ratio']:.2f}")
         c = _cache(ds_dir)
         out["feature_cache"] = c
         if isinstance(c, dict):

@@ -1,13 +1,16 @@
-"""Event ingestion speed on the real bags in ../shared/data: events/s per decoder (per message as recorded, and
-bulk over the whole stream's concatenated payload, which shows the codec's throughput without per-call overhead),
-framing events/s, and for dvs_msgs/EventArray the speed-up of the package's CDR decoder (StreamDecoder) over rosbags'
-deserialisation into per-event objects (on a dvs bag written from real events with the package's writer/encoder;
-the two timed in interleaved pairs, see bench/timing.py).
+"""Event ingestion speed on the real bags in ../shared/data: events/s per decoder (``StreamDecoder.decode`` per
+message as recorded, from message objects and from CDR bytes; ``decode_many`` over the whole stream; and the codec in
+bulk over the whole stream's concatenated payload, which shows its throughput without per-call overhead), each path
+timed in interleaved pairs against its reference (bench/timing.py): per message against bulk (the share of the
+codec's speed a message-by-message decoder keeps; target >= 0.75 on the evt3 bags), ``decode_many`` against per
+message + concatenation (the same one batch; target: never slower). Then framing events/s, and for
+dvs_msgs/EventArray the speed-up of the package's CDR decoder (StreamDecoder) over rosbags' deserialisation into
+per-event objects (on a dvs bag written from real events with the package's writer/encoder; interleaved pairs).
 
 The compiled (numba) kernels are warmed up before each timed region; their first-call cost is reported apart:
 compiling (fresh numba cache) and loading from the cache, each in a new process.
 
-Quick mode (``HSTNN_BENCH_QUICK=1``): best of 3 timings (7 in full mode; as many pairs for the ratio) and a smaller
+Quick mode (``HSTNN_BENCH_QUICK=1``): 3 interleaved pairs (7 in full mode; framing: best of as many) and a smaller
 dvs bag.
 """
 
@@ -33,7 +36,7 @@ QUICK = os.environ.get("HSTNN_BENCH_QUICK") == "1"
 REPEATS = 3 if QUICK else 7
 
 
-def _best(fn: Callable[[], Any]) -> tuple[float, Any]:
+def _best(fn: Callable[[], Any]) -> tuple[float, Any]:  # (framing)
     """Best wall time of ``REPEATS`` calls after one untimed warm-up call (JIT compile or cache load)."""
     fn()
     best, out = float("inf"), None
@@ -124,29 +127,63 @@ def _first_call() -> dict[str, float]:
     return out
 
 
+def _share(cmp: Any) -> dict[str, float]:
+    """The per-pair ratio ``time of the reference (B) / time of the path (A)`` as min / median / max: the path's
+    speed as a share of the reference's (1 = as fast)."""
+    return {"min": 1 / cmp.ratio.max, "median": 1 / cmp.ratio.median, "max": 1 / cmp.ratio.min}
+
+
 def main() -> dict:
     """Measure and print; returns the numbers."""
     out: dict[str, Any] = {"quick": QUICK, "decoders": {}}
     biggest: pev.EventBatch | None = None
+    pev.warm_up()
     for bag in sorted((DATA / "bags").iterdir()):
         with BagReader(bag) as r:
             raws = list(r.messages())
             msgs = [r.deserialize(m) for m in raws]
 
-        def per_message(msgs: list[Any] = msgs) -> pev.EventBatch:
+        def per_message(msgs: list[Any] = msgs) -> list[pev.EventBatch]:
             dec = pev.StreamDecoder()
-            return pev.EventBatch.concat([dec.decode(m) for m in msgs])
+            return [dec.decode(m) for m in msgs]
 
-        t_msg, batch = _best(per_message)
-        t_bulk, dec = _best(_bulk(msgs))
-        t_many, _ = _best(lambda msgs=msgs: pev.StreamDecoder().decode_many(msgs))
+        def per_cdr(raws: list[Any] = raws) -> list[pev.EventBatch]:
+            dec = pev.StreamDecoder()
+            return [dec.decode(m.msgtype, m.data) for m in raws]
+
+        def one_batch(msgs: list[Any] = msgs) -> pev.EventBatch:
+            return pev.EventBatch.concat(per_message(msgs))
+
+        batch = one_batch()
+        bulk = _bulk(msgs)
+        n_bulk = len(bulk().t_ns)
+        c_msg = compare(per_message, bulk, pairs=REPEATS, name_a="decode per message", name_b="codec bulk")
+        c_cdr = compare(per_cdr, bulk, pairs=REPEATS, name_a="decode per message (CDR)", name_b="codec bulk")
+        c_many = compare(lambda msgs=msgs: pev.StreamDecoder().decode_many(msgs), one_batch, pairs=REPEATS,
+                         name_a="decode_many", name_b="per message + concat")
         row = {"encoding": msgs[0].encoding, "events": len(batch), "messages": len(msgs),
-               "events_per_message": len(batch) / len(msgs), "per_message_mev_s": len(batch) / t_msg / 1e6,
-               "decode_many_mev_s": len(batch) / t_many / 1e6, "bulk_mev_s": len(dec.t_ns) / t_bulk / 1e6}
+               "events_per_message": len(batch) / len(msgs),
+               "per_message_mev_s": len(batch) / c_msg.a.median / 1e6,
+               "per_message_cdr_mev_s": len(batch) / c_cdr.a.median / 1e6,
+               "decode_many_mev_s": len(batch) / c_many.a.median / 1e6,
+               "bulk_mev_s": n_bulk / c_msg.b.median / 1e6,
+               "per_message_share_of_bulk": _share(c_msg), "per_message_cdr_share_of_bulk": _share(c_cdr),
+               "decode_many_over_per_message_time": {"min": c_many.ratio.min, "median": c_many.ratio.median,
+                                                     "max": c_many.ratio.max},
+               "per_message_overhead_us": (c_msg.a.median / len(msgs) - c_msg.b.median / len(msgs)) * 1e6,
+               "timings": [c.to_dict() for c in (c_msg, c_cdr, c_many)]}
         out["decoders"][bag.name] = row
-        print(f"{bag.name:28s} {row['encoding']:12s} {row['events']:8d} ev  Mev/s: per-message "
-              f"{row['per_message_mev_s']:5.1f}  decode_many {row['decode_many_mev_s']:5.1f}  bulk "
-              f"{row['bulk_mev_s']:5.1f}  ({row['events_per_message']:.0f} ev/msg)")
+        print(f"{bag.name:28s} {row['encoding']:12s} {row['events']:8d} ev ({row['events_per_message']:.0f} ev/msg)  "
+              f"Mev/s (medians): per-message {row['per_message_mev_s']:5.1f}  per-message CDR "
+              f"{row['per_message_cdr_mev_s']:5.1f}  decode_many {row['decode_many_mev_s']:5.1f}  bulk "
+              f"{row['bulk_mev_s']:5.1f}")
+        def fmt(d: dict[str, float]) -> str:
+            return f"min {d['min']:.3g} / median {d['median']:.3g} / max {d['max']:.3g}"
+
+        print(f"  per-message speed as a share of the codec's bulk speed ({REPEATS} interleaved pairs): objects "
+              f"{fmt(row['per_message_share_of_bulk'])}, CDR bytes {fmt(row['per_message_cdr_share_of_bulk'])}")
+        print(c_msg.report())
+        print(c_many.report())
         if biggest is None or len(batch) > len(biggest):
             biggest = batch
     assert biggest is not None

@@ -6,9 +6,10 @@ synthetic DAVIS346-sized stream: 30 Hz RGB frames and ~1 M events/s. Targets (is
 in pairs interleaved with the front-ends (bench/timing.py) so the front-end share is comparable across machines and
 its min / median / max shows the machine's noise: at the engine's threads (``EngineConfig.threads``, 1 by default)
 and at torch's default (one per core), the machine's peak the headline share is taken of.
-Replay is measured twice: the engine alone on that in-memory stream (``realtime_factor``), and ``hstnn-replay``'s
-whole path on a synthetic route bag (demo preset, env2: the highest event rate) with the env2 bundle, bag reading,
-CDR and evt3 decoding and image conversion included (``bag_replay_realtime_factor``; start-up excluded as for a node).
+Replay is measured twice: the engine alone on that in-memory stream (``realtime_factor``), and ``make demo``'s
+replays (the demo route in env1-3 through each environment's shipped bundle, bag reading, CDR and evt3 decoding and
+image conversion included; start-up excluded as for a node), with the split of their wall time per stage
+(``demo_replay``; target, issue 14: >= 5x real time on a quiet machine).
 ``HSTNN_BENCH_QUICK=1``: fewer frames.
 """
 
@@ -98,24 +99,53 @@ def _frontend_vs_gemm(engine: PlaceRecognitionEngine, pairs: int, gemm_threads: 
             "share": {"min": share.min, "median": share.median, "max": share.max}}
 
 
-def _bag_replay() -> dict[str, float]:
-    """``run_replay`` over one generated demo-route bag (env2) with the shipped env2 bundle, as ``hstnn-replay``."""
+STAGES = ("read", "events", "images", "framing", "event_frontend", "rgb_frontend", "hstnn")
+
+
+def _demo_replays() -> dict:
+    """What ``make demo`` replays (the demo route's traversal 100 in env1-3, each through its environment's shipped
+    model, as ``hstnn-demo``), each bag once: recorded seconds per replay second and where the replay's wall time
+    went: bag reading, event decoding (CDR + decoder), images (deserialize + decode), then per decision framing
+    (cut + frames), the event front-end, the RGB front-end (preprocessing included) and the HSTNN (the engine's
+    ``stage_seconds``, the source's ``seconds``); ``other`` is the rest (replay loop, buffers, pairing, queues)."""
     import tempfile  # noqa: PLC0415
 
+    from hstnn_ros.datasets.sidecar import route_bags  # noqa: PLC0415
     from hstnn_ros.datasets.synth import generate_route_set, preset_config  # noqa: PLC0415
     from hstnn_ros.enums import Environment  # noqa: PLC0415
     from hstnn_ros.runtime.bag_source import open_bag  # noqa: PLC0415
-    from hstnn_ros.runtime.replay import replay_engine_config, run_replay  # noqa: PLC0415
+    from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay  # noqa: PLC0415
+    from hstnn_ros.runtime.session import open_session  # noqa: PLC0415
 
+    out: dict = {"bags": {}}
+    total = dict.fromkeys((*STAGES, "other", "wall", "recorded"), 0.0)
     with tempfile.TemporaryDirectory(prefix="hstnn_bench_replay_") as tmp:
-        generate_route_set(tmp, preset_config("demo"), envs=[Environment.ENV2], traversals=1, first_traversal=100,
-                           progress=False)
-        bag = next(p for p in Path(tmp).iterdir() if p.is_dir())
-        source = open_bag(bag)
-        engine = PlaceRecognitionEngine(load_pipeline(defaults.shipped_models_dir() / "env2"), replay_engine_config())
-        out = run_replay(source.items(), engine, progress=False)
-    return {"bag_replay_realtime_factor": out.realtime_factor, "bag_replay_stream_s": out.stream_s,
-            "bag_replay_events_per_s": out.counters.events_in / out.stream_s, "bag_replay_decisions": len(out.results)}
+        index = generate_route_set(Path(tmp), preset_config("demo"), envs=list(Environment), traversals=1, seed=0,
+                                   preset="demo", progress=False, first_traversal=100)
+        for bag, env in route_bags(index.parent):
+            source = open_bag(bag)
+            session = open_session(preset=env, config=replay_engine_config())
+            res = run_replay(source.items(), session.engine, ground_truth_from_route(bag), progress=False)
+            eng = session.engine.stage_seconds
+            split = {"read": source.seconds.read, "events": source.seconds.events, "images": source.seconds.images,
+                     "framing": eng.framing, "event_frontend": eng.event_frontend, "rgb_frontend": eng.rgb_frontend,
+                     "hstnn": eng.hstnn}
+            split["other"] = res.wall_s - sum(split.values())
+            row = {"recorded_s": res.stream_s, "wall_s": res.wall_s, "realtime_factor": res.realtime_factor,
+                   "decisions": len(res.results), "split_s": split}
+            out["bags"][bag.name] = row
+            for k, v in split.items():
+                total[k] += v
+            total["wall"] += res.wall_s
+            total["recorded"] += res.stream_s
+            print(f"  {bag.name}: {res.stream_s:.2f} s recorded in {res.wall_s:.2f} s = {res.realtime_factor:.2f}x "
+                  f"real time ({len(res.results)} decisions); " + ", ".join(
+                      f"{k} {100 * v / res.wall_s:.0f}%" for k, v in split.items()))
+    out["realtime_factor"] = total["recorded"] / total["wall"]
+    out["split_share"] = {k: total[k] / total["wall"] for k in (*STAGES, "other")}
+    print(f"  all: {out['realtime_factor']:.2f}x real time; wall time: " + ", ".join(
+        f"{k} {100 * v:.1f}%" for k, v in out["split_share"].items()))
+    return out
 
 
 def _ms(v: list[float]) -> tuple[float, float]:
@@ -196,7 +226,11 @@ def main() -> dict:
     fe_engine = _frontend_vs_gemm(engine, pairs, threads)
     print(f"front-ends vs the GEMM at torch's default threads ({cores}: the machine's peak):")
     fe_peak = _frontend_vs_gemm(engine, pairs, cores)
-    bag = _bag_replay() if (defaults.shipped_models_dir() / "env2" / "bundle.json").is_file() else {}
+    bag = {}
+    if (defaults.shipped_models_dir() / "env2" / "bundle.json").is_file():
+        print("make demo's replays (bag reading and decoding included), and where their time goes:")
+        demo = _demo_replays()
+        bag = {"demo_replay_realtime_factor": demo["realtime_factor"], "demo_replay": demo}
     res = {
         "model": str(model),
         "mode": engine.mode.value,

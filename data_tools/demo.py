@@ -22,11 +22,12 @@ from hstnn_ros.enums import Environment
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import open_bag
 from hstnn_ros.runtime.enums import Preset
+from hstnn_ros.runtime.presets import load_references
 from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay
 from hstnn_ros.runtime.report import format_summary, summarise, write_records
 from hstnn_ros.runtime.session import open_session
 
-#: World seed of the shipped models (build_models) and the first traversal index none of them was trained on: the
+#: World seed of the shipped models (`make models`) and the first traversal index none of them was trained on: the
 #: demo replays new traversals of the same world (a different seed would be a different world, i.e. other places).
 WORLD_SEED = 0
 DEMO_TRAVERSAL = 100
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         for bag, env in route_bags(index.parent):
             source = open_bag(bag)
             preset = env if args.preset == "per-env" else args.preset
-            scene = source.scene_stats(1.0) if preset == Preset.AUTO else None
+            scene = source.scene_stats(load_references().seconds) if preset == Preset.AUTO else None
             session = open_session(preset=preset, config=replay_engine_config(), scene=scene)
             if scene is not None:
                 print(f"{bag.name}: auto preset chose {session.environment} (true {env})")

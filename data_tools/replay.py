@@ -19,8 +19,8 @@ from hstnn_ros import defaults
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.runtime.bag_source import BagTopics, check_model_fits, open_bag, output_bag_writer
 from hstnn_ros.runtime.enums import Preset
-from hstnn_ros.runtime.presets import parse_preset
-from hstnn_ros.runtime.replay import ground_truth_from_route, replay_engine_config, run_replay
+from hstnn_ros.runtime.presets import load_references, parse_preset
+from hstnn_ros.runtime.replay import label_range_warning, replay_engine_config, replay_ground_truth, run_replay
 from hstnn_ros.runtime.report import format_summary, plot_predictions, summarise, write_records
 from hstnn_ros.runtime.session import open_session
 
@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or MCAP)")
     p.add_argument("--model", type=Path, help="model bundle directory (overrides --preset)")
+    p.add_argument("--models-dir", type=Path,
+                   help="where presets are found (a bundle set from hstnn-fit-route; default: the shipped models)")
+    p.add_argument("--frontends", type=Path,
+                   help="front-end bundle for a --model that names none (bundles from hstnn-fit-route and "
+                        "hstnn-train name theirs)")
+    p.add_argument("--environment", help="the lighting environment of the bag, for per-environment rows (default: "
+                                         "from a synthetic route's route.json)")
     p.add_argument("--preset", default=Preset.DEFAULT.value,
                    help=f"shipped model to run: {' | '.join(x.value for x in Preset)} (auto: chosen from the bag's "
                         "first second)")
@@ -58,16 +65,18 @@ def main(argv: list[str] | None = None) -> int:
                        label=args.label_topic)
     try:
         source = open_bag(args.bag, topics)
-        scene = source.scene_stats(seconds=1.0) if parse_preset(args.preset) is Preset.AUTO and not args.model \
-            else None
+        scene = source.scene_stats(seconds=load_references(args.models_dir).seconds) \
+            if parse_preset(args.preset) is Preset.AUTO and not args.model else None
         session = open_session(args.model, args.preset, config=replay_engine_config(
-            device=args.device, route_filter=args.route_filter, unknown_threshold=args.unknown_threshold), scene=scene)
+            device=args.device, route_filter=args.route_filter, unknown_threshold=args.unknown_threshold),
+            scene=scene, frontends=args.frontends, models_dir=args.models_dir)
         engine, pipeline, model = session.engine, session.pipeline, session.bundle
-        if scene is not None and session.environment is not None:
-            print(f"auto preset: brightness {scene.brightness:.3f}, event rate {scene.event_rate_hz_px:.3f} "
-                  f"ev/s/px -> {session.environment.value}")
+        if scene is not None:
+            feats = ", ".join(f"{k} {v:.4g}" for k, v in scene.features().items())
+            print(f"auto preset: {feats} -> "
+                  f"{session.environment.value if session.environment else 'unsure: default model'}")
         check_model_fits(source, pipeline)
-        truth = ground_truth_from_route(args.bag)
+        truth = replay_ground_truth(args.bag, label_topic=source.topics.label, environment=args.environment)
         writer = output_bag_writer(out / "bag") if args.output_bag else None
         try:
             outcome = run_replay(source.items(), engine, truth, total=source.message_count,
@@ -80,12 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = summarise(outcome.records, tolerance=args.tolerance)
     extra = {"bag": str(args.bag), "model": str(model), "mode": engine.mode.value,
+             "model_places": pipeline.num_classes, "label_range_warning": label_range_warning(
+                 outcome.records, pipeline.num_classes),
              "counters": outcome.counters.as_dict(), "malformed_messages": outcome.malformed,
              "wall_s": outcome.wall_s, "stream_s": outcome.stream_s,
              "realtime_factor": outcome.realtime_factor}
     write_records(outcome.records, out, {"per_environment": summary, **extra})
     print(f"model {model} ({engine.mode.value}); {len(outcome.records)} decisions from {outcome.items} messages")
     print(format_summary(summary))
+    warning = label_range_warning(outcome.records, pipeline.num_classes)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"throughput: {outcome.realtime_factor:.2f}x real time ({outcome.stream_s:.2f} s of data in "
           f"{outcome.wall_s:.2f} s)")
     print("counters: " + json.dumps({k: v for k, v in outcome.counters.as_dict().items() if v}))

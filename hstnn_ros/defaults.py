@@ -19,6 +19,12 @@ EVENT_BINS_PER_RGB = EVENT_FRAMES_PER_WINDOW // RGB_FRAMES_PER_WINDOW
 RGB_STEPS = (2, 5, 8)
 #: Event-frame (bin) length: 3 bins of 7 ms per APS frame, as NeuroGPR's ``dvs_7ms_3seq`` tensors.
 EVENT_BIN_NS = 7_000_000
+#: Decision period of events-only models and recordings (no colour frames): the virtual frame clock, 30 Hz like the
+#: RGB cameras the models are trained with.
+EVENTS_ONLY_FRAME_PERIOD_NS = 33_333_333
+#: Seconds of input the ``auto`` preset measures the scene over, and the windows its references are measured on
+#: (features such as the brightness variation depend on the window, so both sides use one length).
+SCENE_SECONDS = 2.0
 #: Depth (metres) mapped to 1.0 in the RGB-D front-end input.
 DEPTH_MAX_M = 10.0
 #: Colour and depth frames pair when their stamps differ by at most this (aligned depth usually shares the stamp).

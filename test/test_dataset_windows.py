@@ -66,7 +66,7 @@ def test_frames_equal_engine_framing_of_all_events(route, dataset):
     trav = next(t for t in dataset.traversals if t.name == bag.name)
     dec = StreamDecoder()
     with BagReader(bag) as r:
-        batches = [dec.decode(m.msgtype, m.data) for m in r.messages(topics={Topics.events})]
+        batches = [dec.decode(m.msgtype, m.data) for m in r.messages(topics={"/dvs/events"})]
     from hstnn_ros.perception.events.batch import EventBatch
 
     allev = EventBatch.concat([b for b in batches if len(b)])
@@ -154,7 +154,7 @@ def test_pretrain_and_feature_cache_layout(dataset):
         rgb = cnn(torch.from_numpy(t.rgb_input(slice(0, 3)))).numpy()
     np.testing.assert_allclose(fs.features[0, :, :32], ev, atol=0)
     for j, step in enumerate(defaults.RGB_STEPS):
-        np.testing.assert_allclose(fs.features[0, step, 32:], rgb[j], rtol=1e-6)
+        np.testing.assert_allclose(fs.features[0, step, 32:], rgb[j], rtol=1e-5, atol=1e-6)  # batch-size rounding
     others = [s for s in range(9) if s not in defaults.RGB_STEPS]
     assert not fs.features[:, others, 32:].any()
     assert fs.labels[0] == t.labels[2]
@@ -208,7 +208,7 @@ def test_traversals_stream_to_disk_one_chunk_at_a_time(tmp_path):
 
 def _rewrite_bag(src: Path, dst: Path, *, rgb_shift_ns: int = 0, keep: int | None = None) -> Path:
     """A copy of ``src`` with the RGB header stamps shifted and only the first ``keep`` RGB frames."""
-    rgb_topic, n_rgb = Topics().rgb, 0
+    rgb_topic, n_rgb = "/camera/color/image_raw", 0
     with BagReader(src) as reader, BagWriter(dst) as writer:
         conns = {t: writer.add_connection(t, str(info)) for t, info in reader.topics.items()}
         for raw in reader.messages():
@@ -233,7 +233,7 @@ def test_bad_bags_are_refused_naming_the_bag(route, tmp_path):
     with pytest.raises(DatasetError, match=f"{shifted}: event and image time ranges do not overlap"):
         read_traversal(shifted, env="e", window=window, labelling=Labelling.TIME, places=3, progress=False)
     short = _rewrite_bag(bag, tmp_path / "short", keep=defaults.RGB_FRAMES_PER_WINDOW - 1)
-    with pytest.raises(DatasetError, match=f"{short}: 2 RGB frames, fewer than one window"):
+    with pytest.raises(DatasetError, match=f"{short}: 2 frames, fewer than one window"):
         read_traversal(short, env="e", window=window, labelling=Labelling.TIME, places=3, progress=False)
     half = Path(shutil.copytree(bag, tmp_path / "half"))
     mcap = next(half.glob("*.mcap"))

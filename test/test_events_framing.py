@@ -61,6 +61,34 @@ def test_downscaling_sensor_resolution_counts_equals_framing_directly(*, w: int,
                                   pev.events_to_frames(b, edges, (ow, oh), mode=mode))
 
 
+@settings(max_examples=60, deadline=None)
+@given(w=st.integers(1, 400), h=st.integers(1, 300), ow=st.integers(1, 120), oh=st.integers(1, 120),
+       n=st.integers(0, 500), seed=st.integers(0, 2**31), mode=st.sampled_from(list(pev.ResizeMode)),
+       sort=st.booleans(), bins=st.integers(1, 5))
+def test_framing_equals_counting_each_event(*, w: int, h: int, ow: int, oh: int, n: int, seed: int,
+                                            mode: pev.ResizeMode, sort: bool, bins: int) -> None:
+    """The compiled framing pass against the definition, event by event: each event inside ``[edges[0],
+    edges[-1])`` and not cropped adds 1 to its bin, polarity and mapped cell (events outside the edges included)."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(-50, 1050, n)
+    b = pev.EventBatch(np.sort(t) if sort else t, rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n),
+                       w, h)
+    edges = np.unique(np.concatenate([[0, 1000], rng.integers(1, 1000, bins - 1)]))
+    lx, ly = pev.coordinate_luts(w, h, (ow, oh), mode)
+    want = np.zeros((len(edges) - 1, 2, oh, ow), np.float32)
+    for ti, xi, yi, pi in zip(b.t_ns.tolist(), b.x.tolist(), b.y.tolist(), b.p.tolist(), strict=True):
+        k = int(np.searchsorted(edges, ti, side="right")) - 1
+        if 0 <= k < len(edges) - 1 and lx[xi] >= 0 and ly[yi] >= 0:
+            want[k, pi, ly[yi], lx[xi]] += 1
+    np.testing.assert_array_equal(pev.events_to_frames(b, edges, (ow, oh), mode=mode), want)
+
+
+def test_framing_refuses_events_outside_the_sensor() -> None:
+    b = pev.EventBatch(np.zeros(2), [0, 5], [0, 0], [0, 1], 4, 4)  # x = 5 on a 4-pixel-wide sensor
+    with pytest.raises(DecodeError, match="outside"):
+        pev.events_to_frames(b, [0, 1], (2, 2))
+
+
 def test_normalisation_and_clip() -> None:
     b = pev.EventBatch(np.zeros(7), [0, 0, 0, 0, 0, 1, 1], [0] * 7, [1] * 7, 2, 1)
     raw = pev.events_to_frames(b, [0, 1], (2, 1))

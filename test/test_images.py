@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hstnn_ros.bags import typestore
-from hstnn_ros.perception import DecodeError, decode_compressed, decode_image, encode_image, preprocess_rgbd
+from hstnn_ros.perception import DecodeError, decode_image, encode_image, preprocess_rgbd
 
 
 @settings(max_examples=40, deadline=None)
@@ -52,20 +51,6 @@ def test_bad_images_raise_decode_error() -> None:
     msg.step = 3
     with pytest.raises(DecodeError, match="step"):
         decode_image(msg)
-    T = typestore().types
-    bad = T["sensor_msgs/msg/CompressedImage"](header=msg.header, format="jpeg", data=np.zeros(10, np.uint8))
-    with pytest.raises(DecodeError, match="jpeg"):
-        decode_compressed(bad)
-
-
-def test_compressed_png_round_trip() -> None:
-    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3)).astype(np.uint8)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    assert ok
-    T = typestore().types
-    msg = T["sensor_msgs/msg/CompressedImage"](header=encode_image(rgb, "rgb8").header, format="png",
-                                               data=png.reshape(-1))
-    np.testing.assert_array_equal(decode_compressed(msg), rgb)
 
 
 def test_preprocess_rgbd_shapes_ranges_and_depth_channel() -> None:

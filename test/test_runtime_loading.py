@@ -29,7 +29,7 @@ def test_bundle_without_hstnn(tmp_path: Path) -> None:
 
 def test_hstnn_without_frontends_names_the_frontend_bundle(tmp_path: Path) -> None:
     save_bundle(tmp_path / "env1", {"hstnn": _hstnn()}, {"frontend_bundle": "../frontends"})
-    with pytest.raises(RuntimeEngineError, match="not a model bundle"):
+    with pytest.raises(RuntimeEngineError, match=r"front-end bundle .* is missing"):
         load_pipeline(tmp_path / "env1")  # ../frontends is missing
     save_bundle(tmp_path / "frontends", {"hstnn": _hstnn()}, {})  # a bundle, but without an SCNN
     with pytest.raises(RuntimeEngineError, match="no 'scnn' event front-end"):

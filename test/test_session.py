@@ -3,6 +3,7 @@ shipped bundles found in every kind of install."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
@@ -71,19 +72,25 @@ def test_a_built_wheel_finds_the_shipped_models(tmp_path: Path, shared_data: Pat
     py = env / "bin" / "python"
     site = Path(subprocess.check_output([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                         text=True).strip())
-    # dependencies come from this test's environment (a path, not its .pth files: the editable install is not seen)
-    deps = [p for p in sys.path if p.endswith("site-packages")]
+    # dependencies come from this test's environment (a path, not its .pth files: the editable install is not seen),
+    # never from this checkout (a colcon build puts its own copy of the package under REPO/install)
+    colcon = [(REPO / d).resolve() for d in ("install", "build")]
+    deps = [p for p in sys.path
+            if p.endswith("site-packages") and not any(Path(p).resolve().is_relative_to(c) for c in colcon)]
+    # a sourced ROS/colcon environment would put those copies on PYTHONPATH and the ament index: clear both
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH", "CMAKE_PREFIX_PATH")}
     (site / "deps.pth").write_text("\n".join(deps) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q", str(wheel)],
-                   check=True, cwd=tmp_path)
+                   check=True, cwd=tmp_path, env=clean)
     probe = ("import hstnn_ros, hstnn_ros.runtime.presets as p; print(hstnn_ros.__file__); "
              "print(p.resolve_bundle('env1')); print(p.resolve_bundle('events_only'))")
-    out = subprocess.check_output([str(py), "-c", probe], text=True, cwd=tmp_path).split()
+    out = subprocess.check_output([str(py), "-c", probe], text=True, cwd=tmp_path, env=clean).split()
     assert out[0].startswith(str(env)), f"the wheel's package must be the one imported, got {out[0]}"
     assert out[1] == str(env / "share" / "hstnn_ros" / "models" / "env1")
     assert out[2] == str(env / "share" / "hstnn_ros" / "models" / "events_only")
     res = subprocess.run([str(env / "bin" / "hstnn-replay"), str(shared_data / "bags" / "libcaer_cmp_davis346_mcap"),
                           "--preset", "events_only", "--out", str(tmp_path / "r"), "--no-progress"],
-                         capture_output=True, text=True, cwd=tmp_path, check=False)
+                         capture_output=True, text=True, cwd=tmp_path, check=False, env=clean)
     assert res.returncode == 0, res.stderr
     assert "decisions from" in res.stdout

@@ -207,3 +207,55 @@ def test_bad_configuration_is_refused():
     sim.reset(np.zeros((1, 1), np.float32), 1000)
     with pytest.raises(SynthError, match="not after"):
         sim.step(np.zeros((1, 1), np.float32), 1000)
+
+
+def test_aliased_places_repeat_another_places_look_and_worlds_without_aliasing_are_unchanged():
+    """alias_fraction: that many places take the look of another place (>= 3 places away); a world without it is
+    the same world as before aliasing existed (same seed, same atlas)."""
+    from hstnn_ros.datasets.synth.world import alias_sources
+
+    plain_cfg = WorldConfig(path_length_m=20.0, num_places=20)
+    alias_cfg = dataclasses.replace(plain_cfg, alias_fraction=0.3, alias_detail=0.0)
+    src = alias_sources(alias_cfg, seed=4)
+    aliased = np.flatnonzero(src != np.arange(20))
+    assert len(aliased) == 6 and np.all(np.abs(src[aliased] - aliased) >= 3)
+    assert np.all(src[src] == src), "an aliased place copies a place of its own look"
+    assert np.array_equal(alias_sources(plain_cfg, 4), np.arange(20))
+    plain, aliased_world = build_world(plain_cfg, 4), build_world(alias_cfg, 4)
+
+    def wall(w, k: int) -> np.ndarray:  # the left wall texture of place k (the path starts after a 6 m margin)
+        c0 = int((6.0 + k) * w.px_per_m) + 2
+        return w.atlas[: w.rows["right"], c0:c0 + int(0.8 * w.px_per_m)].astype(np.float32)
+
+    def look(w, k: int) -> np.ndarray:  # what a place-recognition baseline sees: a coarse colour thumbnail
+        return cv2.resize(wall(w, k), (2, 3), interpolation=cv2.INTER_AREA).ravel()
+
+    d_alias = [np.linalg.norm(look(aliased_world, a) - look(aliased_world, src[a])) for a in aliased]
+    d_other = [np.linalg.norm(look(aliased_world, a) - look(aliased_world, k)) for a in aliased for k in range(20)
+               if src[k] == k and k != src[a]]
+    assert np.median(d_alias) < 0.5 * np.median(d_other), (d_alias, np.median(d_other))
+    # places that are not aliased look exactly as they did without aliasing
+    keep = [k for k in range(20) if src[k] == k]
+    assert all(np.array_equal(wall(plain, k), wall(aliased_world, k)) for k in keep[:4])
+
+
+def test_traversal_lighting_varies_between_traversals_only_when_asked(world):
+    from hstnn_ros.datasets.synth.config import LIGHTING
+    from hstnn_ros.datasets.synth.simulate import traversal_lighting
+
+    gains = [traversal_lighting(LIGHTING[Environment.ENV2], [1, 2, k])[0].gain for k in range(40)]
+    assert np.std(np.log(gains)) == pytest.approx(LIGHTING[Environment.ENV2].traversal_gain_sd, rel=0.35)
+    assert traversal_lighting(LIGHTING[Environment.ENV2], [1, 2, 3])[0] == \
+        traversal_lighting(LIGHTING[Environment.ENV2], [1, 2, 3])[0]  # deterministic per traversal
+    cfg = dataclasses.replace(SMALL, camera=dataclasses.replace(SMALL.camera, rgb_width=64, rgb_height=48))
+    still = make_trajectory(MotionConfig(speed_mps=0.0, lateral_jitter_m=0.0, yaw_jitter_deg=0.0), world.length_m,
+                            0.01, [0], duration_s=1.0)
+
+    def mean_rgb(c: RouteConfig, traversal: int) -> np.ndarray:
+        sim = TraversalSimulator(world, c, Environment.ENV1, traversal, seed=1, trajectory=still)
+        return sim._rgbd(0.0).rgb.reshape(-1, 3).mean(0)
+
+    assert np.array_equal(mean_rgb(cfg, 0), mean_rgb(cfg, 1))  # off: identical light for every traversal
+    varied = dataclasses.replace(cfg, traversal_lighting=True)
+    m = np.stack([mean_rgb(varied, k) for k in range(6)])
+    assert np.ptp(m.mean(1)) > 5 and np.ptp(m[:, 0] / m[:, 2]) > 0.02  # brightness and colour differ

@@ -98,6 +98,37 @@ def test_buffer_cuts_what_direct_framing_gives_and_conserves_events(seed: int, b
         np.testing.assert_array_equal(spec.edges(70_000_000), 70_000_000 - 9_000_000 + np.arange(4) * 3_000_000)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n_batches=st.integers(1, 12), max_events=st.integers(50, 3000),
+       policy=st.sampled_from(list(DropPolicy)))
+def test_buffer_scan_of_decoder_dtypes_equals_the_general_checks(seed: int, n_batches: int, max_events: int,
+                                                                  policy: DropPolicy) -> None:
+    """Batches of the decoders' dtypes take one compiled scan on push (``kernels.scan_columns``); the same batches as
+    int64 columns take the numpy checks: equal counters, buffer and cuts, whatever the batches hold (late, unsorted,
+    outside the sensor, polarity 2, empty)."""
+    rng = np.random.default_rng(seed)
+    spec = WindowSpec(input_hw=(12, 16), bin_ns=3_000_000)
+    fast, general = EventBuffer(spec, max_events, policy), EventBuffer(spec, max_events, policy)
+    t0 = 0
+    for k in range(n_batches):
+        n = int(rng.integers(0, 300))
+        t = rng.integers(t0 - 5_000_000, t0 + 20_000_000, n)  # late and unsorted ones too
+        if k % 3 != 2:
+            t = np.sort(t)
+        x, y = rng.integers(0, 40 if k == 4 else 32, n), rng.integers(0, 24, n)  # batch 4: outside the sensor
+        pol = rng.integers(0, 3 if k == 5 else 2, n)  # batch 5: a polarity of 2
+        batch = EventBatch(t, x, y, pol, 32, 24)
+        wide = type("Columns", (), {"t_ns": t.astype(np.int64), "x": x.astype(np.int64), "y": y.astype(np.int64),
+                                    "p": pol.astype(np.int64), "width": 32, "height": 24})()
+        assert fast.push(batch) == general.push(wide)
+        assert (fast.first_ns, fast.newest_ns, fast.buffered) == (general.first_ns, general.newest_ns, general.buffered)
+        t0 += 20_000_000
+        a, b = fast.cut(t0 - 5_000_000), general.cut(t0 - 5_000_000)
+        np.testing.assert_array_equal(a[0].t_ns, b[0].t_ns)
+        np.testing.assert_array_equal(a[0].x, b[0].x)
+    assert fast.counters == general.counters
+
+
 def test_buffer_bound_and_drop_policies() -> None:
     rng = np.random.default_rng(0)
     spec = WindowSpec()

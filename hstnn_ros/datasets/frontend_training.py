@@ -5,9 +5,12 @@ and a nearest-neighbour baseline on raw downsampled frames.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,8 @@ from tqdm import tqdm
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
-from hstnn_ros.model import save_bundle
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig
+from hstnn_ros.model import load_bundle, save_bundle
+from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, dense_macs
 from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
@@ -33,13 +36,40 @@ SPLIT_CODES = {"train": SPLIT_TRAIN, "val": SPLIT_VAL, "test": SPLIT_TEST}
 
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Recipe of the front-end pretraining."""
+    """Recipe of the front-end pretraining. ``batch`` frames per step (large batches keep the convolutions near the
+    machine's GEMM throughput; ``lr`` is scaled for it), ``channels_last`` runs training convolutions in NHWC (the
+    faster layout for CPU kernels; features are cached and run online in the default layout)."""
 
     epochs: int = 12
-    batch: int = 32
-    lr: float = 2e-3
+    batch: int = 128
+    lr: float = 4e-3
     seed: int = 0
     device: str = "cpu"
+    channels_last: bool = True
+
+
+def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Best fp32 GEMM FLOP/s of ``torch.mm`` on ``n x n`` matrices at torch's current thread count: the machine's
+    practical peak, measured beside the pretraining so that its throughput is judged in the same conditions (a
+    shared machine's peak varies by 2x over minutes)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+@contextlib.contextmanager
+def _flush_denormals() -> Iterator[None]:
+    """Flush denormal floats to zero inside (process-wide in torch; back to torch's default afterwards)."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,15 +93,19 @@ def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.nd
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(es)
 
 
-def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *, batch: int, device: str
-              ) -> np.ndarray:
+def _batch(x: np.ndarray, idx: np.ndarray | slice, device: str, channels_last: bool) -> torch.Tensor:
+    xb = torch.from_numpy(np.asarray(x[idx], np.float32)).to(device)
+    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
+
+
+def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *, batch: int, device: str,
+              channels_last: bool = False) -> np.ndarray:
     """Per-frame correctness of ``head(model(x))``."""
     model.eval()
     out = []
     with torch.no_grad():
         for s in range(0, len(x), batch * 4):
-            xb = torch.from_numpy(np.asarray(x[s:s + batch * 4], np.float32)).to(device)
-            out.append(head(model(xb)).argmax(1).cpu().numpy())
+            out.append(head(model(_batch(x, slice(s, s + batch * 4), device, channels_last))).argmax(1).cpu().numpy())
     return np.concatenate(out) == y
 
 
@@ -79,35 +113,77 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       recipe: PretrainConfig = PretrainConfig(), progress: bool = True
                       ) -> tuple[nn.Module, dict[str, Any]]:
     """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
-    epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies."""
+    epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies.
+
+    Progress: one bar over every training step from the first second on, with the loss and each epoch's validation
+    top-1. The metrics record the training throughput: ``train_flops_per_s`` counts the dense forward and backward
+    work of the convolutions and FC layers (``dense_macs``; the first layer needs no input gradient) over the time
+    spent in training steps (validation excluded, ``val_seconds``); ``share_of_gemm_peak`` divides it by the best of
+    two GEMM peak measurements taken just before and after (``gemm_peak_flops``)."""
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
+    cl = recipe.channels_last
     model = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
     head = nn.Linear(fe_config.features, ds.num_places).to(recipe.device)
-    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=recipe.lr)
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
+    params = [*model.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=recipe.lr, **({"fused": True} if recipe.device == "cpu" else {}))
     xtr, ytr, _ = _frames(ds, kind, "train")
     xva, yva, _ = _frames(ds, kind, "val")
+    steps = (len(xtr) + recipe.batch - 1) // recipe.batch
+    first = fe_config.in_channels * fe_config.widths[0] * 9
+    conv1 = first * ((fe_config.input_hw[0] + 2 - 3) // 3 + 1) * ((fe_config.input_hw[1] + 2 - 3) // 3 + 1)
+    flops_per_frame = 6 * dense_macs(fe_config) - 2 * conv1  # forward 2, weight and input gradients 4 (not conv 1's)
     best, best_acc = None, -1.0
-    for epoch in tqdm(range(recipe.epochs), desc=f"pretrain {kind}", disable=not progress):
-        model.train()
-        order = rng.permutation(len(xtr))
-        for s in range(0, len(order), recipe.batch):
-            idx = order[s:s + recipe.batch]
-            xb = torch.from_numpy(np.asarray(xtr[idx], np.float32)).to(recipe.device)
-            yb = torch.from_numpy(ytr[idx]).to(recipe.device)
-            loss = F.cross_entropy(head(model(xb)), yb)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], 1.0)
-            opt.step()
-        acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device).mean())
-        log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch, acc)
-        if acc > best_acc:
-            best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+    t_train = t_val = 0.0
+    history: list[dict[str, float]] = []
+    peaks = [gemm_peak_flops()]
+    bar = tqdm(total=recipe.epochs * steps, desc=f"pretrain {kind}", unit="step", disable=not progress)
+    # Denormal numbers (tiny gradients of the spiking layers) cost x86 cores tens of cycles each and slowed training
+    # steps up to 3x; flushing them to zero changes nothing a 32-bit place classifier can resolve. Process-wide in
+    # torch, so it is switched off again afterwards (torch's default).
+    with _flush_denormals():
+        for epoch in range(recipe.epochs):
+            model.train()
+            order = rng.permutation(len(xtr))
+            t0 = time.perf_counter()
+            total = 0.0
+            for s in range(0, len(order), recipe.batch):
+                idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
+                yb = torch.from_numpy(ytr[idx]).to(recipe.device)
+                loss = F.cross_entropy(head(model(_batch(xtr, idx, recipe.device, cl))), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}",
+                                val=f"{history[-1]['val_top1']:.3f}" if history else "-", refresh=False)
+            t1 = time.perf_counter()
+            t_train += t1 - t0
+            acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
+                                  channels_last=cl).mean())
+            t_val += time.perf_counter() - t1
+            history.append({"epoch": epoch + 1, "train_loss": total / len(xtr), "val_top1": acc})
+            bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(xtr):.3f}", val=f"{acc:.3f}")
+            log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch + 1, acc)
+            if acc > best_acc:
+                best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+    bar.close()
+    peaks.append(gemm_peak_flops())
     assert best is not None
+    model = model.to(memory_format=torch.contiguous_format)
     model.load_state_dict(best[0])
     head.load_state_dict(best[1])
-    metrics: dict[str, Any] = {"val_top1": best_acc, "per_env": {}}
+    metrics: dict[str, Any] = {
+        "val_top1": best_acc, "per_env": {}, "history": history, "train_seconds": t_train, "val_seconds": t_val,
+        "train_frames": len(xtr) * recipe.epochs, "train_flops": float(flops_per_frame) * len(xtr) * recipe.epochs,
+        "train_flops_per_s": float(flops_per_frame) * len(xtr) * recipe.epochs / max(t_train, 1e-9),
+        "threads": torch.get_num_threads(), "gemm_peak_flops_per_s": max(peaks), "gemm_peaks": peaks,
+    }
+    metrics["share_of_gemm_peak"] = metrics["train_flops_per_s"] / metrics["gemm_peak_flops_per_s"]
     envs = sorted({t.env for t in ds.traversals})
     for split in ("val", "test"):
         x, y, e = _frames(ds, kind, split)
@@ -121,7 +197,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     return model.cpu(), metrics
 
 
-def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, batch: int = 64
+def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, batch: int = 128
                         ) -> tuple[np.ndarray, np.ndarray | None]:
     n, b = t.events.shape[:2]
     ev = []
@@ -130,17 +206,20 @@ def _traversal_features(t: Traversal, scnn: nn.Module, cnn: nn.Module | None, ba
         flat = t.events.reshape(n * b, *t.events.shape[2:])
         for s in range(0, len(flat), batch):
             ev.append(scnn(torch.from_numpy(flat[s:s + batch].astype(np.float32))).numpy())
-        if cnn is not None:
+        if cnn is not None and t.rgb is not None:
             for s in range(0, n, batch):
                 rgb.append(cnn(torch.from_numpy(t.rgb_input(slice(s, s + batch)))).numpy())
     evf = np.concatenate(ev).reshape(n, b, -1)
-    return evf, (np.concatenate(rgb) if cnn is not None else None)
+    return evf, (np.concatenate(rgb) if rgb else None)
 
 
-def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True) -> FeatureSet:
+def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, progress: bool = True,
+                   meta: dict[str, Any] | None = None) -> FeatureSet:
     """Run the frozen front-ends once per frame and assemble the ``[N, T, F]`` windows (``assemble_window``): step
     ``bins * j + k`` carries the event feature of bin ``k`` of the window's ``j``-th RGB frame, and the RGB feature of
-    frame ``j`` enters at ``rgb_steps[j]`` (zeros elsewhere); ``F = event features + RGB features``."""
+    frame ``j`` enters at ``rgb_steps[j]`` (zeros elsewhere); ``F = event features + RGB features`` (event features
+    only without ``cnn``: events-only). ``meta`` is added to the feature set's metadata (e.g. the front-end bundle
+    the features came from, which trained bundles record)."""
     spec = ds.window
     envs = sorted({t.env for t in ds.traversals})
     w = spec.rgb_frames
@@ -166,7 +245,8 @@ def cache_features(ds: WindowDataset, scnn: nn.Module, cnn: nn.Module | None, pr
         group=np.concatenate(group), env=np.concatenate(env), num_classes=ds.num_places,
         input_spiking=int(scnn.feature_size),
         env_names=tuple(envs), meta={"dataset": str(ds.root), "dataset_fingerprint": ds.manifest["fingerprint"],
-                                     "rgb_steps": list(spec.rgb_steps), "window": spec.to_dict()},
+                                     "rgb_steps": list(spec.rgb_steps), "window": spec.to_dict(),
+                                     "events_only": cnn is None, **(meta or {})},
     )
 
 
@@ -184,6 +264,8 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
     for env in sorted({t.env for t in ds.traversals}):
         res = {}
         for what in ("rgb", "events"):
+            if what == "rgb" and ds.events_only:
+                continue
             ref = [t for t in ds.traversals if t.env == env and t.split == "train"]
             qry = [t for t in ds.traversals if t.env == env and t.split == "test"]
             if not ref or not qry:
@@ -205,10 +287,11 @@ def plot_frontend_report(report: dict[str, Any], path: Path | str) -> Path:
     envs = sorted(report["scnn_head"]["per_env"])
     series = {
         "SCNN head": [report["scnn_head"]["per_env"][e].get("test_top1") for e in envs],
-        "CNN head": [report["cnn_head"]["per_env"][e].get("test_top1") for e in envs],
+        "CNN head": [(report.get("cnn_head") or {}).get("per_env", {}).get(e, {}).get("test_top1") for e in envs],
         "NN events": [report["nearest_neighbour"].get(e, {}).get("nn_events_top1") for e in envs],
         "NN RGB": [report["nearest_neighbour"].get(e, {}).get("nn_rgb_top1") for e in envs],
     }
+    series = {k: v for k, v in series.items() if any(x is not None for x in v)}
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(envs), 3.4))
     width = 0.8 / len(series)
     for k, (name, vals) in enumerate(series.items()):
@@ -245,30 +328,57 @@ class FrontendFit:
     (per-environment test top-1 of each linear head and of the nearest-neighbour baselines)."""
 
     scnn: nn.Module
-    cnn: nn.Module
+    cnn: nn.Module | None  #: None: an events-only dataset (no colour frames)
     bundle: Path
     features: FeatureSet
     feature_files: dict[str, Path]
     report: dict[str, Any]
 
 
-def fit_frontends(ds: WindowDataset, out: Path | str, features_dir: Path | str, *, full_size: bool = False,
-                  recipe: PretrainConfig = PretrainConfig(), progress: bool = True) -> FrontendFit:
-    """Pretrain the SCNN (events) and CNN (RGB(-D)) with linear place heads on ``ds``'s training split, freeze them
-    into a bundle at ``out`` (with ``ds``'s window), and cache their features as ``features_dir/all.safetensors``
-    plus one feature set per environment. ``full_size``: the paper's widths instead of ``SMALL``."""
+def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = False,
+                       recipe: PretrainConfig = PretrainConfig(), progress: bool = True
+                       ) -> tuple[nn.Module, nn.Module | None, Path, dict[str, Any]]:
+    """Pretrain the SCNN (events) and, unless ``ds`` is events-only, the CNN (RGB(-D)) with linear place heads on
+    ``ds``'s training split and freeze them into a bundle at ``out`` with ``ds``'s window (plus
+    ``pretrain_report.json``). ``full_size``: the paper's widths instead of ``SMALL``. Returns ``(scnn, cnn, bundle,
+    report)``."""
     window = ds.window
     shape = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
     scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress)
-    cnn, m_rgb = pretrain_frontend(ds, "cnn", FrontendConfig(in_channels=window.rgb_channels, **shape), recipe,
-                                   progress)
+    cnn, m_rgb = None, None
+    if not ds.events_only:
+        cnn, m_rgb = pretrain_frontend(ds, "cnn", FrontendConfig(in_channels=window.rgb_channels, **shape), recipe,
+                                       progress)
     report = {"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": nearest_neighbour_baseline(ds)}
     bundle = save_frontend_bundle(out, scnn, cnn, window, num_places=ds.num_places,
                                   dataset_fingerprint=ds.manifest["fingerprint"], pretrain=recipe, metrics=report)
     (Path(out) / "pretrain_report.json").write_text(json.dumps(report, indent=1))
-    fs = cache_features(ds, scnn, cnn, progress=progress)
+    return scnn, cnn, Path(bundle), report
+
+
+def cache_feature_sets(ds: WindowDataset, frontends: Path | str, features_dir: Path | str, *,
+                       progress: bool = True) -> tuple[FeatureSet, dict[str, Path]]:
+    """The frozen front-ends of bundle ``frontends`` over every frame of ``ds``, as ``features_dir/all.safetensors``
+    plus one feature set per environment. The feature sets record the front-end bundle (absolute path and weights
+    digest), so that the HSTNN bundles trained on them name the front-ends they need."""
+    import hstnn_ros.perception.frontends  # noqa: F401, PLC0415 - registers the scnn/cnn bundle builders
+
+    fe = load_bundle(frontends)
+    scnn = fe.build("scnn")
+    cnn = fe.build("cnn") if "cnn" in fe.components else None
+    fs = cache_features(ds, scnn, cnn, progress=progress, meta={
+        "frontend_bundle": str(Path(frontends).resolve()), "frontend_sha256": fe.digest})
     features_dir = Path(features_dir)
     files = {"all": save_feature_set(features_dir / "all.safetensors", fs)}
     for k, env in enumerate(fs.env_names):
         files[env] = save_feature_set(features_dir / f"{env}.safetensors", fs.subset(fs.env == k))
+    return fs, files
+
+
+def fit_frontends(ds: WindowDataset, out: Path | str, features_dir: Path | str, *, full_size: bool = False,
+                  recipe: PretrainConfig = PretrainConfig(), progress: bool = True) -> FrontendFit:
+    """What ``hstnn-frontends`` runs: ``pretrain_frontends`` into the bundle ``out``, then ``cache_feature_sets``
+    into ``features_dir``. An events-only dataset gets an SCNN alone (its bundle runs as an events-only model)."""
+    scnn, cnn, bundle, report = pretrain_frontends(ds, out, full_size=full_size, recipe=recipe, progress=progress)
+    fs, files = cache_feature_sets(ds, bundle, features_dir, progress=progress)
     return FrontendFit(scnn, cnn, bundle, fs, files, report)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import cv2
@@ -34,15 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 from hstnn_ros.datasets.errors import DatasetError
-from hstnn_ros.datasets.windows import (
-    BagFrames,
-    FrameSample,
-    Labelling,
-    Topics,
-    WindowDataset,
-    build_dataset_from,
-    place_labels,
-)
+from hstnn_ros.datasets.labels import Labelling, LabelSpec, place_labels
+from hstnn_ros.datasets.stamps import format_stamp, parse_stamp
+from hstnn_ros.datasets.topics import Topics
+from hstnn_ros.datasets.windows import BagFrames, FrameSample, WindowDataset, build_dataset_from
 from hstnn_ros.perception.window import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -53,35 +47,6 @@ POSITION = "position.txt"
 DIRECTION = "direction.txt"
 TENSOR_SUFFIXES = ("", ".npy", ".pt", ".pth")
 _FOLDER = re.compile(r"^(?P<env>.+)_v(?P<k>\d+)$")
-_NS = re.compile(r"^[0-9]{16,}$")  # integer nanoseconds (an epoch stamp in seconds has 10 digits)
-_SECONDS = re.compile(r"^[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]{1,3})?$")
-
-
-def parse_stamp(text: str, where: Path | str) -> int:
-    """Nanoseconds of a stamp written as decimal seconds (``1631175418.452437``, also ``1.63e+09`` as
-    ``numpy.savetxt`` writes) or as integer nanoseconds (digits only, >= 16 of them), exactly: ``Decimal``, never a
-    float. Anything else (signs, NaN, digits finer than 1 ns) is refused naming ``where``."""
-    if _NS.fullmatch(text):
-        ns = int(text)
-    elif _SECONDS.fullmatch(text):
-        dec = Decimal(text).as_tuple()  # exact digits and exponent: no context rounding
-        mantissa, shift = int("".join(map(str, dec.digits))), int(dec.exponent) + 9
-        ns, rest = (mantissa * 10**shift, 0) if shift >= 0 else divmod(mantissa, 10**-shift)
-        if rest:
-            raise DatasetError(f"{where}: {text!r} has digits finer than 1 ns; round the stamp to nanoseconds")
-    else:
-        raise DatasetError(f"{where}: {text!r} is not a timestamp (decimal seconds or integer nanoseconds); "
-                           "rename it or remove it from the folder")
-    if ns >= 2**63:
-        raise DatasetError(f"{where}: {text!r} is beyond year 2262 in nanoseconds; not a timestamp")
-    return ns
-
-
-def format_stamp(t_ns: int) -> str:
-    """``t_ns`` as decimal seconds with 9 digits (exact)."""
-    return f"{t_ns // 1_000_000_000}.{t_ns % 1_000_000_000:09d}"
-
-
 def traversal_env(folder: Path) -> str:
     """The environment of a ``<env>_v<k>`` folder."""
     m = _FOLDER.match(folder.name)
@@ -197,13 +162,13 @@ class NeuroGPRFrames:
             raise DatasetError(f"{path}: missing; distance labels need positions (or use --label time)")
         return _read_table(path, 3)
 
-    def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
-        mode = Labelling(mode)
-        if mode is Labelling.ROUTE:
-            raise DatasetError(f"{self.path}: NeuroGPR has no route sidecar; use --label time (NeuroGPR's own "
-                               "equal-time bins) or distance")
-        odom = self.positions() if mode is Labelling.DISTANCE else np.zeros((0, 3))
-        return place_labels(self.path, mode, stamps, odom, places)
+    def labels(self, mode: LabelSpec | Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
+        spec = LabelSpec.of(mode)
+        if spec.mode in (Labelling.ROUTE, Labelling.TOPIC):
+            raise DatasetError(f"{self.path}: NeuroGPR has no route sidecar or label topic; use --label time "
+                               "(NeuroGPR's own equal-time bins), distance or csv")
+        odom = self.positions() if spec.mode is Labelling.DISTANCE else np.zeros((0, 3))
+        return place_labels(self.path, spec, stamps, odom, places)
 
     def __iter__(self) -> Iterator[FrameSample]:
         shape = None
@@ -233,7 +198,7 @@ class NeuroGPRFrames:
 
 
 def build_neurogpr_dataset(paths: Sequence[Path | str], out: Path, *, window: WindowSpec | None = None,
-                           labelling: Labelling = Labelling.TIME, places: int | None = 100,
+                           labelling: LabelSpec | Labelling = Labelling.TIME, places: int | None = 100,
                            progress: bool = True) -> WindowDataset:
     """A window dataset from NeuroGPR traversal folders (or roots holding them); splits by traversal per env."""
     window = window or WindowSpec()

@@ -2,21 +2,21 @@
 stamp, stored once; a window (9 event frames + the 3 RGB frames spanning them) is the index of its last RGB frame.
 
 Frames are made exactly as the online engine makes them (its cutter, ``EventBuffer``, over the ``WindowSpec``'s
-3 x 7 ms bins that end at each RGB stamp; ``preprocess_rgbd``'s resize), so a model trained here sees at run time what
-it saw in training.
+3 x 7 ms bins that end at each RGB stamp, or at each ``VirtualClock`` stamp for events-only recordings;
+``preprocess_rgbd``'s resize), so a model trained here sees at run time what it saw in training. Sources: bags
+(``BagFrames``), NeuroGPR folders (``neurogpr``), frame folders, AEDAT4 and raw EVT3 files (``recordings``).
 Bags are streamed (events older than the oldest pending frame are dropped); output is chunked safetensors files plus
 ``manifest.json`` with a data fingerprint. Never pickled.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import logging
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,13 +30,15 @@ from tqdm import tqdm
 from hstnn_ros import defaults
 from hstnn_ros.bags import BagError, BagReader
 from hstnn_ros.datasets.errors import DatasetError
-from hstnn_ros.datasets.sidecar import SIDE_CAR, has_sidecar, read_sidecar
+from hstnn_ros.datasets.labels import Labelling, LabelSpec, place_labels
+from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.perception.errors import DecodeError
+from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.framing import downscale_counts
 from hstnn_ros.perception.events.stream import StreamDecoder
 from hstnn_ros.perception.images import decode_image
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
-from hstnn_ros.perception.window import EventBuffer, WindowSpec, window_from_metadata
+from hstnn_ros.perception.window import EventBuffer, VirtualClock, WindowSpec, window_from_metadata
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +49,15 @@ FORMAT_VERSION = 3  # v2: labels in a per-traversal file; v3: the window as one 
 MAX_COUNT = 2047.0
 
 
-class Labelling(enum.StrEnum):
-    """How place ids are assigned to frames."""
-
-    ROUTE = "route"  #: ``route.json`` sidecar (synthetic routes): odometry distance binned into equal places
-    DISTANCE = "distance"  #: cumulative odometry path length of the traversal, binned into equal places
-    TIME = "time"  #: equal-time bins over the traversal, as NeuroGPR: ``int((t - t0) / (t1 - t0) * places)``
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Topic names in the bags."""
-
-    events: str = "/dvs/events"
-    rgb: str = "/camera/color/image_raw"
-    depth: str | None = "/camera/aligned_depth_to_color/image_raw"
-    odom: str | None = "/odom"
-
-
 @dataclass
 class Traversal:
-    """The frames of one traversal (all arrays indexed by RGB frame)."""
+    """The frames of one traversal (all arrays indexed by decision frame: an RGB frame, or a virtual frame of an
+    events-only recording)."""
 
     name: str
     env: str
     events: np.ndarray  # float16 [n, bins, 2, H, W] event counts
-    rgb: np.ndarray  # uint8 [n, 3, H, W] (resized exactly as preprocess_rgbd does)
+    rgb: np.ndarray | None  # uint8 [n, 3, H, W] (resized exactly as preprocess_rgbd does); None: events only
     depth: np.ndarray | None  # float32 [n, 1, H, W] in [0, 1] (metres / depth_max_m)
     stamps_ns: np.ndarray  # int64 [n]
     labels: np.ndarray  # int64 [n]
@@ -84,6 +69,8 @@ class Traversal:
 
     def rgb_input(self, idx: np.ndarray | slice) -> np.ndarray:
         """Front-end RGB(-D) input float32 ``[n, C, H, W]`` of the frames ``idx`` (== ``preprocess_rgbd``)."""
+        if self.rgb is None:
+            raise DatasetError(f"{self.source or self.name}: an events-only traversal has no RGB frames")
         col = self.rgb[idx].astype(np.float32) / np.float32(255.0)
         if self.depth is None:
             return col
@@ -103,6 +90,11 @@ class WindowDataset:
         return int(self.manifest["num_places"])
 
     @property
+    def events_only(self) -> bool:
+        """True when no traversal has RGB frames (recordings without a colour camera)."""
+        return all(t.rgb is None for t in self.traversals)
+
+    @property
     def window(self) -> WindowSpec:
         """How the frames were cut (v2 manifests recorded the same facts as ``framing``)."""
         m, source = self.manifest, str(self.root / MANIFEST)
@@ -118,70 +110,27 @@ def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def _route_labels(bag: Path, stamps: np.ndarray) -> tuple[np.ndarray, int]:
-    if not has_sidecar(bag):
-        raise DatasetError(f"{bag}: labelling 'route' needs {SIDE_CAR} beside the bag; use --label distance or "
-                           "time for recorded bags")
-    route = read_sidecar(bag)
-    return route.labels(stamps), route.num_places
-
-
-def _distance_labels(odom: np.ndarray, stamps: np.ndarray, places: int, source: Path) -> np.ndarray:
-    if len(odom) < 2:
-        raise DatasetError(f"{source}: labelling 'distance' needs odometry/positions, found {len(odom)}; "
-                           "use --label time")
-    odom = odom[np.argsort(odom[:, 0], kind="stable")]  # np.interp needs increasing times
-    if stamps.max() < odom[0, 0] or stamps.min() > odom[-1, 0]:
-        raise DatasetError(f"{source}: the odometry/positions ({odom[0, 0]:.0f}..{odom[-1, 0]:.0f} ns) and the "
-                           f"frames ({stamps.min()}..{stamps.max()} ns) do not overlap in time; check the clocks or "
-                           "use --label time")
-    d = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(odom[:, 1]), np.diff(odom[:, 2])))])
-    at = np.interp(stamps.astype(np.float64), odom[:, 0], d)
-    return np.clip((at / max(d[-1], 1e-9) * places).astype(np.int64), 0, places - 1)
-
-
-def _time_labels(stamps: np.ndarray, places: int) -> np.ndarray:
-    t0, t1 = stamps[0], stamps[-1]
-    frac = (stamps - t0) / max(t1 - t0, 1)
-    return np.clip((frac * places).astype(np.int64), 0, places - 1)
-
-
-def place_labels(source: Path, mode: Labelling, stamps: np.ndarray, odom: np.ndarray, places: int | None
-                 ) -> tuple[np.ndarray, int]:
-    """Place ids of the frames stamped ``stamps`` of one traversal and the place count. ``odom`` is ``[n, >=3]``
-    (t_ns, x, y, ...) for distance labels; ``route`` labels read the synthetic route's sidecar beside ``source``."""
-    mode = Labelling(mode)
-    if mode is Labelling.ROUTE:
-        lab, n = _route_labels(source, stamps)
-        if places is not None and places != n:
-            raise DatasetError(f"{source}: route has {n} places but --places {places} was asked; drop --places or "
-                               "use --label distance")
-        return lab, n
-    if places is None or places < 1:
-        raise DatasetError(f"labelling {mode.value!r} needs a positive place count (--places)")
-    if mode is Labelling.DISTANCE:
-        return _distance_labels(odom, stamps, places, source), places
-    return _time_labels(stamps, places), places
-
-
 @dataclass
 class FrameSample:
-    """One RGB frame of a traversal with the event frames of the bins ending at its stamp, as recorded."""
+    """One decision frame of a traversal with the event frames of the bins ending at its stamp, as recorded: an RGB
+    frame, or (events-only recordings) a virtual frame of the ``VirtualClock`` without an image."""
 
     stamp_ns: int
     events: np.ndarray  # float32 [bins, 2, h, w] event counts (sensor resolution or the front-end grid)
-    rgb: np.ndarray  # uint8 [h, w, 3] RGB as decoded
+    rgb: np.ndarray | None  # uint8 [h, w, 3] RGB as decoded; None: events only
     depth: np.ndarray | None = None  # float32 [h, w] metres
 
 
 class FrameSource(Protocol):
-    """A traversal as a stream of :class:`FrameSample` (a bag, a NeuroGPR folder, ...)."""
+    """A traversal as a stream of :class:`FrameSample` (a bag, a NeuroGPR folder, a frame folder, an AEDAT4 or raw
+    EVT3 file, ...)."""
 
     path: Path
 
     def __iter__(self) -> Iterator[FrameSample]: ...
 
-    def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
+    def labels(self, mode: LabelSpec | Labelling, stamps: np.ndarray, places: int | None
+               ) -> tuple[np.ndarray, int]:
         """Place ids of the iterated frames (valid after iteration)."""
         ...
 
@@ -190,27 +139,40 @@ class BagFrames:
     """The frames of one bag (one traversal), streamed in timestamp order: memory holds a few frames, never the bag.
     Event bins are cut by the engine's own cutter (``EventBuffer`` over the ``WindowSpec``), at the front-end grid or
     (``sensor_resolution``) at the sensor's own resolution; colour and depth pair by the one pairing rule
-    (``RgbdPairer``)."""
+    (``RgbdPairer``). A bag without a colour topic is events-only: its frames are the ``VirtualClock``'s, as the
+    engine runs an events-only model. Topics left ``None`` are found by type (``resolve_topics``)."""
 
-    #: Bound of the event buffer: events are cut and pruned at every RGB frame, so only a bag whose colour stream
+    #: Bound of the event buffer: events are cut and pruned at every frame, so only a bag whose colour stream
     #: stops for minutes comes near it (drops are counted and reported).
     MAX_BUFFERED_EVENTS = 50_000_000
 
     def __init__(self, bag: Path, *, topics: Topics = Topics(), window: WindowSpec = WindowSpec(),
-                 sensor_resolution: bool = False, progress: bool = True) -> None:
+                 sensor_resolution: bool = False, progress: bool = True,
+                 frame_period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS) -> None:
         self.path = Path(bag)
         self.topics, self.window = topics, window
         self.sensor_resolution, self.progress = sensor_resolution, progress
+        self.frame_period_ns = frame_period_ns
         #: ``[n, 8]`` t_ns, x, y, z, qx, qy, qz, qw of the odometry topic (filled by iteration; exact stamps in
         #: ``odometry_ns``, float64 rounds epoch nanoseconds)
         self.odometry = np.zeros((0, 8), np.float64)
         self.odometry_ns = np.zeros(0, np.int64)
+        #: ``(stamps_ns, places)`` of the label topic (receive time, as replay reads it); filled by iteration
+        self.topic_labels: tuple[np.ndarray, np.ndarray] | None = None
+        #: the topics read (resolved at iteration)
+        self.resolved: Topics | None = None
 
-    def labels(self, mode: Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
-        return place_labels(self.path, mode, stamps, self.odometry, places)
+    def labels(self, mode: LabelSpec | Labelling, stamps: np.ndarray, places: int | None) -> tuple[np.ndarray, int]:
+        return place_labels(self.path, mode, stamps, self.odometry, places, topic_labels=self.topic_labels)
+
+    def with_label_topic(self, topic: str | None) -> BagFrames:
+        """This source reading ``topic`` as its place-label topic too (``--label topic:NAME``)."""
+        if topic:
+            self.topics = Topics(self.topics.events, self.topics.rgb, self.topics.depth, self.topics.odom, topic)
+        return self
 
     def __iter__(self) -> Iterator[FrameSample]:
-        bag, topics, window = self.path, self.topics, self.window
+        bag, window = self.path, self.window
         try:
             reader_cm = BagReader(bag)
         except BagError as exc:
@@ -221,23 +183,24 @@ class BagFrames:
                                    f"messages unreadable; {reader.recovery}); re-record it or cut it to its intact "
                                    "part first")
             have = dict(reader.topics)
-            missing = [t for t in (topics.events, topics.rgb) if t not in have]
-            if missing:
-                raise DatasetError(f"{bag}: missing topic(s) {missing}; the bag has {sorted(have)} (pass "
-                                   "--events-topic / --rgb-topic)")
-            use_depth = window.depth and topics.depth in have
+            topics = self.resolved = resolve_topics({t: str(info.msgtype) for t, info in have.items()}, self.topics,
+                                                    source=bag)
+            events_only = topics.rgb is None
+            use_depth = window.depth and topics.depth is not None and not events_only
             if window.depth and not use_depth:
-                raise DatasetError(f"{bag}: depth requested but topic {topics.depth!r} is absent; "
-                                   f"the bag has {sorted(have)}")
-            sel = {topics.events, topics.rgb} | ({topics.depth} if use_depth else set())
-            if topics.odom and topics.odom in have:
-                sel.add(topics.odom)
+                raise DatasetError(f"{bag}: depth requested but the bag has no depth image topic (or no colour "
+                                   f"topic); the bag has {sorted(have)} (pass --depth-topic or build without --depth)")
+            sel = {topics.events} | {t for t in (topics.rgb, topics.odom, topics.label) if t}
+            if use_depth:
+                sel.add(topics.depth)
             decoder = StreamDecoder()
             events = EventBuffer(window, self.MAX_BUFFERED_EVENTS)
+            clock = VirtualClock(self.frame_period_ns)
             pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
             pending: deque[Paired[np.ndarray, np.ndarray]] = deque()
             watermark, n_out, first_stamp, last_stamp, prev = -1, 0, 0, 0, None
             odom: list[tuple[float, ...]] = []
+            labels: list[tuple[int, int]] = []
 
             def emit(until: int | None) -> Iterator[FrameSample]:
                 nonlocal n_out, first_stamp, last_stamp, prev
@@ -263,6 +226,8 @@ class BagFrames:
                         if len(b):
                             events.push(b)
                             watermark = max(watermark, int(b.t_ns[-1]))
+                            if events_only:
+                                pending.extend(Paired(t, None, None) for t in clock.due(events.first_ns, watermark))
                             yield from emit(watermark)
                     elif raw.topic == topics.rgb:
                         msg = reader.deserialize(raw)
@@ -274,6 +239,8 @@ class BagFrames:
                         msg = reader.deserialize(raw)
                         p, q = msg.pose.pose.position, msg.pose.pose.orientation
                         odom.append((_stamp_ns(msg.header), p.x, p.y, p.z, q.x, q.y, q.z, q.w))
+                    elif raw.topic == topics.label:
+                        labels.append((raw.t_ns, int(reader.deserialize(raw).data)))
                 except DecodeError as exc:
                     log.warning("%s: skipped a malformed %s message at %d ns: %s", bag, raw.topic, raw.t_ns, exc)
             if decoder.counters.messages == 0 or events.first_ns is None:
@@ -283,6 +250,9 @@ class BagFrames:
             yield from emit(None)
         self.odometry = np.asarray(odom, np.float64).reshape(-1, 8)
         self.odometry_ns = np.asarray([o[0] for o in odom], np.int64)
+        if topics.label:
+            lab = np.asarray(labels, np.int64).reshape(-1, 2)
+            self.topic_labels = (lab[:, 0], lab[:, 1])
         if n_out and (last_stamp < first_ev - window.span_ns or watermark < first_stamp - window.span_ns):
             raise DatasetError(f"{bag}: event and image time ranges do not overlap; check the clocks of the recording")
         if use_depth and pairer.counters.colour_without_depth:
@@ -294,15 +264,65 @@ class BagFrames:
         log.info("%s: %d frames, %s", bag, n_out, decoder.counters)
 
 
-def prepare_frame(sample: FrameSample, window: WindowSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def cut_frames(batches: Iterable[EventBatch], images: Iterable[tuple[int, np.ndarray]] | None, window: WindowSpec,
+               *, sensor_resolution: bool = False, frame_period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS,
+               source: Path | str = "recording") -> Iterator[FrameSample]:
+    """Frame samples of a time-ordered event stream and (optionally) time-ordered ``(stamp_ns, rgb)`` images: the
+    events of each frame's bins are cut by ``EventBuffer`` once every event before the frame's stamp has arrived.
+    Without images the frames are the ``VirtualClock``'s (events-only, as the engine runs it). File recordings
+    (AEDAT4, raw EVT3) use this; bags interleave their own messages in ``BagFrames``."""
+    events = EventBuffer(window, BagFrames.MAX_BUFFERED_EVENTS)
+    it = iter(batches)
+    prev: int | None = None
+    newest = -(2**62)
+
+    def sample(stamp: int, rgb: np.ndarray | None) -> FrameSample:
+        nonlocal prev
+        batch, edges = events.cut(stamp, prev)
+        prev = stamp
+        return FrameSample(stamp, window.frames(batch, edges, (batch.width, batch.height) if sensor_resolution
+                                                else None), rgb)
+
+    if images is None:
+        clock = VirtualClock(frame_period_ns)
+        for b in it:
+            if len(b):
+                events.push(b)
+                newest = max(newest, int(b.t_ns.max()))
+                for stamp in clock.due(events.first_ns, newest):
+                    yield sample(stamp, None)
+    else:
+        exhausted = False
+        for stamp, rgb in images:
+            while not exhausted and newest < stamp:
+                b = next(it, None)
+                if b is None:
+                    exhausted = True
+                elif len(b):
+                    events.push(b)
+                    newest = max(newest, int(b.t_ns.max()))
+            if events.first_ns is not None:
+                yield sample(int(stamp), rgb)
+    if events.first_ns is None:
+        raise DatasetError(f"{source}: no events")
+    if events.counters.dropped_late:
+        log.warning("%s: %d events arrived after their frame was cut (time-disordered stream); dropped", source,
+                    events.counters.dropped_late)
+
+
+def prepare_frame(sample: FrameSample, window: WindowSpec
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """A sample as stored in a window dataset: float16 event counts on the front-end grid (sensor-resolution counts
-    are summed onto it with the window's coordinate map), RGB resized as ``preprocess_rgbd`` does, depth in [0, 1]."""
+    are summed onto it with the window's coordinate map), RGB resized as ``preprocess_rgbd`` does (``None``: events
+    only), depth in [0, 1]."""
     H, W = window.input_hw
     ev = sample.events
     if ev.shape[-2:] != (H, W):
         ev = downscale_counts(ev, (W, H), window.resize)
     ev = np.minimum(ev, MAX_COUNT).astype(np.float16)
-    rgb = cv2.resize(sample.rgb, (W, H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1).copy()
+    rgb = None
+    if sample.rgb is not None:
+        rgb = cv2.resize(sample.rgb, (W, H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1).copy()
     dep = None
     if sample.depth is not None:
         d = cv2.resize(sample.depth.astype(np.float32), (W, H), interpolation=cv2.INTER_NEAREST)
@@ -313,12 +333,12 @@ def prepare_frame(sample: FrameSample, window: WindowSpec) -> tuple[np.ndarray, 
 
 def _check_length(source: Path, n: int) -> None:
     if n < defaults.RGB_FRAMES_PER_WINDOW:
-        raise DatasetError(f"{source}: {n} RGB frames, fewer than one window "
+        raise DatasetError(f"{source}: {n} frames, fewer than one window "
                            f"({defaults.RGB_FRAMES_PER_WINDOW}); record a longer traversal")
 
 
 def load_traversal(source: FrameSource, *, env: str, window: WindowSpec = WindowSpec(),
-                   labelling: Labelling = Labelling.ROUTE, places: int | None = None) -> Traversal:
+                   labelling: LabelSpec | Labelling = Labelling.ROUTE, places: int | None = None) -> Traversal:
     """All frames and labels of one traversal in memory (small traversals and tests; datasets stream instead)."""
     ev, rgb, dep, stamps = [], [], [], []
     for sample in source:
@@ -330,17 +350,20 @@ def load_traversal(source: FrameSource, *, env: str, window: WindowSpec = Window
     _check_length(source.path, len(stamps))
     st = np.asarray(stamps, np.int64)
     labels, _ = source.labels(labelling, st, places)
-    return Traversal(name=source.path.name, env=env, events=np.stack(ev), rgb=np.stack(rgb),
+    return Traversal(name=source.path.name, env=env, events=np.stack(ev),
+                     rgb=np.stack(rgb) if rgb[0] is not None else None,
                      depth=np.stack(dep) if dep[0] is not None else None, stamps_ns=st, labels=labels,
                      source=str(source.path))
 
 
 def read_traversal(bag: Path, *, env: str, topics: Topics = Topics(), window: WindowSpec = WindowSpec(),
-                   labelling: Labelling = Labelling.ROUTE, places: int | None = None,
+                   labelling: LabelSpec | Labelling = Labelling.ROUTE, places: int | None = None,
                    progress: bool = True) -> Traversal:
     """Frames and labels of one bag (one traversal), in memory."""
-    return load_traversal(BagFrames(bag, topics=topics, window=window, progress=progress), env=env,
-                          window=window, labelling=labelling, places=places)
+    spec = LabelSpec.of(labelling)
+    src = BagFrames(bag, topics=topics, window=window, progress=progress)
+    return load_traversal(src.with_label_topic(spec.arg if spec.mode is Labelling.TOPIC else None), env=env,
+                          window=window, labelling=spec, places=places)
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -369,8 +392,9 @@ def _write_chunk(path: Path, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {"file": path.name, "frames": n, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def write_traversal(root: Path, name: str, source: FrameSource, *, window: WindowSpec, labelling: Labelling,
-                    places: int | None, chunk_frames: int = 256) -> tuple[dict[str, Any], int]:
+def write_traversal(root: Path, name: str, source: FrameSource, *, window: WindowSpec,
+                    labelling: LabelSpec | Labelling, places: int | None, chunk_frames: int = 256
+                    ) -> tuple[dict[str, Any], int]:
     """Stream ``source`` into chunk files under ``root`` (memory: one chunk); labels, which may need the whole
     traversal (time bins, path length), go in a small labels file written last. Returns the manifest entry
     (without env/split) and the place count."""
@@ -403,8 +427,8 @@ def write_traversal(root: Path, name: str, source: FrameSource, *, window: Windo
     return {"name": name, "source": str(source.path), "frames": len(stamps), "chunks": chunks, "labels": lab}, nplaces
 
 
-def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, window: WindowSpec, labelling: Labelling,
-                   num_places: int, extra: dict[str, Any] | None = None) -> Path:
+def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, window: WindowSpec,
+                   labelling: LabelSpec | Labelling, num_places: int, extra: dict[str, Any] | None = None) -> Path:
     """Write ``manifest.json`` for traversal ``entries`` (from :func:`write_traversal`, plus ``env`` and ``split``);
     the fingerprint hashes every chunk's and labels file's checksum in order."""
     fp = hashlib.sha256()
@@ -412,7 +436,8 @@ def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, window: Wind
         for c in [*e["chunks"], e["labels"]]:
             fp.update(c["sha256"].encode())
     manifest = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": num_places, "labelling": str(labelling),
+        "format": FORMAT, "format_version": FORMAT_VERSION, "num_places": num_places,
+        "labelling": str(LabelSpec.of(labelling)),
         **(extra or {}), "window": window.to_dict(),
         "environments": sorted({e["env"] for e in entries}), "traversals": list(entries),
         "fingerprint": fp.hexdigest(),
@@ -423,38 +448,51 @@ def write_manifest(out: Path, entries: Sequence[dict[str, Any]], *, window: Wind
 
 
 def build_dataset_from(sources: Sequence[tuple[FrameSource, str]], out: Path, *,
-                       window: WindowSpec = WindowSpec(), labelling: Labelling = Labelling.ROUTE,
+                       window: WindowSpec = WindowSpec(), labelling: LabelSpec | Labelling = Labelling.ROUTE,
                        places: int | None = None, progress: bool = True, extra: dict[str, Any] | None = None
                        ) -> WindowDataset:
-    """Build a window dataset from ``(frame source, env)`` pairs (one per traversal) into ``out``, streaming."""
+    """Build a window dataset from ``(frame source, env)`` pairs (one per traversal) into ``out``, streaming.
+    Traversals of the route share place ids; for labellings that carry ids (topic, csv) without ``places`` the place
+    count is the largest id of any traversal + 1."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    spec = LabelSpec.of(labelling)
     by_env: dict[str, list[str]] = {}
+    seen: dict[str, Path] = {}
     for src, env in sources:
-        by_env.setdefault(env, []).append(src.path.name)
+        name = src.path.name
+        if name in seen:
+            raise DatasetError(f"{src.path}: same name as {seen[name]}; traversals are stored by name, rename one "
+                               "of the recordings")
+        seen[name] = src.path
+        by_env.setdefault(env, []).append(name)
     splits = assign_splits(by_env)
     entries = []
-    nplaces: int | None = places
+    counts: list[int] = []
     for src, env in tqdm(list(sources), desc="traversals", disable=not progress):
-        entry, n = write_traversal(out, src.path.name, src, window=window, labelling=labelling, places=places)
-        if nplaces is not None and n != nplaces:
-            raise DatasetError(f"{src.path}: {n} places, other traversals have {nplaces}; one dataset is one route")
-        nplaces = n
+        entry, n = write_traversal(out, src.path.name, src, window=window, labelling=spec, places=places)
+        inferred = places is None and spec.mode in (Labelling.TOPIC, Labelling.CSV)  # max over traversals
+        if counts and n != counts[0] and not inferred:
+            raise DatasetError(f"{src.path}: {n} places, other traversals have {counts[0]}; one dataset is one route")
+        counts.append(n)
         entries.append({**entry, "env": env, "split": splits[src.path.name]})
-    write_manifest(out, entries, window=window, labelling=labelling, num_places=int(nplaces or 0), extra=extra)
-    return load_dataset(out)
+    write_manifest(out, entries, window=window, labelling=spec, num_places=max(counts, default=0), extra=extra)
+    return load_dataset(out, progress=progress)
 
 
 def build_dataset(bags: Sequence[tuple[Path, str]], out: Path, *, topics: Topics = Topics(),
-                  window: WindowSpec = WindowSpec(), labelling: Labelling = Labelling.ROUTE,
+                  window: WindowSpec = WindowSpec(), labelling: LabelSpec | Labelling = Labelling.ROUTE,
                   places: int | None = None, progress: bool = True) -> WindowDataset:
     """Build a window dataset from ``(bag, env)`` pairs (one bag per traversal) into ``out``."""
-    sources = [(BagFrames(Path(b), topics=topics, window=window, progress=progress), env) for b, env in bags]
-    return build_dataset_from(sources, out, window=window, labelling=labelling, places=places, progress=progress,
+    spec = LabelSpec.of(labelling)
+    label_topic = spec.arg if spec.mode is Labelling.TOPIC else None
+    sources = [(BagFrames(Path(b), topics=topics, window=window, progress=progress).with_label_topic(label_topic), env)
+               for b, env in bags]
+    return build_dataset_from(sources, out, window=window, labelling=spec, places=places, progress=progress,
                               extra={"topics": vars(topics)})
 
 
-def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
+def load_dataset(root: Path | str, *, verify: bool = True, progress: bool = False) -> WindowDataset:
     """Read a dataset written by :func:`build_dataset` (checksums verified unless ``verify`` is False)."""
     root = Path(root)
     mpath = root / MANIFEST
@@ -465,7 +503,8 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
         raise DatasetError(f"{mpath}: not a {FORMAT} v{FORMAT_VERSION} manifest (found {manifest.get('format')} "
                            f"v{manifest.get('format_version')}); rebuild the dataset with `hstnn-dataset`")
     ds = WindowDataset(root, manifest)
-    for t in manifest["traversals"]:
+    for t in tqdm(manifest["traversals"], desc=f"load {root.name}", unit="traversal", disable=not progress,
+                  leave=False):
         parts: dict[str, list[np.ndarray]] = {}
         for c in [*t["chunks"], t["labels"]]:
             path = root / c["file"]
@@ -481,7 +520,7 @@ def load_dataset(root: Path | str, *, verify: bool = True) -> WindowDataset:
                 parts.setdefault(k, []).append(v)
         cat = {k: np.concatenate(v) for k, v in parts.items()}
         ds.traversals.append(Traversal(
-            name=t["name"], env=t["env"], events=cat["events"], rgb=cat["rgb"], depth=cat.get("depth"),
+            name=t["name"], env=t["env"], events=cat["events"], rgb=cat.get("rgb"), depth=cat.get("depth"),
             stamps_ns=cat["stamps_ns"], labels=cat["labels"], split=t["split"], source=t["source"],
         ))
     return ds

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -98,6 +99,7 @@ class Sweep:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.data = prepare_data(fs, name=name)
+        self.fs_meta = dict(fs.meta)
         self.units_dir = self.out / "units"
         self.cache_dir = self.out / "cache"
         # Build one redundant network now so that a bad network.model section or size fails before training.
@@ -144,7 +146,19 @@ class Sweep:
         return {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "snn_ratio": unit.ratio,
                 "sizes": net.sizes_of(model), "place_count": self.data.num_classes,
                 "data_fingerprint": self.data.fingerprint, "train_config": self.cfg.to_dict(),
-                "versions": {"torch": torch.__version__}, **extra}
+                "versions": {"torch": torch.__version__}, **self._frontends(unit), **extra}
+
+    def _frontends(self, unit: Unit) -> dict[str, Any]:
+        """The front-ends the feature set was cached with, as the unit's bundle names them (a path relative to
+        ``units/<unit>/bundle``, the same from the temporary directory it is written in, and their digest), so
+        that the bundle replays and deploys as it is. Nothing for feature sets that do not record them."""
+        fe = self.fs_meta.get("frontend_bundle")
+        if not fe:
+            return {}
+        here = (self.out / "units" / unit.name / BUNDLE).resolve()
+        return {"frontend_bundle": Path(os.path.relpath(Path(fe).resolve(), here)).as_posix(),
+                "frontend_sha256": self.fs_meta.get("frontend_sha256"),
+                "events_only": bool(self.fs_meta.get("events_only", False))}
 
     def check_resume(self) -> None:
         """Refuse to mix units of different recipes or data in one output directory (only the sweep's ratios and

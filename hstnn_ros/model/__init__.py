@@ -3,6 +3,7 @@
 from hstnn_ros.model.bundle import (
     Bundle,
     Component,
+    bundle_digest,
     hstnn_from_component,
     load_bundle,
     register_builder,
@@ -43,6 +44,7 @@ __all__ = [
     "Surrogate",
     "SurrogateKind",
     "active_blocks",
+    "bundle_digest",
     "count_conv_ops",
     "count_ops",
     "hstnn_from_component",

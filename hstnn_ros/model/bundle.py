@@ -66,6 +66,8 @@ class Bundle:
     path: Path
     components: dict[str, Component]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of the weights file (verified at load): what other bundles pin a bundle they depend on by
+    digest: str = ""
 
     def hstnn(self, name: str = HSTNN_KIND) -> Any:
         """The HSTNN stored as component ``name``, built and loaded (eval mode)."""
@@ -199,7 +201,18 @@ def load_bundle(directory: Path | str) -> Bundle:
     if extra:
         raise BundleError(f"{wpath}: tensors {extra[:5]} are not described in {JSON_NAME}")
     metadata = doc.get("metadata", {})
-    return Bundle(path=root, components=components, metadata=metadata if isinstance(metadata, dict) else {})
+    return Bundle(path=root, components=components, metadata=metadata if isinstance(metadata, dict) else {},
+                  digest=str(winfo["sha256"]))
+
+
+def bundle_digest(directory: Path | str) -> str:
+    """The SHA-256 of a bundle's weights as its ``bundle.json`` records it (``Bundle.digest``; cheap: the weights are
+    not read, ``load_bundle`` verifies them)."""
+    jpath = Path(directory) / JSON_NAME
+    try:
+        return str(json.loads(jpath.read_text())["weights"]["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{jpath}: no readable bundle description ({exc})") from exc
 
 
 def hstnn_from_component(component: Component, source: Path | str = "<component>") -> Any:

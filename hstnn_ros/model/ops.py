@@ -160,8 +160,8 @@ def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking
     # taps landing on active inputs = each input position's non-zero channels x the output windows covering it
     cov, taps = _taps(conv, (x.shape[2], x.shape[3]), x.device)
     if spiking_input:
-        active = x.sign().abs_().sum(1).flatten(1)  # non-zero channels per position (small integers: exact)
-        count = (torch.mv(active.double(), cov).round().long() * conv.out_channels).cpu()
+        active = (x != 0).sum(1, dtype=torch.float64).flatten(1)  # non-zero channels per position
+        count = (torch.mv(active, cov).long() * conv.out_channels).cpu()  # sums of integers < 2**53: exact
     else:
         count = torch.full((x.shape[0],), x.shape[1] * taps * conv.out_channels, dtype=torch.long)
     zero = torch.zeros_like(count)

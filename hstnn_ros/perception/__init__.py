@@ -2,7 +2,7 @@
 front-ends live in ``frontends``."""
 
 from hstnn_ros.perception.errors import DamagedFileError, DecodeError
-from hstnn_ros.perception.images import ImageEncoding, decode_compressed, decode_image, encode_image, preprocess_rgbd
+from hstnn_ros.perception.images import ImageEncoding, decode_image, encode_image, preprocess_rgbd
 
-__all__ = ["DamagedFileError", "DecodeError", "ImageEncoding", "decode_compressed", "decode_image", "encode_image",
+__all__ = ["DamagedFileError", "DecodeError", "ImageEncoding", "decode_image", "encode_image",
            "preprocess_rgbd"]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hstnn_ros.errors import HstnnError
-from hstnn_ros.model import Component, ConvLIF, Surrogate, count_conv_ops, register_builder, spike
+from hstnn_ros.model import Component, ConvLIF, Surrogate, SurrogateKind, count_conv_ops, register_builder, spike
 
 SCNN_KIND = "scnn"
 CNN_KIND = "cnn"
@@ -89,6 +89,37 @@ def _conv_stack(cfg: FrontendConfig) -> list[tuple[int, int, int, int, int]]:
     w = cfg.widths
     # (in, out, kernel, stride, padding): 3/3/1, then stride 2, 2, 1 (DESIGN.md section 7)
     return [(cfg.in_channels, w[0], 3, 3, 1), (w[0], w[1], 3, 2, 1), (w[1], w[2], 3, 2, 1), (w[2], w[3], 3, 1, 1)]
+
+
+def dense_macs(cfg: FrontendConfig) -> int:
+    """Multiply-accumulates of one frame's forward pass counting every tap of every layer (conv and FC), the work a
+    dense GEMM does: what training FLOP/s are measured against (``2 x`` this per frame forward)."""
+    h, w = cfg.input_hw
+    total = 0
+    for i, o, k, s, p in _conv_stack(cfg):
+        h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        total += h * w * o * i * k * k
+    ph, pw = _pooled_size(cfg)
+    return total + cfg.widths[3] * ph * pw * cfg.hidden + cfg.hidden * cfg.features
+
+
+class _RectSpike(torch.autograd.Function):
+    """``H(x - th)`` forward and the RECT surrogate derivative backward, first order only: the values and gradients
+    of ``model.spike(x - th, Surrogate(RECT, width))`` (tested) in three elementwise kernels instead of about ten.
+    Front-end pretraining spends much of its time in these; the HSTNN keeps ``model.spike`` (twice differentiable,
+    which the Selection stage needs)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, th: float, width: float) -> torch.Tensor:  # type: ignore[override]
+        d = x - th
+        ctx.save_for_backward(d.abs() < width)
+        ctx.scale = 1.0 / (2.0 * width)
+        return (d >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (inside,) = ctx.saved_tensors
+        return grad * inside * ctx.scale, None, None
 
 
 def _pooled_size(cfg: FrontendConfig) -> tuple[int, int]:
@@ -176,16 +207,23 @@ class SCNN(_Frontend):
                 _, a = count_conv_ops(conv.conv, h, spiking_input=True)
                 acs += a.to(torch.float64)
             # ConvLIF.step from rest, without the zero state: u = drive, s = H(u - v_th) (same values and gradient)
-            h = spike(conv.conv(inp) - conv.v_th, conv.surrogate)
+            h = self._fire(conv.conv(inp), conv.v_th, conv.surrogate)
             rates.append(h.detach().mean())
         pooled = self._pool(h).flatten(1)
         if count:
             macs += (pooled != 0).sum(1).to(torch.float64).cpu() * self.fc1.out_features
-        s1 = spike(self.fc1(pooled) - self.config.v_th, self.surrogate)
+        s1 = self._fire(self.fc1(pooled), self.config.v_th, self.surrogate)
         if count:
             acs += (s1 != 0).sum(1).to(torch.float64).cpu() * self.fc2.out_features
-        s2 = spike(self.fc2(s1) - self.config.v_th, self.surrogate)
-        return FrontendOutput(s2, macs, acs, {"spike_rates": [float(r) for r in rates]})
+        s2 = self._fire(self.fc2(s1), self.config.v_th, self.surrogate)
+        return FrontendOutput(s2, macs, acs, {"spike_rates": torch.stack(rates).tolist()})
+
+    def _fire(self, drive: torch.Tensor, th: float, surrogate: Surrogate) -> torch.Tensor:
+        """Spikes of ``drive`` at threshold ``th``: in training the first-order ``_RectSpike`` (same values and
+        gradients, fewer kernels), else ``model.spike``."""
+        if self.training and drive.requires_grad and torch.is_grad_enabled() and surrogate.kind is SurrogateKind.RECT:
+            return _RectSpike.apply(drive, th, surrogate.width)
+        return spike(drive - th, surrogate)
 
 
 class RGBCNN(_Frontend):

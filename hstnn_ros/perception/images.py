@@ -66,15 +66,6 @@ def decode_image(msg: Any) -> np.ndarray:
     return depth
 
 
-def decode_compressed(msg: Any) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (jpeg/png) as ``uint8 [H, W, 3]`` RGB via OpenCV."""
-    buf = np.asarray(msg.data, np.uint8).reshape(-1)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if len(buf) else None
-    if img is None:
-        raise DecodeError(f"sensor_msgs/CompressedImage format {msg.format!r}: {len(buf)} bytes OpenCV cannot decode")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def preprocess_rgbd(rgb: np.ndarray, depth: np.ndarray | None = None,
                     out_wh: tuple[int, int] = defaults.FRONTEND_INPUT_WH, *, depth_max_m: float = 10.0) -> np.ndarray:
     """Front-end input ``float32 [C, H, W]``: RGB in [0, 1] (area-resized), plus depth (metres clipped to

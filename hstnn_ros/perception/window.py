@@ -23,6 +23,7 @@ from hstnn_ros.perception.errors import WindowError
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.enums import Normalization, ResizeMode
 from hstnn_ros.perception.events.framing import events_to_frames
+from hstnn_ros.perception.events.kernels import scan_columns
 
 LOG = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class WindowSpec:
         normalize: per-frame normalisation of event counts (``Normalization``).
         depth: whether frames carry an aligned depth channel (RGB-D front-end, 4 channels).
         depth_max_m: depth in metres mapped to 1.0.
+        polarity: ``False``: polarity is unknown (pre-rendered event-count images), so both channels of an event
+            frame carry the total count of the pixel; online framing merges ON and OFF the same way.
     """
 
     event_frames: int = defaults.EVENT_FRAMES_PER_WINDOW
@@ -57,6 +60,7 @@ class WindowSpec:
     normalize: Normalization = Normalization.NONE
     depth: bool = False
     depth_max_m: float = defaults.DEPTH_MAX_M
+    polarity: bool = True
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -87,6 +91,9 @@ class WindowSpec:
             raise WindowError("WindowSpec: normalize='clip' needs clip (the count mapped to 1.0)")
         if not self.depth_max_m > 0:
             raise WindowError(f"WindowSpec: depth_max_m must be positive, got {self.depth_max_m}")
+        if not self.polarity and (self.clip is not None or self.normalize is not Normalization.NONE):
+            raise WindowError("WindowSpec: polarity=False (merged ON/OFF counts) takes raw counts: leave clip=None "
+                              "and normalize='none'")
 
     @property
     def bins_per_rgb(self) -> int:
@@ -127,9 +134,17 @@ class WindowSpec:
         window's mapping, clipping and normalisation, or (``grid_wh`` given, e.g. the sensor's) raw counts scaled to
         that grid."""
         if grid_wh is not None:
-            return events_to_frames(batch, edges, grid_wh, mode=ResizeMode.SCALE)
-        return events_to_frames(batch, edges, self.grid_wh, mode=self.resize, clip=self.clip,
-                                normalize=self.normalize)
+            return self.merge_polarity(events_to_frames(batch, edges, grid_wh, mode=ResizeMode.SCALE))
+        return self.merge_polarity(events_to_frames(batch, edges, self.grid_wh, mode=self.resize, clip=self.clip,
+                                                    normalize=self.normalize))
+
+    def merge_polarity(self, frames: np.ndarray) -> np.ndarray:
+        """``frames [..., 2, H, W]`` as this window feeds them: unchanged, or (``polarity`` False) the total count
+        in both channels."""
+        if self.polarity:
+            return frames
+        total = frames.sum(axis=-3, keepdims=True)
+        return np.concatenate([total, total], axis=-3)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what bundles and dataset manifests store)."""
@@ -149,6 +164,35 @@ class WindowSpec:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise WindowError(f"{source}: invalid window {data}: {exc}") from exc
+
+
+class VirtualClock:
+    """Decision frames without images (events-only models and recordings): one every ``period_ns`` of event time,
+    the first one ``period_ns`` after the first event. The online engine and the dataset builder both use it, so an
+    events-only model is trained on the frames it decides on."""
+
+    def __init__(self, period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS) -> None:
+        if int(period_ns) <= 0:
+            raise WindowError(f"VirtualClock: period_ns must be positive, got {period_ns}")
+        self.period_ns = int(period_ns)
+        self._next_ns: int | None = None
+
+    def due(self, first_event_ns: int | None, watermark_ns: int, room: int | None = None) -> list[int]:
+        """Stamps of the virtual frames due up to ``watermark_ns`` (at most ``room`` of them, ``None``: all; the
+        rest come at the next call)."""
+        if self._next_ns is None:
+            if first_event_ns is None:
+                return []
+            self._next_ns = first_event_ns + self.period_ns
+        out: list[int] = []
+        while self._next_ns <= watermark_ns and (room is None or len(out) < room):
+            out.append(self._next_ns)
+            self._next_ns += self.period_ns
+        return out
+
+    def reset(self) -> None:
+        """Restart from the next first event (after a time jump)."""
+        self._next_ns = None
 
 
 @dataclass
@@ -211,7 +255,7 @@ class EventBuffer:
         c = self.counters
         c.batches += 1
         try:
-            t, x, y, p, wh = _validate(batch)
+            t, x, y, p, wh, late, ordered, t_min, t_max = _validate(batch, self._horizon_ns)
         except (ValueError, TypeError, AttributeError) as exc:
             c.malformed_batches += 1
             LOG.debug("malformed event batch dropped: %s", exc)
@@ -227,17 +271,17 @@ class EventBuffer:
         self._sensor_wh = wh
         if n == 0:
             return 0
-        late = t < self._horizon_ns
-        if late.any():
-            c.dropped_late += int(late.sum())
-            keep = ~late
+        if late:
+            c.dropped_late += late
+            keep = t >= self._horizon_ns
             t, x, y, p = t[keep], x[keep], y[keep], p[keep]
             n = len(t)
             if n == 0:
                 return 0
+        if ordered is None:
+            ordered, t_min, t_max = n < 2 or bool(np.all(t[1:] >= t[:-1])), int(t.min()), int(t.max())
         # copies: the caller may reuse its buffers
-        chunk = _Chunk(t.copy(), x.astype(np.uint16), y.astype(np.uint16), p.astype(np.uint8),
-                       n < 2 or bool(np.all(t[1:] >= t[:-1])))
+        chunk = _Chunk(t.copy(), x.astype(np.uint16), y.astype(np.uint16), p.astype(np.uint8), ordered)
         if self._count + n > self.max_events:
             if self.drop_policy is DropPolicy.DROP_NEWEST:
                 c.dropped_overflow += n
@@ -246,12 +290,12 @@ class EventBuffer:
             if n > self.max_events:
                 c.dropped_overflow += n - self.max_events
                 chunk = chunk.take(slice(n - self.max_events, None))
+                t_min, t_max = int(chunk.t.min()), int(chunk.t.max())
         self._chunks.append(chunk)
         self._count += len(chunk)
-        t_max = int(chunk.t.max())
         self.newest_ns = t_max if self.newest_ns is None else max(self.newest_ns, t_max)
         if self.first_ns is None:
-            self.first_ns = int(chunk.t.min())
+            self.first_ns = t_min
         return len(chunk)
 
     def cut(self, stamp_ns: int, prev_stamp_ns: int | None = None) -> tuple[EventBatch, np.ndarray]:
@@ -330,7 +374,13 @@ class _Chunk:
         return _Chunk(*(np.concatenate([getattr(c, f) for c in parts]) for f in ("t", "x", "y", "p")), ordered)
 
 
-def _validate(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+_BATCH_DTYPES = (np.dtype(np.int64), np.dtype(np.uint16), np.dtype(np.uint16), np.dtype(np.uint8))
+
+
+def _validate(batch: Any, horizon: int) -> tuple:
+    """``(t, x, y, p, (w, h), late, ordered, t_min, t_max)`` of a batch, or ``ValueError``/``TypeError`` naming what is
+    malformed. ``late`` counts events before ``horizon``; ``ordered``/``t_min``/``t_max`` describe the others (None:
+    not computed). Columns of the batch dtypes take one compiled pass (``kernels.scan_columns``)."""
     t = np.asarray(batch.t_ns)
     x = np.asarray(batch.x)
     y = np.asarray(batch.y)
@@ -341,6 +391,11 @@ def _validate(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     n = len(t)
     if t.ndim != 1 or any(a.ndim != 1 or len(a) != n for a in (x, y, p)):
         raise ValueError("t_ns, x, y, p must be 1-D arrays of equal length")
+    if n and (t.dtype, x.dtype, y.dtype, p.dtype) == _BATCH_DTYPES and all(
+            a.flags.c_contiguous for a in (t, x, y, p)):
+        bad, late, ordered, t_min, t_max = scan_columns(t, x, y, p, w, h, horizon)
+        if not bad:
+            return t, x, y, p, (w, h), late, (ordered if not late else None), t_min, t_max
     if n and not (np.issubdtype(t.dtype, np.integer) and np.issubdtype(x.dtype, np.integer)
                   and np.issubdtype(y.dtype, np.integer)):
         raise TypeError("t_ns, x, y must be integer arrays")
@@ -348,7 +403,8 @@ def _validate(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
         raise ValueError(f"coordinates outside the {w}x{h} sensor")
     if n and int(p.max()) > 1:
         raise ValueError("polarity must be 0 or 1")
-    return t.astype(np.int64, copy=False), x, y, p.astype(np.uint8, copy=False), (w, h)
+    t = t.astype(np.int64, copy=False)
+    return t, x, y, p.astype(np.uint8, copy=False), (w, h), int(np.count_nonzero(t < horizon)), None, None, None
 
 
 def assemble_window(spec: WindowSpec, event_feats: Any, rgb_feats: Any | None) -> Any:

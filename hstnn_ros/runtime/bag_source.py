@@ -8,6 +8,7 @@ wires the decoders and turns messages into engine inputs (the same path the node
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros import defaults
+from hstnn_ros.bags.cdr import read_event_packet
+from hstnn_ros.datasets.errors import DatasetError
+from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
@@ -34,14 +39,17 @@ from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
 LOG = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "event_camera_msgs/msg/EventPacket",
-    "event_array_msgs/msg/EventArray",
-    "dvs_msgs/msg/EventArray",
-    "dv_ros2_msgs/msg/EventArray",
-)
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-LABEL_TYPES = ("std_msgs/msg/UInt32", "std_msgs/msg/Int32", "std_msgs/msg/UInt16", "std_msgs/msg/Int64")
+PACKET_TYPES = ("event_camera_msgs/msg/EventPacket", "event_array_msgs/msg/EventArray")
+
+
+@dataclass
+class SourceSeconds:
+    """Wall seconds a ``BagSource.items`` pass spent reading the bag (storage, as its messages come), decoding event
+    messages and deserializing + decoding images (sums, not counting the consumer's time between items)."""
+
+    read: float = 0.0
+    events: float = 0.0
+    images: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,32 +81,14 @@ class BagSource:
         stream_decoder(self.types[self.topics.events])  # loads the decoding kernels now, not in the first item
 
     def _resolve(self, want: BagTopics) -> BagTopics:
-        def pick(name: str | None, ok: tuple[str, ...], what: str, prefer: str = "") -> str | None:
-            if name is not None:
-                if name not in self.types:
-                    raise RuntimeEngineError(f"{self.path}: no topic {name!r} (topics: {sorted(self.types)})")
-                if self.types[name] not in ok:
-                    raise RuntimeEngineError(f"{self.path}: {what} topic {name!r} is {self.types[name]}, expected "
-                                             f"one of {ok}")
-                return name
-            cands = sorted(t for t, ty in self.types.items() if ty in ok)
-            if prefer:
-                cands = [t for t in cands if (prefer in t) == (prefer == "depth")] or []
-            return cands[0] if cands else None
-
-        events = pick(want.events, EVENT_TYPES, "event")
-        if events is None:
-            raise RuntimeEngineError(f"{self.path}: no event topic of types {EVENT_TYPES} (topics: "
-                                     f"{sorted(self.types)}); pass --events-topic")
-        depth = pick(want.depth, (IMAGE_TYPE,), "depth", prefer="depth")
-        image = want.image
-        if image is None:
-            colour = sorted(t for t, ty in self.types.items() if ty == IMAGE_TYPE and "depth" not in t)
-            image = colour[0] if colour else None
-        else:
-            pick(image, (IMAGE_TYPE,), "image")
-        label = pick(want.label, LABEL_TYPES, "label") if want.label else None
-        return BagTopics(events=events, image=image, depth=depth if image else None, label=label)
+        """The topics to read: the one discovery rule of dataset building (``datasets.topics.resolve_topics``)."""
+        try:
+            t = resolve_topics(self.types, Topics(events=want.events, rgb=want.image, depth=want.depth,
+                                                  label=want.label), source=self.path)
+        except DatasetError as exc:
+            raise RuntimeEngineError(str(exc).replace("--rgb-topic", "--image-topic")
+                                     .replace("--label topic:NAME", "--label-topic")) from exc
+        return BagTopics(events=t.events, image=t.rgb, depth=t.depth if t.rgb else None, label=t.label)
 
     def _selected(self) -> list[str]:
         t = self.topics
@@ -107,7 +97,9 @@ class BagSource:
     def items(self) -> Iterator[ReplayItem]:
         """Engine inputs in timestamp order (bag receive time). Colour frames are paired with depth by the one
         pairing rule (``RgbdPairer``: nearest stamp within the slop, a colour frame whose depth does not come goes on
-        without it, counted); an undecodable message becomes a ``MALFORMED`` item (counted, never raised)."""
+        without it, counted); an undecodable message becomes a ``MALFORMED`` item (counted, never raised). Event
+        messages are decoded from their CDR bytes (no message objects: the node's path; undecodable dvs arrays are
+        counted by the decoder, ``decode_counters``)."""
         t = self.topics
         decoder = stream_decoder(self.types[t.events])
         pairer: RgbdPairer[np.ndarray, np.ndarray] = RgbdPairer()
@@ -117,19 +109,40 @@ class BagSource:
             for f in ready:
                 yield ReplayItem(ItemKind.IMAGE, f.stamp_ns, (f.colour, f.depth))
 
+        sec = self.seconds = SourceSeconds()
+        clock = time.perf_counter
         with self._bags.BagReader(self.path) as reader:
-            for m in reader.messages(topics=self._selected()):
+            messages = reader.messages(topics=self._selected())
+            while True:
+                t0 = clock()
+                m = next(messages, None)
+                t1 = clock()
+                sec.read += t1 - t0
+                if m is None:
+                    break
                 try:
-                    msg = reader.deserialize(m)
-                    if m.topic == t.events:
-                        for batch in decoder.decode(msg):
+                    if m.topic == t.events:  # straight from the CDR bytes, as the node decodes them
+                        if m.msgtype in PACKET_TYPES:
+                            try:
+                                fields = read_event_packet(m.data)
+                            except ValueError as exc:
+                                raise RuntimeEngineError(f"undecodable {m.msgtype} ({exc})") from exc
+                            batch = decoder.decode_fields(fields)
+                            batches = [batch] if len(batch) else []
+                        else:
+                            batches = decoder.decode(m.msgtype, m.data)
+                        sec.events += clock() - t1
+                        for batch in batches:
                             if len(batch.t_ns):
                                 yield ReplayItem(ItemKind.EVENTS, int(batch.t_ns[-1]), batch)
-                    elif m.topic == t.label:
+                        continue
+                    msg = reader.deserialize(m)
+                    if m.topic == t.label:
                         yield ReplayItem(ItemKind.LABEL, m.t_ns, int(msg.data))
                     else:
                         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
                         img = image_to_array(msg)
+                        sec.images += clock() - t1
                         if m.topic == t.depth:
                             yield from frames(pairer.push_depth(stamp, img))
                         elif t.depth is None:
@@ -141,7 +154,7 @@ class BagSource:
             yield from frames(pairer.flush())
         self.decode_counters = decoder.counters
 
-    def scene_stats(self, seconds: float = 1.0) -> SceneStats:
+    def scene_stats(self, seconds: float = defaults.SCENE_SECONDS) -> SceneStats:
         """Scene statistics (``SceneMeter``) over the first ``seconds`` of the recording, for ``auto``."""
         meter = SceneMeter(seconds=seconds)
         for item in self.items():

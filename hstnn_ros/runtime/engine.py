@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from hstnn_ros import defaults
 from hstnn_ros.model.route_filter import MotionModel, RouteFilter
 from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.perception.images import preprocess_rgbd
-from hstnn_ros.perception.window import EventBuffer
+from hstnn_ros.perception.window import EventBuffer, VirtualClock
 from hstnn_ros.runtime.enums import InputMode
 from hstnn_ros.runtime.errors import RuntimeEngineError
-from hstnn_ros.runtime.frames import FeatureWindow, FrameQueue, PendingFrame, VirtualClock
+from hstnn_ros.runtime.frames import FeatureWindow, FrameQueue, PendingFrame
 from hstnn_ros.runtime.pipeline import Pipeline
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class EngineConfig:
     drop_policy: DropPolicy = DropPolicy.DROP_OLDEST
     max_gap_ns: int = 1_000_000_000
     time_jump_ns: int = 1_000_000_000
-    frame_period_ns: int = 33_333_333
+    frame_period_ns: int = defaults.EVENTS_ONLY_FRAME_PERIOD_NS
     top_k: int = 5
     device: str = "cpu"
     route_filter: bool = False
@@ -152,6 +153,18 @@ class EngineCounters:
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for diagnostics and JSON)."""
         return asdict(self)
+
+
+@dataclass
+class StageSeconds:
+    """Wall seconds the engine spent per stage of its decisions since it started (monotone sums; ``latency_s`` of
+    a result is one decision's total): the frame's event bins cut from the buffer and framed, the event front-end,
+    the RGB(-D) front-end (preprocessing included) and the HSTNN on the window (assembling it included)."""
+
+    framing: float = 0.0
+    event_frontend: float = 0.0
+    rgb_frontend: float = 0.0
+    hstnn: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,7 @@ class PlaceRecognitionEngine:
         self._time_jumps = 0
         self._processed = 0
         self._results = 0
+        self.stage_seconds = StageSeconds()  #: where decisions spend their time (wall seconds, summed)
         self._use(pipeline)
 
     def _use(self, pipeline: Pipeline) -> None:
@@ -378,6 +392,7 @@ class PlaceRecognitionEngine:
 
     def _process(self, frame: PendingFrame) -> PlaceResult | None:
         t0 = time.perf_counter()
+        st = self.stage_seconds
         prev = self._last_frame_ns
         if prev is not None and frame.stamp_ns - prev > self.config.max_gap_ns:
             self._gaps += 1
@@ -391,17 +406,24 @@ class PlaceRecognitionEngine:
         frames = pipe.window.frames(events, edges)
         if pipe.event_transform is not None:
             frames = np.ascontiguousarray(pipe.event_transform(frames), dtype=np.float32)
+        t1 = time.perf_counter()
+        st.framing += t1 - t0
         with torch.inference_mode():
             ev = pipe.event_frontend(torch.from_numpy(frames).to(self.device))
+            t2 = time.perf_counter()
+            st.event_frontend += t2 - t1
             if pipe.rgb_frontend is not None:
                 rgb = pipe.rgb_frontend(self.preprocess_rgb(frame.image, frame.depth).unsqueeze(0))
                 rgb_feat, rgb_macs, rgb_acs = rgb.features[0], rgb.macs, rgb.acs
             else:
                 rgb_feat, rgb_macs, rgb_acs = self._rgb_zero, 0.0, 0.0
+            t1 = time.perf_counter()
+            st.rgb_frontend += t1 - t2
             self.window.push(ev.features, rgb_feat, frame.stamp_ns)
             if not self.window.full:
                 return None
             out = pipe.classifier(self.window.tensor())
+            st.hstnn += time.perf_counter() - t1
         logits = out.logits[0].float()
         probs = torch.softmax(logits, dim=0).cpu().numpy().astype(np.float64)
         raw_top: tuple[tuple[int, float], ...] = ()

@@ -1,5 +1,6 @@
-"""The engine's decision-frame side: a bounded reorder queue of RGB(-D) frames, the events-only virtual frame clock,
-and the ring buffers of front-end features that make up the current window. Each part owns its counters."""
+"""The engine's decision-frame side: a bounded reorder queue of RGB(-D) frames and the ring buffers of front-end
+features that make up the current window (the events-only frame clock is ``perception.window.VirtualClock``, shared
+with the dataset builder). Each part owns its counters."""
 
 from __future__ import annotations
 
@@ -102,31 +103,6 @@ class FrameQueue:
         self._heap.clear()
         self._stamps.clear()
         self.last_taken_ns = None
-
-
-class VirtualClock:
-    """Decision frames of an events-only model: one every ``period_ns`` of event time from the first event."""
-
-    def __init__(self, period_ns: int) -> None:
-        self.period_ns = int(period_ns)
-        self._next_ns: int | None = None
-
-    def due(self, first_event_ns: int | None, watermark_ns: int, room: int) -> list[int]:
-        """Stamps of the virtual frames that are due up to ``watermark_ns`` (at most ``room`` of them; the rest
-        come at the next call)."""
-        if self._next_ns is None:
-            if first_event_ns is None:
-                return []
-            self._next_ns = first_event_ns + self.period_ns
-        out: list[int] = []
-        while self._next_ns <= watermark_ns and len(out) < room:
-            out.append(self._next_ns)
-            self._next_ns += self.period_ns
-        return out
-
-    def reset(self) -> None:
-        """Restart from the next first event (after a time jump)."""
-        self._next_ns = None
 
 
 class FeatureWindow:

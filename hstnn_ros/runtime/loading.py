@@ -4,10 +4,12 @@ Shipped layout (keeps the repository small: one front-end bundle shared by every
 
     models/frontends/   bundle with components ``scnn`` (events) and ``cnn`` (RGB(-D)), or only ``scnn``;
                         metadata ``window`` (``WindowSpec.to_dict``: how inputs are cut and framed)
-    models/<env>/       bundle with component ``hstnn``; metadata ``frontend_bundle`` = path relative to it
-                        (``../frontends``), ``events_only`` (bool), optional ``place_names``
+    models/<env>/       bundle with component ``hstnn``; metadata (``deployment.DeployMeta``) ``frontend_bundle`` =
+                        path relative to it (``../frontends``), ``frontend_sha256`` = the front-end weights it was
+                        trained on (checked), ``events_only`` (bool), optional ``place_names``
 
-A bundle that holds ``scnn``/``cnn`` and ``hstnn`` together also works (``frontend_bundle`` absent).
+A bundle that holds ``scnn``/``cnn`` and ``hstnn`` together also works (``frontend_bundle`` absent), and so does a
+bundle ``hstnn-train`` wrote (it names the front-ends of its feature set the same way).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.window import window_from_metadata
+from hstnn_ros.runtime.deployment import DeployMeta, check_frontend_digest
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.inference import FastHstnn
 from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
@@ -80,8 +83,10 @@ def _load(path: Path) -> Any:
     return load_bundle(path)
 
 
-def load_pipeline(bundle_dir: Path | str) -> Pipeline:
-    """The inference pipeline of a bundle directory (see the module docstring for the layout)."""
+def load_pipeline(bundle_dir: Path | str, frontends: Path | str | None = None) -> Pipeline:
+    """The inference pipeline of a bundle directory (see the module docstring for the layout). ``frontends``: a
+    front-end bundle to use instead of the one the bundle names (for bundles that name none); its digest must still
+    match a recorded ``frontend_sha256``."""
     bundle_dir = Path(bundle_dir)
     main = _load(bundle_dir)
     import hstnn_ros.perception.frontends  # noqa: F401, PLC0415 - registers the scnn/cnn bundle builders
@@ -90,16 +95,24 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     meta = dict(main.metadata)
     if HSTNN_COMPONENT not in comps:
         raise RuntimeEngineError(f"{bundle_dir}: bundle has no {HSTNN_COMPONENT!r} component (has {sorted(comps)})")
-    fe_rel = meta.get("frontend_bundle")
+    deploy = DeployMeta.from_metadata({**meta, "place_count": main.components[HSTNN_COMPONENT].config.get(
+        "num_classes", meta.get("place_count", 1))}, source=bundle_dir / "bundle.json")
+    fe_rel = str(Path(frontends).resolve()) if frontends is not None else deploy.frontend_bundle
     if fe_rel:
         fe_dir = (bundle_dir / fe_rel).resolve()
+        if not (fe_dir / "bundle.json").is_file():
+            raise RuntimeEngineError(f"{bundle_dir}: its front-end bundle {fe_dir} is missing; keep the front-ends "
+                                     "beside the model as hstnn-fit-route wrote them, or pass --frontends DIR")
         fe = _load(fe_dir)
+        check_frontend_digest(bundle_dir, fe_dir, deploy.frontend_sha256, fe.digest)
         comps = {**{name: fe for name in fe.components}, **comps}
         meta.setdefault("frontend_metadata", dict(fe.metadata))
     if EVENT_COMPONENT not in comps:
         raise RuntimeEngineError(f"{bundle_dir}: no {EVENT_COMPONENT!r} event front-end in the bundle or in its "
-                                 f"frontend_bundle ({fe_rel!r})")
-    events_only = bool(meta.get("events_only", False)) or RGB_COMPONENT not in comps
+                                 f"frontend_bundle ({fe_rel!r}); pass the front-end bundle it was trained with "
+                                 "(--frontends DIR), or fit models that name it (hstnn-fit-route, hstnn-train on "
+                                 "features cached by hstnn-frontends)")
+    events_only = deploy.events_only or RGB_COMPONENT not in comps
     clf = HstnnClassifier(main.hstnn(HSTNN_COMPONENT))
     ev = FrontendAdapter(comps[EVENT_COMPONENT].build(EVENT_COMPONENT))
     rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT))
@@ -114,7 +127,7 @@ def load_pipeline(bundle_dir: Path | str) -> Pipeline:
     if rgb_in is not None and rgb_in != window.rgb_channels:
         raise RuntimeEngineError(f"{fe_source}: the RGB front-end takes {rgb_in} channels but the window has "
                                  f"{window.rgb_channels} (depth={window.depth}); rebuild the front-end bundle")
-    names = meta.get("place_names")
+    names = deploy.place_names
     return Pipeline(
         event_frontend=ev,
         rgb_frontend=rgb,

@@ -37,14 +37,13 @@ from hstnn_ros.runtime.engine import PlaceResult
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.params import NodeSettings
 from hstnn_ros.runtime.pipeline import Pipeline
-from hstnn_ros.runtime.presets import SceneMeter
+from hstnn_ros.runtime.presets import load_references
 from hstnn_ros.runtime.ros_codec import image_to_array, make_event_decoder, packet_header
 from hstnn_ros.runtime.session import Session, open_session
 
 LOG = logging.getLogger(__name__)
 
 #: Sensor time the ``auto`` preset measures before choosing an environment (s).
-AUTO_MEASURE_S = 2.0
 
 
 @dataclass
@@ -99,7 +98,7 @@ class OnlineRecognizer:
         self._decode_raw = make_event_decoder(kind)
         self._stream = self._decode_raw.decoder
         self._pairer: RgbdPairer[Any, Any] = RgbdPairer(slop_ns=settings.sync_slop_ns)
-        self._scene = SceneMeter(seconds=AUTO_MEASURE_S) if self.session.awaiting_scene else None
+        self._scene = load_references(self.session.models_dir).meter() if self.session.awaiting_scene else None
         self._loader: ThreadPoolExecutor | None = None
         self._loading: Future[tuple[Environment, Path, Pipeline]] | None = None
         self._queue: deque[tuple[str, Any]] = deque()
@@ -249,13 +248,13 @@ class OnlineRecognizer:
 
     # ------------------------------------------------------------------ auto preset
     def _maybe_choose_environment(self) -> None:
-        """``auto``: once ``AUTO_MEASURE_S`` of sensor time is measured, load the chosen bundle off this thread."""
+        """``auto``: once the references' window of sensor time is measured, load the chosen bundle off this
+        thread."""
         if self._scene is None or not self._scene.ready:
             return
         stats, self._scene = self._scene.stats(), None
         env, bundle = self.session.choose(stats)
-        LOG.info("auto preset: brightness %.3f, %.3f ev/s/px -> %s (%s)", stats.brightness, stats.event_rate_hz_px,
-                 env.value, bundle)
+        LOG.info("auto preset: %s -> %s (%s)", stats, env.value if env else "unsure: default model", bundle)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hstnn-model-load")
         self._loading = self._loader.submit(lambda: (env, bundle, load_pipeline(bundle)))
 

@@ -160,6 +160,36 @@ def run_replay(
     return ReplayOutcome(records, results, engine.counters, wall, span, n, malformed)
 
 
+def replay_ground_truth(bag_dir: Path, *, label_topic: str | None = None, environment: str | None = None
+                        ) -> GroundTruth | None:
+    """Ground truth for replaying ``bag_dir``: labels from the label topic when one is read (they arrive as items,
+    ``run_replay`` collects them; the route sidecar then only gives the environment), else from the route sidecar;
+    the environment from ``environment`` (the user knows it) or the sidecar, so the summary has per-environment rows
+    whenever the environment is known. ``None`` when nothing is known."""
+    route = ground_truth_from_route(bag_dir)
+    if label_topic:
+        truth = GroundTruth()
+        if route is not None:
+            truth.env_stamps_ns, truth.envs = list(route.env_stamps_ns), list(route.envs)
+    else:
+        truth = route or GroundTruth()
+    if environment:
+        truth.env_stamps_ns, truth.envs = [-(2**62)], [str(environment)]
+    return truth if (truth.envs or truth.stamps_ns or label_topic) else None
+
+
+def label_range_warning(records: list[DecisionRecord], num_places: int) -> str | None:
+    """A warning when the ground-truth labels reach beyond the model's places (ids ``0 .. num_places - 1``): such
+    decisions can never be right, so the model was fitted on another route or place count."""
+    labels = [r.true_place for r in records if r.true_place >= 0]
+    if not labels or max(labels) < num_places:
+        return None
+    beyond = sum(lab >= num_places for lab in labels)
+    return (f"the model knows {num_places} places (0-{num_places - 1}) but the labels range {min(labels)}-"
+            f"{max(labels)}: {beyond} of {len(labels)} labelled decisions can never be right; replay with the model "
+            "fitted on this route (hstnn-fit-route --places N) or check the label topic")
+
+
 def ground_truth_from_route(bag_dir: Path) -> GroundTruth | None:
     """Labels from the route sidecar of a synthetic route bag (``place_enter_ns``: when the robot enters each place,
     from odometry distance binned into equal segments) and its environment; ``None`` when there is no sidecar."""

@@ -16,7 +16,14 @@ from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.enums import Preset
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.pipeline import Pipeline
-from hstnn_ros.runtime.presets import SceneStats, choose_environment, load_references, parse_preset, resolve_bundle
+from hstnn_ros.runtime.presets import (
+    UNSURE_MARGIN,
+    SceneStats,
+    choose_environment,
+    load_references,
+    parse_preset,
+    resolve_bundle,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class Session:
     preset: Preset | None
     environment: Environment | None = None
     models_dir: Path | None = None
+    scene_measured: bool = False  #: ``auto``: a scene measurement has decided (environment None: unsure, default)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -47,22 +55,24 @@ class Session:
     @property
     def awaiting_scene(self) -> bool:
         """True for ``auto`` until a scene measurement has chosen the environment."""
-        return self.preset is Preset.AUTO and self.environment is None
+        return self.preset is Preset.AUTO and self.environment is None and not self.scene_measured
 
-    def choose(self, stats: SceneStats) -> tuple[Environment, Path]:
-        """The environment ``auto`` picks for ``stats`` and its bundle (nothing is loaded)."""
-        env = choose_environment(stats, load_references(self.models_dir))
-        return env, resolve_bundle(Preset.of(env), self.models_dir)
+    def choose(self, stats: SceneStats) -> tuple[Environment | None, Path]:
+        """The environment ``auto`` picks for ``stats`` and its bundle (nothing is loaded); ``None`` and the default
+        bundle when two environments are too close to call (``UNSURE_MARGIN``)."""
+        env = choose_environment(stats, load_references(self.models_dir), margin=UNSURE_MARGIN)
+        return env, resolve_bundle(Preset.of(env) if env is not None else Preset.DEFAULT, self.models_dir)
 
-    def adopt(self, env: Environment, bundle: Path, pipeline: Pipeline | None = None) -> None:
+    def adopt(self, env: Environment | None, bundle: Path, pipeline: Pipeline | None = None) -> None:
         """Run ``bundle`` (already loaded as ``pipeline``, or loaded here) from the next decision on. Queued frames
         and buffered events are kept; only the feature window restarts."""
         if Path(bundle).resolve() != self.bundle.resolve():
             self.engine.replace_pipeline(pipeline or load_pipeline(bundle))
             self.bundle = Path(bundle)
         self.environment = env
+        self.scene_measured = True
 
-    def adopt_scene(self, stats: SceneStats) -> Environment:
+    def adopt_scene(self, stats: SceneStats) -> Environment | None:
         """``auto``: choose the environment of ``stats`` and switch to its model (loading it in the caller's thread;
         the node loads off its callbacks with ``choose`` + ``load_pipeline`` + ``adopt``)."""
         env, bundle = self.choose(stats)
@@ -77,6 +87,7 @@ def open_session(
     config: EngineConfig | None = None,
     scene: SceneStats | None = None,
     models_dir: Path | None = None,
+    frontends: Path | str | None = None,
 ) -> Session:
     """Load a model into a new engine.
 
@@ -86,18 +97,20 @@ def open_session(
         config: engine settings (queues, delays, device); how inputs are windowed comes from the bundle.
         scene: for ``auto``, the scene statistics measured already (a bag's first seconds); without them the
             session starts on the default bundle and ``adopt_scene`` switches later.
+        frontends: with ``model``, a front-end bundle for a model that names none (``load_pipeline``).
 
     Raises:
         RuntimeEngineError: unknown preset, missing or invalid bundle, impossible engine settings.
     """
     if model is not None and str(model):
         bundle = Path(model)
-        return Session(PlaceRecognitionEngine(load_pipeline(bundle), config), bundle, None, models_dir=models_dir)
+        return Session(PlaceRecognitionEngine(load_pipeline(bundle, frontends), config), bundle, None,
+                       models_dir=models_dir)
     p = parse_preset(preset)
     env = p.environment
-    if p is Preset.AUTO and scene is not None:
-        env = choose_environment(scene, load_references(models_dir))
-        LOG.info("auto preset: brightness %.3f, %.3f ev/s/px -> %s", scene.brightness, scene.event_rate_hz_px,
-                 env.value)
+    measured = p is Preset.AUTO and scene is not None
+    if measured:
+        env = choose_environment(scene, load_references(models_dir), margin=UNSURE_MARGIN)
+        LOG.info("auto preset: %s -> %s", scene, env.value if env else "unsure: default model")
     bundle = resolve_bundle(Preset.of(env) if env is not None else p, models_dir)
-    return Session(PlaceRecognitionEngine(load_pipeline(bundle), config), bundle, p, env, models_dir)
+    return Session(PlaceRecognitionEngine(load_pipeline(bundle), config), bundle, p, env, models_dir, measured)

@@ -28,6 +28,10 @@ class WorldConfig:
     objects_per_place: float = 1.2  #: mean number of free-standing objects (boxes, pillars, signs) per place
     posters_per_place: float = 3.0  #: mean number of wall posters per place
     texture_contrast: float = 0.6  #: textures are blended towards mid-grey by 1 - this (1 = full palette contrast)
+    #: perceptual aliasing: this fraction of the places repeat the look (palette, wall pattern, floor) of another place
+    #: of the route, as repeated corridor sections do; they keep only ``alias_detail`` of their own posters/objects
+    alias_fraction: float = 0.0
+    alias_detail: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -86,16 +90,25 @@ class LightingConfig:
     ba_on_fraction: float = 0.5
     rgb_exposure: float = 1.0  #: auto-exposure gain applied to the RGB image
     rgb_noise_sigma: float = 0.0  #: std of additive RGB noise at full scale (0..1)
+    #: how much the lighting differs between traversals (drawn once per traversal from its seed): log-normal sd of the
+    #: global gain, sd of per-channel colour gains of the RGB camera (white balance / colour temperature), and, for a
+    #: drifting light, a random phase of the drift and offset of the cloud pattern
+    traversal_gain_sd: float = 0.0
+    traversal_tint_sd: float = 0.0
+    drift_phase_s: float = 0.0  #: set per traversal by the simulator
+    cloud_offset_m: float = 0.0  #: set per traversal by the simulator
 
 
 LIGHTING: dict[Environment, LightingConfig] = {
-    Environment.ENV1: LightingConfig(Environment.ENV1, gain=1.0, ceiling_lights=0.3, ba_rate_hz=0.02),
+    Environment.ENV1: LightingConfig(Environment.ENV1, gain=1.0, ceiling_lights=0.3, ba_rate_hz=0.02,
+                                     traversal_gain_sd=0.15, traversal_tint_sd=0.04),
     Environment.ENV2: LightingConfig(
         Environment.ENV2, gain=1.6, drift_amp=0.35, drift_period_s=6.0, cloud_depth=0.55, cloud_speed_mps=2.5,
-        ceiling_lights=0.0, ba_rate_hz=0.05, rgb_exposure=0.75,
+        ceiling_lights=0.0, ba_rate_hz=0.05, rgb_exposure=0.75, traversal_gain_sd=0.35, traversal_tint_sd=0.08,
     ),
     Environment.ENV3: LightingConfig(
         Environment.ENV3, gain=0.06, ceiling_lights=0.15, ba_rate_hz=1.0, rgb_exposure=6.0, rgb_noise_sigma=0.06,
+        traversal_gain_sd=0.25, traversal_tint_sd=0.05,
     ),
 }
 
@@ -114,6 +127,9 @@ class RouteConfig:
     encoding: str = "evt3"
     event_message: EventMessage = EventMessage.EVENT_PACKET
     storage: Storage = Storage.MCAP
+    #: vary the lighting between traversals (each environment's ``traversal_*`` spreads); off keeps every traversal
+    #: of an environment under identical light
+    traversal_lighting: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (enums as their values)."""
@@ -144,7 +160,9 @@ PRESETS: dict[Preset, RouteConfig] = {
         motion=MotionConfig(speed_mps=2.0),
         events=EventSimConfig(render_hz=200.0),
     ),
-    Preset.DEFAULT: RouteConfig(),
+    # the default (paper-scale) world is hard enough to rank methods: aliased places and lighting that differs
+    # between traversals
+    Preset.DEFAULT: RouteConfig(world=WorldConfig(alias_fraction=0.3), traversal_lighting=True),
     Preset.BENCH: RouteConfig(
         world=WorldConfig(path_length_m=150.0, num_places=100),
         camera=CameraConfig(rgb_width=640, rgb_height=480),
@@ -166,6 +184,9 @@ def validate(cfg: RouteConfig) -> None:
     w, c, e = cfg.world, cfg.camera, cfg.events
     if w.path_length_m <= 0 or w.num_places < 1:
         raise SynthError(f"world.path_length_m={w.path_length_m} and num_places={w.num_places} must be positive")
+    if not (0 <= w.alias_fraction < 1 and 0 <= w.alias_detail <= 1):
+        raise SynthError(f"world.alias_fraction={w.alias_fraction} must be in [0, 1) and alias_detail="
+                         f"{w.alias_detail} in [0, 1]")
     if min(c.dvs_width, c.dvs_height, c.rgb_width, c.rgb_height) < 8:
         raise SynthError("camera sizes must be at least 8x8 pixels")
     if not 0 < c.height_m < w.height_m:

@@ -144,7 +144,7 @@ def illumination(world: World, light: LightingConfig, x_hit: np.ndarray, t_s: fl
     global gain with slow drift, ceiling lamps along x, and cloud shadows moving along x (env2)."""
     g = light.gain
     if light.drift_amp:
-        ph = 2 * math.pi * t_s / light.drift_period_s
+        ph = 2 * math.pi * (t_s + light.drift_phase_s) / light.drift_period_s
         g *= 1.0 + light.drift_amp * (0.7 * math.sin(ph) + 0.3 * math.sin(2.7 * ph + 1.3))
     f = np.full(x_hit.shape, g, np.float32)
     if light.ceiling_lights:
@@ -153,6 +153,7 @@ def illumination(world: World, light: LightingConfig, x_hit: np.ndarray, t_s: fl
     if light.cloud_depth:
         # nearest sample of the finely resampled, periodic cloud profile: one gather per pixel
         n = world.cloud_fine.shape[0]
-        idx = ((x_hit - np.float32(light.cloud_speed_mps * t_s)) * np.float32(CLOUD_FINE_PER_M)).astype(np.int32)
+        shift = np.float32(light.cloud_speed_mps * t_s - light.cloud_offset_m)
+        idx = ((x_hit - shift) * np.float32(CLOUD_FINE_PER_M)).astype(np.int32)
         f *= 1.0 - light.cloud_depth * world.cloud_fine[idx % n]
     return f

@@ -6,12 +6,13 @@ at ``rgb_hz`` and samples odometry at ``odom_hz``; records come out in time orde
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from hstnn_ros.datasets.synth.config import LIGHTING, RouteConfig, validate
+from hstnn_ros.datasets.synth.config import LIGHTING, LightingConfig, RouteConfig, validate
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
 from hstnn_ros.datasets.synth.motion import Trajectory, make_trajectory
 from hstnn_ros.datasets.synth.render import Pose, Renderer, illumination
@@ -71,11 +72,26 @@ def log_intensity(lin: np.ndarray, illum: np.ndarray, eps: float) -> np.ndarray:
 def shade_rgb(srgb: np.ndarray, illum: np.ndarray, exposure: float, noise_sigma: float,
               rng: np.random.Generator) -> np.ndarray:
     """Colour camera image: linearise, light, expose, add sensor noise (shot-like + read), back to sRGB uint8."""
-    lin = np.power(srgb * np.float32(1 / 255), np.float32(2.2)) * (illum[..., None] * np.float32(exposure))
+    light = illum if illum.ndim == srgb.ndim else illum[..., None]  # per pixel, or per pixel and channel
+    lin = np.power(srgb * np.float32(1 / 255), np.float32(2.2)) * (light * np.float32(exposure))
     if noise_sigma > 0:
         lin = lin + rng.normal(0, noise_sigma, lin.shape).astype(np.float32) * np.sqrt(np.maximum(lin, 0.02))
     out = np.power(np.clip(lin, 0, 1), np.float32(1 / 2.2)) * 255 + 0.5
     return out.astype(np.uint8)
+
+
+def traversal_lighting(light: LightingConfig, seed_seq: list[int]) -> tuple[LightingConfig, np.ndarray]:
+    """The lighting of one traversal: the environment's, with this traversal's global gain (log-normal,
+    ``traversal_gain_sd``), drift phase and cloud offset, and its RGB colour gains (``traversal_tint_sd``)."""
+    rng = np.random.default_rng(np.random.SeedSequence([*seed_seq, 0x11647]))
+    gain = light.gain * float(np.exp(rng.normal(0.0, light.traversal_gain_sd))) if light.traversal_gain_sd else \
+        light.gain
+    tint = np.ones(3, np.float32)
+    if light.traversal_tint_sd:
+        tint = np.clip(1.0 + rng.normal(0.0, light.traversal_tint_sd, 3), 0.5, 1.5).astype(np.float32)
+    phase = float(rng.uniform(0, light.drift_period_s)) if light.drift_amp else 0.0
+    cloud = float(rng.uniform(0, 200.0)) if light.cloud_depth else 0.0
+    return dataclasses.replace(light, gain=gain, drift_phase_s=phase, cloud_offset_m=cloud), tint
 
 
 class TraversalSimulator:
@@ -85,7 +101,9 @@ class TraversalSimulator:
                  trajectory: Trajectory | None = None) -> None:
         validate(cfg)
         self.world, self.cfg, self.env, self.traversal, self.seed = world, cfg, env, traversal, seed
-        self.light = LIGHTING[env]
+        self.light, self.tint = LIGHTING[env], np.ones(3, np.float32)
+        if cfg.traversal_lighting:
+            self.light, self.tint = traversal_lighting(LIGHTING[env], [seed, _ENV_INDEX[env], traversal])
         ev, cam = cfg.events, cfg.camera
         self.dt_s = 1.0 / ev.render_hz
         self.traj = trajectory or make_trajectory(cfg.motion, world.length_m, self.dt_s,
@@ -119,7 +137,8 @@ class TraversalSimulator:
         x, y, yaw = (float(a) for a in self.traj.at(t_s))
         r = self.rgbcam.render(Pose(x, y, yaw))
         illum = illumination(self.world, self.light, r.x_hit, t_s)
-        rgb = shade_rgb(r.image, illum, self.light.rgb_exposure, self.light.rgb_noise_sigma, self.rgb_rng)
+        rgb = shade_rgb(r.image, illum[..., None] * self.tint, self.light.rgb_exposure, self.light.rgb_noise_sigma,
+                        self.rgb_rng)
         d = r.depth_m
         depth = np.where(d <= self.cfg.camera.max_depth_m, np.rint(d * 1000), 0).astype(np.uint16)
         return RgbdRecord(self._ns(t_s), rgb, depth, x, int(self.world.place_of(x)))

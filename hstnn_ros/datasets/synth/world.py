@@ -126,6 +126,12 @@ def _wall_pattern(rng: np.random.Generator, h: int, w: int, pal: np.ndarray, ppm
     return np.clip(img.astype(np.float32) + grain, 0, 255).astype(np.uint8)
 
 
+def _poster_rect(rng: np.random.Generator, w: int, wall_h: int, ppm: float) -> tuple[int, int, int, int]:
+    """Where a wall poster goes: ``(x0, y0, width, height)`` in pixels of a wall texture ``w`` wide."""
+    pw, ph = int(rng.uniform(0.4, 1.2) * ppm), int(rng.uniform(0.4, 1.0) * ppm)
+    return int(rng.integers(0, max(1, w - pw))), int(rng.uniform(0.2, 0.5) * wall_h), pw, ph
+
+
 def _poster(img: np.ndarray, rng: np.random.Generator, rect: tuple[int, int, int, int]) -> None:
     """Paint a landmark poster (random coloured shapes on a frame) into ``img`` in place."""
     x0, y0, pw, ph = rect
@@ -146,6 +152,23 @@ def _poster(img: np.ndarray, rng: np.random.Generator, rect: tuple[int, int, int
     cv2.rectangle(sub, (0, 0), (x1 - x0 - 1, y1 - y0 - 1), (20, 20, 20), 2)
 
 
+def alias_sources(config: WorldConfig, seed: int) -> np.ndarray:
+    """For every place, the place whose look it has: itself, or (for ``round(alias_fraction * n)`` places chosen by
+    the seed) another place of the route that is not aliased itself, at least 3 places away."""
+    n = config.num_places
+    src = np.arange(n)
+    k = round(config.alias_fraction * n)
+    if k == 0 or n < 5:
+        return src
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA11A5]))
+    aliased = rng.choice(n, size=k, replace=False)
+    originals = np.setdiff1d(np.arange(n), aliased)
+    for a in aliased:
+        far = originals[np.abs(originals - a) >= 3]
+        src[a] = rng.choice(far if len(far) else originals)
+    return src
+
+
 def build_world(config: WorldConfig, seed: int) -> World:
     """Generate the world of ``seed`` (deterministic: same config and seed -> identical arrays)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x57A7]))
@@ -164,22 +187,29 @@ def build_world(config: WorldConfig, seed: int) -> World:
     bounds = [0, *[int((MARGIN_M + k * seg_m) * ppm) for k in range(1, n)], cols]
     obj_x, obj_y0, obj_y1, obj_top, obj_col = [], [], [], [], []
     obj_cursor = 0
+    look = alias_sources(config, seed)
     for k in range(n):
         prng = np.random.default_rng(np.random.SeedSequence([seed, 0x9ACE, k]))
+        lrng, detail = prng, 1.0  # a place of its own: one stream for look and details (as without aliasing)
+        if look[k] != k:  # the look (palette, wall pattern, floor) of the place it aliases; fewer details of its own
+            lrng = np.random.default_rng(np.random.SeedSequence([seed, 0x9ACE, int(look[k])]))
+            prng = np.random.default_rng(np.random.SeedSequence([seed, 0xDE7A, k]))
+            detail = config.alias_detail
         c0, c1 = bounds[k], bounds[k + 1]
         w = c1 - c0
-        pal = _palette(prng)
+        pal = _palette(lrng)
         for side in ("left", "right"):
             r0 = rows[side]
-            tex = _wall_pattern(prng, wall_h, w, pal, ppm)
-            for _ in range(int(prng.poisson(config.posters_per_place / 2))):
-                pw, ph = int(prng.uniform(0.4, 1.2) * ppm), int(prng.uniform(0.4, 1.0) * ppm)
-                px0, py0 = int(prng.integers(0, max(1, w - pw))), int(prng.uniform(0.2, 0.5) * wall_h)
-                _poster(tex, prng, (px0, py0, pw, ph))
+            tex = _wall_pattern(lrng, wall_h, w, pal, ppm)
+            for _ in range(int(lrng.poisson(config.posters_per_place / 2))):
+                _poster(tex, lrng, _poster_rect(lrng, w, wall_h, ppm))
+            if lrng is not prng:  # an aliased place: the same wall and posters, and a few details of its own
+                for _ in range(int(prng.poisson(detail * config.posters_per_place / 2))):
+                    _poster(tex, prng, _poster_rect(prng, w, wall_h, ppm))
             atlas[r0:r0 + wall_h, c0:c1] = tex
         # floor: tiles in a second palette colour, ceiling: panels with lamps
         fl = np.empty((floor_h, w, 3), np.uint8)
-        ts = int(prng.uniform(0.3, 0.6) * ppm)
+        ts = int(lrng.uniform(0.3, 0.6) * ppm)
         yy, xx = np.mgrid[0:floor_h, 0:w]
         checker = ((yy // ts + (xx + c0) // ts) % 2).astype(bool)
         fl[:] = (pal[1].astype(np.float32) * 0.6).astype(np.uint8)
@@ -189,7 +219,7 @@ def build_world(config: WorldConfig, seed: int) -> World:
         ce[:, (np.arange(w) + c0) % int(0.6 * ppm) < 2] = 140
         atlas[rows["ceiling"]:rows["ceiling"] + floor_h, c0:c1] = ce
         # free-standing objects: a texture patch each in the object strip
-        for _ in range(int(prng.poisson(config.objects_per_place))):
+        for _ in range(int(prng.poisson(detail * config.objects_per_place))):
             ow = prng.uniform(0.3, 0.9)
             top = prng.uniform(0.6, min(2.4, config.height_m - 0.2))
             side_sign = 1 if prng.random() < 0.5 else -1

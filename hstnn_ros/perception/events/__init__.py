@@ -1,7 +1,7 @@
 """Event-camera input: the columnar ``EventBatch``, vectorised decoders and encoders for every ROS event format,
 stream decoding with bad-input counters, framing, AEDAT4 files and live cameras (dv-processing)."""
 
-from hstnn_ros.perception.events.aedat import LiveCamera, iter_aedat4, read_aedat4
+from hstnn_ros.perception.events.aedat import iter_aedat4, read_aedat4
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr, encode_dvs_event_array
 from hstnn_ros.perception.events.codecs import (
@@ -47,7 +47,6 @@ __all__ = [
     "EventBatch",
     "Evt3State",
     "LibcaerCmpState",
-    "LiveCamera",
     "MessageDecoder",
     "Normalization",
     "ResizeMode",

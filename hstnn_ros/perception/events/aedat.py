@@ -2,7 +2,8 @@
 
 dv-processing reads intact files. It hangs or crashes the process on some damaged ones (a flipped byte in an LZ4 frame
 header or in the file data table makes ``getNextEventBatch`` spin forever), and a C++ call cannot be interrupted from
-Python, so every file is checked first, in Python, at the level dv-processing trusts (``_scan``, a few ms per MB):
+Python, so every file is checked first, at the level dv-processing trusts (``_scan``: Python, the events of each packet
+in one compiled pass, ``kernels.aedat_events_ok``):
 
 - the header (magic, the ``IOHeader`` flatbuffer: compression, data-table position, the XML stream descriptions);
 - every packet: its stream id is one the header declares, its size lies inside the file, it decompresses (python
@@ -33,6 +34,7 @@ import numpy as np
 
 from hstnn_ros.perception.errors import DamagedFileError, DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.kernels import aedat_events_ok
 
 LOG = logging.getLogger(__name__)
 
@@ -220,17 +222,13 @@ def _check_packet(b: _Buf, pos: int, end: int, scan: _Scan, table_row: tuple | N
                           size_prefixed=True)
     if stream.type_id != _EVENTS:
         return 8 + size, sid
-    n = 0
     if f and f[0]:
         start, n = _vector(buf, table, f[0], _EVENT_DT.itemsize)
-        ev = np.frombuffer(buf, _EVENT_DT, count=n, offset=start)
-        ts = ev["timestamp"]
-        if n and (np.any(np.diff(ts) < 0) or ev["polarity"].max() > 1 or ev["x"].min() < 0 or ev["y"].min() < 0
-                  or (stream.width and ev["x"].max() >= stream.width)
-                  or (stream.height and ev["y"].max() >= stream.height)):
+        ok, first, last = aedat_events_ok(np.frombuffer(buf, np.uint8), start, n, stream.width, stream.height)
+        if not ok:
             raise _BadError(f"event packet at byte {pos} holds impossible events (outside the sensor, polarity > 1 or "
-                       "time going back)")
-        if table_row is not None and n and (table_row[3], table_row[4], table_row[5]) != (n, ts[0], ts[-1]):
+                            "time going back)")
+        if table_row is not None and n and (table_row[3], table_row[4], table_row[5]) != (n, first, last):
             raise _BadError(f"event packet at byte {pos} disagrees with the data table (count/time range)")
     return 8 + size, sid
 
@@ -403,29 +401,3 @@ def read_aedat4(path: Path | str) -> EventBatch:
     if not batches:
         raise DecodeError(f"{path}: AEDAT4 file holds no events")
     return EventBatch.concat(batches)
-
-
-class LiveCamera:
-    """A connected iniVation camera (DVXplorer, DAVIS) through ``dv.io.camera.open`` (first camera, or the one
-    named ``name``); ``read()`` returns the events since the last call or None when nothing arrived.
-
-    Not testable without hardware: it is a thin wrapper whose only logic is the conversion shared with AEDAT4.
-    """
-
-    def __init__(self, name: str = "") -> None:
-        import dv_processing as dv  # noqa: PLC0415
-
-        try:
-            self._cam = dv.io.camera.open(name) if name else dv.io.camera.open()
-        except RuntimeError as exc:
-            raise DecodeError(f"cannot open iniVation camera {name or '(any)'}: {exc}") from exc
-        if not self._cam.isEventStreamAvailable():
-            raise DecodeError(f"camera {name or '(any)'} has no event stream")
-        self.width, self.height = self._cam.getEventResolution()
-
-    def read(self) -> EventBatch | None:
-        """Events that arrived since the previous call (None if none yet)."""
-        store = self._cam.getNextEventBatch()
-        if store is None or store.size() == 0:
-            return None
-        return _to_batch(store, self.width, self.height)

@@ -36,6 +36,16 @@ class EventBatch:
         return len(self.t_ns)
 
     @classmethod
+    def trusted(cls, t_ns: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, width: int,  # noqa: PLR0917
+                height: int) -> EventBatch:
+        """A batch of columns that are already what ``__post_init__`` would make of them (1-D, contiguous, of equal
+        length, int64 / uint16 / uint16 / uint8; ``width``/``height`` ints): decoder output, taken as is, without
+        the coercion's checks and copies (which cost more than decoding a small packet)."""
+        b = object.__new__(cls)
+        b.__dict__.update(t_ns=t_ns, x=x, y=y, p=p, width=width, height=height)
+        return b
+
+    @classmethod
     def empty(cls, width: int, height: int) -> EventBatch:
         """A batch without events for a ``width`` x ``height`` sensor."""
         z = np.zeros(0)

@@ -40,7 +40,6 @@ checked grossly (``FIRST_TOL_NS``): it sets the relation, and for evt3 the ancho
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,62 +105,120 @@ class Verdict:
         return not (self.refused or self.stamp_doubted)
 
 
+#: Layout of ``PacketClock.h``, the clock's whole state in one int64 array (so that the compiled fast path,
+#: ``kernels.evt3_plain``, reads and updates it in place): three histories of ``HISTORY`` slots, each holding its
+#: values at its end (oldest first), then the scalars.
+H_FIRST, H_LAST, H_STAMPS = 0, HISTORY, 2 * HISTORY  # d_first, d_last and stamps of the last packets
+H_N = 3 * HISTORY  #: packets in the d_first / d_last histories (always appended together)
+H_NS = H_N + 1  #: stamps in the stamp history
+H_ODD = H_N + 2  #: 1 if the previous packet disagreed with the relation (by ``H_ODD_BY``)
+H_ODD_BY = H_N + 3
+H_SINCE = H_N + 4  #: packets since the last re-anchor
+H_OFF = H_N + 5  #: 1 once the stamps were found not to follow event time
+H_SIZE = H_N + 6
+#: The window constants as ``kernels.evt3_plain`` takes them (an argument, not numba globals frozen into its cache).
+KERNEL_PARAMS = np.array([HISTORY, WARMUP, WARM_TOL_NS, TOL_MIN_NS, TOL_ABOVE_NS, MAX_REACH_NS, FIRST_TOL_NS,
+                          _NO_FLOOR], np.int64)
+
+
 class PacketClock:
-    """The stamp/event-time relation of one stream (see the module docstring)."""
+    """The stamp/event-time relation of one stream (see the module docstring). Its state is the int64 array ``h``
+    (layout ``H_*``), which the compiled fast path reads and, for plain packets, updates exactly as ``check`` +
+    ``accept`` would."""
 
     def __init__(self) -> None:
-        self._first: deque[int] = deque(maxlen=HISTORY)  # d_first of the last packets
-        self._last: deque[int] = deque(maxlen=HISTORY)  # d_last of the last packets
-        self._stamps: deque[int] = deque(maxlen=HISTORY)
-        self._odd_by: int | None = None  # offset by which the previous packet disagreed with the relation
-        self._since_reanchor = HISTORY  # packets since the last re-anchor
-        self.off = False  #: the stamps were found not to follow event time: no stamp check for this stream
+        self.h = np.zeros(H_SIZE, np.int64)
+        self.h[H_SINCE] = HISTORY
+
+    # -- the histories (oldest first) and scalars of ``h``
+    @property
+    def _first(self) -> np.ndarray:
+        return self.h[H_LAST - self.h[H_N]:H_LAST]
+
+    @property
+    def _last(self) -> np.ndarray:
+        return self.h[H_STAMPS - self.h[H_N]:H_STAMPS]
+
+    @property
+    def _stamps(self) -> np.ndarray:
+        return self.h[H_N - self.h[H_NS]:H_N]
+
+    @property
+    def _odd_by(self) -> int | None:
+        """Offset by which the previous packet disagreed with the relation (None: it agreed)."""
+        return int(self.h[H_ODD_BY]) if self.h[H_ODD] else None
+
+    @_odd_by.setter
+    def _odd_by(self, value: int | None) -> None:
+        self.h[H_ODD] = value is not None
+        self.h[H_ODD_BY] = value or 0
+
+    @property
+    def _since_reanchor(self) -> int:
+        return int(self.h[H_SINCE])
+
+    @property
+    def off(self) -> bool:
+        """The stamps were found not to follow event time: no stamp check for this stream."""
+        return bool(self.h[H_OFF])
+
+    @off.setter
+    def off(self, value: bool) -> None:
+        self.h[H_OFF] = bool(value)
+
+    def _push(self, base: int, count: int, value: int) -> None:
+        h = self.h
+        h[base:base + HISTORY - 1] = h[base + 1:base + HISTORY]
+        h[base + HISTORY - 1] = value
+        h[count] = min(int(h[count]) + 1, HISTORY)
+
+    def _pop_stamp(self) -> None:
+        """Forget the newest stamp."""
+        h = self.h
+        h[H_STAMPS + 1:H_N] = h[H_STAMPS:H_N - 1].copy()
+        h[H_NS] = max(int(h[H_NS]) - 1, 0)
 
     def copy(self) -> PacketClock:
         """An independent copy (to try a run of packets and commit it only if all of them are plain)."""
         other = PacketClock()
-        other._first.extend(self._first)
-        other._last.extend(self._last)
-        other._stamps.extend(self._stamps)
-        other._odd_by = self._odd_by
-        other._since_reanchor = self._since_reanchor
-        other.off = self.off
+        other.h[:] = self.h
         return other
 
     @property
     def doubting(self) -> bool:
         """Whether the previous packet disagreed with the relation (the next one may re-anchor)."""
-        return self._odd_by is not None
+        return bool(self.h[H_ODD])
 
     def reset(self) -> None:
         """Forget the learned relation (``off`` stays: a new decoder state starts with a new ``PacketClock``)."""
-        self._first.clear()
-        self._last.clear()
-        self._stamps.clear()
+        self.h[H_N] = self.h[H_NS] = 0
         self._odd_by = None
 
     def d_last(self) -> int:
         """Typical ``last event - stamp`` (median over the history; 0 with none)."""
-        return int(np.median(self._last)) if self._last else 0
+        return int(np.median(self._last)) if self.h[H_N] else 0
 
     def window(self, stamp: int, ros_clock: bool = False) -> tuple[int, int] | None:
         """Where the events of a packet stamped ``stamp`` should lie; before the first accepted packet, around the
         stamp itself if the events are in ROS time (``ros_clock``), else None (and always None once ``off``)."""
         if self.off:
             return None
-        if not self._first:
+        n = int(self.h[H_N])
+        if not n:
             return (stamp - FIRST_TOL_NS, stamp + FIRST_TOL_NS) if ros_clock else None
-        lo = min(self._first)
-        hi = max(self._last)
-        below = WARM_TOL_NS if len(self._first) < WARMUP else max(TOL_MIN_NS, hi - lo)
-        above = max(TOL_ABOVE_NS, (hi - min(self._last)) // 2)
+        first, last = self._first, self._last
+        lo = int(first.min())
+        hi = int(last.max())
+        below = WARM_TOL_NS if n < WARMUP else max(TOL_MIN_NS, hi - lo)
+        above = max(TOL_ABOVE_NS, (hi - int(last.min())) // 2)
         return stamp + lo - below, stamp + hi + above
 
     def continues(self, t: np.ndarray, floor: int) -> bool:
         """Whether times ``t`` (as they are) continue a stream whose latest time is ``floor``."""
         if floor == _NO_FLOOR:
             return True
-        spacing = int(np.median(np.diff(np.asarray(self._stamps)))) if len(self._stamps) > 2 else 0
+        stamps = self._stamps
+        spacing = int(np.median(np.diff(stamps))) if len(stamps) > 2 else 0
         med = int(np.median(t))
         return floor - TOL_MIN_NS - WARM_TOL_NS <= med <= floor + max(CONTINUE_NS, 4 * abs(spacing))
 
@@ -176,21 +233,21 @@ class PacketClock:
         if w is None or n == 0:
             return self._apply(t, None, period, floor, order=order, stamp=stamp)
         lo, hi = w
-        reach = max(min(lo, floor), lo - MAX_REACH_NS) if self._first and floor != _NO_FLOOR else lo
+        reach = max(min(lo, floor), lo - MAX_REACH_NS) if self.h[H_N] and floor != _NO_FLOOR else lo
         v = self._apply(t, w, period, floor, order=order, stamp=stamp, reach=reach)
         mid = lo + (hi - lo) // 2
         if v.held == n:  # all above: held; but if the previous packet was above by as much, the stream jumped ahead
             by = int(np.median(t)) - mid
             if self._odd_by is not None and abs(by - self._odd_by) <= self._agree_tol():
-                self._stamps.pop()
-                shift = stamp + (int(np.median(self._first)) if self._first else 0) - int(t[0])
+                self._pop_stamp()
+                shift = stamp + (int(np.median(self._first)) if self.h[H_N] else 0) - int(t[0])
                 return self._reanchor(t, stamp, shift if shiftable else 0, floor, order)
             self._odd_by = by
             return v
         if 2 * v.below_before <= n:  # most events agree with the stamp, or lie above it (held, then judged)
             self._odd_by = None
             return v
-        self._stamps.pop()
+        self._pop_stamp()
         med = int(np.median(t))
         if period:  # a false wrap before the packet: all of it a whole number of wraps away
             k = (mid - med + period // 2) // period
@@ -208,7 +265,7 @@ class PacketClock:
             v = self._apply(t, None, period, floor, order=order, stamp=stamp)
             return Verdict(v.t, v.keep, v.above, 0, 0, v.disorder, None, False, True, False, 0, v.held)
         if consistent:  # the stream jumped: follow the stamps
-            shift = stamp + (int(np.median(self._first)) if self._first else 0) - int(t[0])
+            shift = stamp + (int(np.median(self._first)) if self.h[H_N] else 0) - int(t[0])
             return self._reanchor(t, stamp, shift if shiftable else 0, floor, order)
         self._odd_by = by
         return Verdict(t, np.zeros(n, np.bool_), np.zeros(n, np.bool_), 0, n, 0, w, True, False, False, 0)
@@ -218,14 +275,14 @@ class PacketClock:
         lo, hi = w if w is not None else (1, 0)
         out, keep, above, retimed, below, disorder, held, below_before = resync_events(
             t, lo, hi, lo if reach is None else reach, period, MAX_WRAPS, floor, order)
-        self._stamps.append(stamp)
-        self._since_reanchor += 1
+        self._push(H_STAMPS, H_NS, stamp)
+        self.h[H_SINCE] += 1
         return Verdict(out, keep, above, int(retimed), int(below), int(disorder), w, False, False, False, 0,
                        int(held), int(below_before))
 
     def _agree_tol(self) -> int:
         """How closely two packets' disagreements must match to count as the same offset: a packet span."""
-        return max(TOL_MIN_NS, max(self._last) - min(self._first)) if self._first else TOL_MIN_NS
+        return max(TOL_MIN_NS, int(self._last.max()) - int(self._first.min())) if self.h[H_N] else TOL_MIN_NS
 
     def _reanchor(self, t: np.ndarray, stamp: int, shift: int, floor: int, order: bool) -> Verdict:
         """Two consecutive packets disagree with the relation in the same way: the relation changed; re-learn it
@@ -235,15 +292,15 @@ class PacketClock:
             self.off = True
             shift = 0
         self.reset()
-        self._since_reanchor = 0
+        self.h[H_SINCE] = 0
         v = self._apply(t + shift, None, 0, floor, order=order, stamp=stamp)
         return Verdict(v.t, v.keep, v.above, 0, 0, v.disorder, None, False, False, True, shift, v.held)
 
     def plain(self, stamp: int, first: int | None, last: int | None) -> None:
         """Record a packet the check would have left unchanged (what ``check`` + ``accept`` record for it), without
         running the check: for runs of packets decoded in one call."""
-        self._stamps.append(stamp)
-        self._since_reanchor += 1
+        self._push(H_STAMPS, H_NS, stamp)
+        self.h[H_SINCE] += 1
         self._odd_by = None
         if first is not None and last is not None:
             self.accept(stamp, first, last)
@@ -251,10 +308,13 @@ class PacketClock:
     def widen(self, stamp: int, t_last: int) -> None:
         """Learn that the packet stamped ``stamp`` reached ``t_last`` (its held tail was released; call only for a
         packet that also had events inside its window, so that a damaged early stamp teaches nothing)."""
-        self._first.append(t_last - stamp)
-        self._last.append(t_last - stamp)
+        self.accept(stamp, t_last, t_last)
 
     def accept(self, stamp: int, first: int, last: int) -> None:
         """Learn from a packet's first and last kept event time (call for packets whose verdict ``teaches``)."""
-        self._first.append(first - stamp)
-        self._last.append(last - stamp)
+        h = self.h
+        h[H_FIRST:H_LAST - 1] = h[H_FIRST + 1:H_LAST]
+        h[H_LAST:H_STAMPS - 1] = h[H_LAST + 1:H_STAMPS]
+        h[H_LAST - 1] = first - stamp
+        h[H_STAMPS - 1] = last - stamp
+        h[H_N] = min(int(h[H_N]) + 1, HISTORY)

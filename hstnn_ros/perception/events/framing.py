@@ -1,11 +1,12 @@
 """Event frames: per-polarity event counts per pixel per time bin, at the front-end resolution.
 
 Coordinates are mapped to the output grid (never images resized), so every kept event adds exactly 1 to one cell
-and frames sum to the event counts; counting is one ``np.bincount`` over a flat (bin, polarity, y, x) index.
+and frames sum to the event counts; counting is one compiled pass over the events (``kernels.frame_counts``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,11 +15,26 @@ from hstnn_ros import defaults
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.enums import Normalization, ResizeMode
+from hstnn_ros.perception.events.kernels import frame_counts
 
 
 def coordinate_luts(width: int, height: int, out_wh: tuple[int, int],
                     mode: ResizeMode = ResizeMode.SCALE) -> tuple[np.ndarray, np.ndarray]:
-    """Lookup tables sensor x -> output x and sensor y -> output y (int32, -1 where cropped away)."""
+    """Lookup tables sensor x -> output x and sensor y -> output y (int32, -1 where cropped away; read-only: cached
+    per sensor size, grid and mode)."""
+    return _cached_luts(int(width), int(height), (int(out_wh[0]), int(out_wh[1])), ResizeMode(mode))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_luts(width: int, height: int, out_wh: tuple[int, int], mode: ResizeMode) -> tuple[np.ndarray, np.ndarray]:
+    luts = _coordinate_luts(width, height, out_wh, mode)
+    for a in luts:
+        a.flags.writeable = False
+    return luts
+
+
+def _coordinate_luts(width: int, height: int, out_wh: tuple[int, int],
+                     mode: ResizeMode) -> tuple[np.ndarray, np.ndarray]:
     ow, oh = int(out_wh[0]), int(out_wh[1])
     mode = ResizeMode(mode)
     xs = np.arange(width, dtype=np.int64)
@@ -40,7 +56,7 @@ def events_to_frames(batch: EventBatch, t_edges_ns: Sequence[int] | np.ndarray,
                      clip: float | None = None, normalize: Normalization = Normalization.NONE) -> np.ndarray:
     """Frames ``float32 [bins, 2, H, W]`` (channel 0 = OFF, 1 = ON) of the events with
     ``t_edges_ns[i] <= t < t_edges_ns[i+1]``. ``clip`` caps counts; ``normalize`` scales each frame (see
-    ``Normalization``; ``CLIP`` needs ``clip``). Unsorted batches are handled (slower path)."""
+    ``Normalization``; ``CLIP`` needs ``clip``). Unsorted batches are handled too."""
     edges = np.asarray(t_edges_ns, np.int64)
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         raise DecodeError(f"events_to_frames: t_edges_ns must be >= 2 increasing times, got {edges[:5]}...")
@@ -49,24 +65,10 @@ def events_to_frames(batch: EventBatch, t_edges_ns: Sequence[int] | np.ndarray,
     plane = oh * ow
     mode = ResizeMode(mode)  # accepts the enum or its value
     lut_x, lut_y = coordinate_luts(batch.width, batch.height, (ow, oh), mode)
-    xo, yo = lut_x[batch.x], lut_y[batch.y]
-    pix = yo * ow + xo + batch.p.astype(np.int32) * plane
-    if mode is not ResizeMode.SCALE:
-        ok = (xo >= 0) & (yo >= 0)
-        pix = np.where(ok, pix, -1)
     frames = np.zeros((nb, 2 * plane), np.float32)
-    if batch.is_sorted():
-        bounds = np.searchsorted(batch.t_ns, edges, side="left")
-        for i in range(nb):
-            seg = pix[bounds[i]:bounds[i + 1]]
-            if mode is not ResizeMode.SCALE:
-                seg = seg[seg >= 0]
-            frames[i] = np.bincount(seg, minlength=2 * plane)
-    else:
-        b = np.searchsorted(edges, batch.t_ns, side="right") - 1
-        keep = (b >= 0) & (b < nb) & (pix >= 0)
-        flat = b[keep] * (2 * plane) + pix[keep]
-        frames[:] = np.bincount(flat, minlength=nb * 2 * plane).reshape(nb, 2 * plane)
+    if len(batch) and frame_counts(batch.t_ns, batch.x, batch.y, batch.p, edges, lut_x, lut_y, ow, frames):
+        raise DecodeError(f"events_to_frames: events outside the {batch.width}x{batch.height} sensor or with a "
+                          "polarity above 1 (validate the batch)")
     return _normalise(frames.reshape(nb, 2, oh, ow), clip, Normalization(normalize))
 
 
