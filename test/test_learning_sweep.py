@@ -1,10 +1,13 @@
 """End-to-end evidence for the three-stage learning on a small real dataset (scikit-learn's digits, each 8x8 image
-read row by row as 8 time steps of 8 features): the Hessian-aware selection beats a random choice, the shrunk model
-is far above chance right after Selection, Restoration improves on it, and the sweep resumes after interruption."""
+read row by row as 8 time steps of 8 features): the Selection's ranking is reproducible, the Hessian-aware selection
+beats random choices of the same sizes before Restoration (several seeds), the shrunk model is far above chance right
+after Selection, Restoration improves on it, baselines train for the same total epochs, and the sweep resumes after
+interruption. docs/reports/selection.md has the measurements these thresholds come from."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +39,8 @@ def _cfg(ratios: list[float], seeds: list[int], epochs: int = 40) -> dict:
     return {
         "network": {"hidden": [24, 24]},
         "optim": {"lr": 5e-3, "batch_size": 64},
-        "epochs": {"adaptation": epochs, "restoration": epochs // 2, "direct": epochs, "patience": 8},
-        "selection": {"probes": 8, "batch_size": 256, "min_batches": 3, "max_batches": 16, "tolerance": 0.15},
+        "epochs": {"adaptation": epochs, "restoration": epochs // 2, "patience": 8},
+        "selection": {},  # the shipped Selection recipe (SelectionConfig defaults)
         "sweep": {"ratios": ratios, "seeds": seeds},
         "eval": {"recall_tolerance": 1, "ops_samples": 32},
     }
@@ -87,7 +90,6 @@ def _check_evidence(report: dict, ratios: list[float], *, direct: bool = True) -
 def test_sweep_end_to_end_and_resume(tmp_path: Path) -> None:
     ratios = [0.5]
     raw = _cfg(ratios, [0], epochs=24)
-    raw["selection"]["max_batches"] = 10
     raw["sweep"]["direct_baselines"] = False  # the baselines run in the slow test below
     cfg = config_from_dict(raw)
     report = run_sweep(cfg, digits_features(), tmp_path, plots=True)
@@ -98,8 +100,11 @@ def test_sweep_end_to_end_and_resume(tmp_path: Path) -> None:
     meta = json.loads((unit / "bundle" / "bundle.json").read_text())["metadata"]
     assert meta["snn_ratio"] == 0.5 and meta["data_fingerprint"] == digits_features().fingerprint()
     assert len(meta["kept"]) == 2 and "metrics" in meta
-    # the importance was computed once for the seed and reused by every ratio
-    assert len(list((tmp_path / "cache").glob("importance_*.safetensors"))) == 1
+    # one cached estimate per Selection round (each re-scores the neurons left), as the unit records
+    rounds = json.loads((unit / "result.json").read_text())["importance"]["rounds"]
+    assert len(rounds) == cfg.selection.rounds
+    cached = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("importance_*.safetensors")}
+    assert len(cached) == cfg.selection.rounds
     # interruption: lose one unit (and leave a half-written temp dir); a rerun redoes only that one
     stamps = {p.name: (p / "result.json").stat().st_mtime_ns for p in (tmp_path / "units").iterdir()}
     import shutil
@@ -111,6 +116,8 @@ def test_sweep_end_to_end_and_resume(tmp_path: Path) -> None:
              if not p.name.startswith(".")}
     assert set(after) == set(stamps)
     assert [n for n in after if after[n] != stamps[n]] == [unit.name]
+    # the redone unit's Selection re-used every round's cached scores (same weights, same neurons removed)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("importance_*.safetensors")} == cached
     assert _rows(report2, "hstnn")[0.5]["top1"]["mean"] > 3 * CHANCE
     # resuming with another recipe into the same directory is refused instead of mixing results
     other = dict(raw, optim={"lr": 1e-2, "batch_size": 64})
@@ -170,6 +177,62 @@ def test_full_sweep_several_seeds(tmp_path: Path) -> None:
     _check_evidence(report, ratios)
     row = _rows(report, "hstnn")[0.5]
     assert row["top1"]["n"] == 2 and row["top1"]["std"] >= 0
+    # baselines and three-stage models trained for the same total epochs, and the report says so
+    assert report["comparison"]["basis"] == "equal total epochs"
+    assert report["comparison"]["hstnn_epoch_budget"] == report["comparison"]["direct_epoch_budget"] == 60
+    for unit in report["units"]:
+        if unit["kind"] != "adaptation":
+            assert unit["training"]["epochs_budget"] == 60 and 0 < unit["training"]["epochs_run"] <= 60
+
+
+def _adapted_digits(tmp_path: Path, seed: int) -> tuple:
+    from hstnn_ros.learning import Sweep, Unit, UnitKind
+    from hstnn_ros.learning import network as net
+
+    sweep = Sweep(config_from_dict(_cfg([0.5, 0.9], [seed], epochs=40)), digits_features(), tmp_path)
+    sweep.units_dir.mkdir(parents=True)
+    sweep.run_adaptation(Unit(UnitKind.ADAPTATION, seed))
+    model, _ = net.load_model(sweep.unit_dir(Unit(UnitKind.ADAPTATION, seed)) / "bundle")
+    return sweep, model.eval()
+
+
+def test_ranking_reliability_grows_with_batches_on_a_trained_model(tmp_path: Path) -> None:
+    """The shipped estimator's ranking of a trained network's neurons is reproducible and gets more so with more
+    batches: the split-half reliability (Spearman between the scores of disjoint halves of the batches, stepped up)
+    is recorded per batch, rises from its first value, and ends high. Measured on one machine (seed 0, default CPU
+    settings): 0.65 after 7 batches, 0.875 at the 16-batch budget, i.e. the 0.9 target was NOT reached there (the
+    estimate stops at max_batches and says so in its log and metadata)."""
+    sweep, model = _adapted_digits(tmp_path, seed=0)
+    imp = sweep.importance(model, seed=0)
+    rel = [h["rank_reliability"] for h in imp.log if not math.isnan(h["rank_reliability"])]
+    assert rel and imp.rank_reliability == rel[-1], imp.log
+    assert imp.rank_reliability >= 0.75 and rel[-1] > rel[0], imp.log
+    assert imp.batches <= sweep.cfg.selection.max_batches
+    assert imp.converged == (imp.rank_reliability >= 0.9 or imp.rel_stderr <= sweep.cfg.selection.tolerance)
+
+
+@pytest.mark.slow
+def test_hessian_selection_beats_random_before_restoration(tmp_path: Path) -> None:
+    """Before Restoration, the networks the shipped Selection keeps are clearly better than random choices of the same
+    population sizes, at SNN ratios 0.5 and 0.9, over three seeds (10 random draws each); docs/reports/selection.md
+    has the measured numbers (python docs/reports/selection_evidence.py); the margins below leave room for other
+    CPUs."""
+    from hstnn_ros.learning import LayerScores, select_random
+    from hstnn_ros.learning import network as net
+    from hstnn_ros.learning.trainer import evaluate
+
+    gains: dict[float, list[float]] = {0.5: [], 0.9: []}
+    for seed in (0, 1, 2):
+        sweep, model = _adapted_digits(tmp_path / f"s{seed}", seed)
+        full = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in net.sizes_of(model)]
+        for ratio, gain in gains.items():
+            kept, _ = sweep.select(model, ratio, seed)
+            chosen = evaluate(net.shrink_model(model, kept), sweep.data.test).top1
+            rnd = [evaluate(net.shrink_model(model, select_random(full, kept, seed=100 + j)), sweep.data.test).top1
+                   for j in range(10)]
+            gain.append(chosen - float(np.mean(rnd)))
+    for ratio, g in gains.items():
+        assert np.mean(g) > 0.06 and min(g) > 0.0, (ratio, gains)
 
 
 def test_hardware_friendly_selection_gives_aligned_layers(tmp_path: Path) -> None:
@@ -178,13 +241,16 @@ def test_hardware_friendly_selection_gives_aligned_layers(tmp_path: Path) -> Non
 
     raw = _cfg([0.25, 0.5], [0])
     raw["network"]["hidden"] = [64, 96]
-    raw["selection"] |= {"hardware_friendly": True, "multiple": 16, "max_batches": 3, "probes": 1}
+    raw["selection"] |= {"hardware_friendly": True, "multiple": 16, "min_batches": 3, "max_batches": 3,
+                         "probes": 1, "rounds": 3}
     sweep = Sweep(config_from_dict(raw), digits_features(), tmp_path)
     model = net.build_model(sweep.cfg, sweep.data, sweep.adapt_sizes(), seed=0)
     imp = sweep.importance(model, seed=0)
     assert imp.batches == 3 and set(imp.scores) == {"L0.snn", "L0.rnn", "L1.snn", "L1.rnn"}
     for r in (0.25, 0.5):
-        small = net.shrink_model(model, sweep.select(model, imp, r))
+        kept, rounds = sweep.select(model, r, seed=0)
+        assert len(rounds) == 3  # every round re-scored the neurons left
+        small = net.shrink_model(model, kept)
         sizes = net.sizes_of(small)
         assert [s + n for s, n in sizes] == [64, 96]
         assert all(s % 16 == 0 and n % 16 == 0 for s, n in sizes)

@@ -89,3 +89,38 @@ def test_bad_kept_sets_raise(kept, match):
         shrink(m, kept)
     with pytest.raises(ModelError, match="sorted and unique"):
         KeptNeurons(torch.tensor([2, 1]), torch.tensor([]))
+
+
+def test_gates_of_zeros_and_ones_are_the_kept_mask_and_per_sample_gates_act_per_sample():
+    """``run(x, gates=...)``: 0/1 gates give exactly the masked run; a per-sample gate changes only its sample; the
+    loss is differentiable in the gates (the Selection stage's removal saliency); bad shapes are refused."""
+    torch.manual_seed(0)
+    m = HSTNN(HSTNNConfig.from_dict({"input_size": 5, "hidden": [[4, 3], [3, 2]], "num_classes": 3, "v_th": 0.2}))
+    x = torch.rand(3, 4, 5) * 2
+    kept = [KeptNeurons(snn=torch.tensor([0, 2]), rnn=torch.tensor([1, 2])),
+            KeptNeurons(snn=torch.tensor([1]), rnn=torch.tensor([0, 1]))]
+    gates = []
+    for layer, k in zip(m.layers, kept, strict=True):
+        g_s, g_r = torch.zeros(layer.spec.n_snn), torch.zeros(layer.spec.n_rnn)
+        g_s[k.snn], g_r[k.rnn] = 1.0, 1.0
+        gates.append((g_s, g_r))
+    with torch.no_grad():
+        assert torch.equal(m.run(x, gates=gates).logits, m.run(x, keep=kept).logits)
+        per_sample = [(g_s.expand(3, -1).clone(), g_r.expand(3, -1).clone()) for g_s, g_r in gates]
+        per_sample[0][1][1] = 1.0  # sample 1 keeps layer-0 RNN neuron 0
+        ref = m.run(x, keep=kept).logits
+        full = m.run(x).logits
+        out = m.run(x, gates=per_sample).logits
+        assert torch.equal(out[[0, 2]], ref[[0, 2]]) and not torch.equal(out[1], ref[1])
+    ones = [(torch.ones(sp.n_snn, requires_grad=True), torch.ones(sp.n_rnn, requires_grad=True))
+            for sp in m.config.hidden]
+    logits = m.run(x, gates=ones).logits
+    assert torch.equal(logits.detach(), full)
+    grads = torch.autograd.grad(logits.sum(), [g for pair in ones for g in pair])
+    assert all(g.shape == t.shape for g, t in zip(grads, [g for pair in ones for g in pair], strict=True))
+    with pytest.raises(ModelError, match="gates"):
+        m.run(x, gates=gates[:1])
+    with pytest.raises(ModelError, match=r"gates\[0\] snn"):
+        m.run(x, gates=[(torch.ones(2, 4), gates[0][1]), gates[1]])
+    with pytest.raises(ModelError, match="keep or gates"):
+        m.run(x, keep=kept, gates=gates)

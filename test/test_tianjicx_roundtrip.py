@@ -147,3 +147,39 @@ def test_shipped_fp16_bundle_exports(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert export_main([str(bundle), "--out", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
     assert "onnx:" in out and (tmp_path / "p" / ONNX_NAME).is_file()
+
+
+@pytest.mark.parametrize("recipe", [RATE, LAST], ids=["rate", "last"])
+def test_simulator_op_count_is_count_ops_and_the_engines(recipe, tmp_path: Path) -> None:
+    """One op count everywhere: on windows whose real-valued block is present only at some steps (as the RGB feature
+    of a place-recognition window), the simulator's MACs and ACs are ``count_ops`` on the integer network's own
+    activity (spikes and INT8 RNN outputs), its MACs also ``count_ops`` and the engine's fast path on the float model
+    (zero blocks skipped, never counted)."""
+    from hstnn_ros.model import RunRecord, count_ops
+    from hstnn_ros.runtime.inference import FastHstnn
+
+    model = golden(recipe)
+    x, _ = digits()
+    x = x[N_TRAIN:N_TRAIN + 60].copy()
+    spiking = model.config.input_spiking
+    x[:, [t for t in range(x.shape[1]) if t % 3 != 1], spiking:] = 0.0  # real block at steps 1, 4, 7 only
+    res = export_program(model, x, tmp_path, with_onnx=False)
+    report = simulate_program(tmp_path, x, progress=False)
+    sim_macs = sum(c.macs for c in report.cores)
+    sim_acs = sum(c.acs for c in report.cores)
+    q = res.quant.run(res.quant.quantise_input(x))
+    xt = torch.from_numpy(x)
+    int_record = RunRecord(logits=torch.from_numpy(q.logits).float(),
+                           spikes=[torch.from_numpy(s != 0).float() for s in q.spikes],
+                           rnn_out=[torch.from_numpy(r).float() for r in q.rnn_out])
+    ref_int = count_ops(model, xt, int_record)
+    assert sim_macs == float(ref_int.macs.sum()) and sim_acs == float(ref_int.acs.sum())
+    with torch.no_grad():
+        ref_float = count_ops(model, xt, model.run(xt))
+        _, fast_macs, _, _ = FastHstnn(model).run(xt)
+    assert sim_macs == float(ref_float.macs.sum()) == float(fast_macs.sum())
+    # the zero blocks are really skipped: 3 of 8 steps carry the real-valued input
+    n_real = model.config.input_size - spiking
+    rows0 = model.config.hidden[0].n_snn + model.config.hidden[0].n_rnn
+    dense = float(ref_float.macs.sum()) + len(x) * 5 * n_real * rows0
+    assert dense > sim_macs

@@ -38,7 +38,8 @@ def train_recipe(config: Path | None = None, *, quick: bool = False, hidden: tup
         cfg["sweep"].update(seeds=[0], direct_baselines=False, random_control=False)
     if quick:
         cfg["network"]["hidden"] = [128, 128]
-        cfg["epochs"] = {"adaptation": 15, "restoration": 10, "direct": 15, "patience": 5}
+        # direct: None = the baselines get adaptation + restoration epochs (equal total epochs)
+        cfg["epochs"] = {"adaptation": 15, "restoration": 10, "direct": None, "patience": 5}
         cfg["selection"]["max_batches"] = 5
         cfg["optim"].update(batch_size=128, lr=2 * cfg["optim"]["lr"])
         cfg["sweep"].update(ratios=[0.5, 0.95], seeds=cfg["sweep"]["seeds"][:1])

@@ -3,10 +3,17 @@ reports and robustness evaluation for the HSTNN (paper Methods; DESIGN.md sectio
 
 from hstnn_ros.learning.config import TrainConfig, config_from_dict, load_config, population_sizes
 from hstnn_ros.learning.data import Split, TrainData, iter_batches, prepare_data
-from hstnn_ros.learning.enums import EmptyPolicy, Perturbation, UnitKind
+from hstnn_ros.learning.enums import EmptyPolicy, Perturbation, SelectionCriterion, UnitKind
 from hstnn_ros.learning.errors import LearningError
-from hstnn_ros.learning.hessian import Importance, NeuronGroup, estimate_importance, neuron_importance
-from hstnn_ros.learning.ranking import Kept, LayerScores, select_fixed, select_global, select_random
+from hstnn_ros.learning.hessian import (
+    GateGroup,
+    Importance,
+    NeuronGroup,
+    estimate_importance,
+    estimate_removal_saliency,
+    neuron_importance,
+)
+from hstnn_ros.learning.ranking import Kept, LayerScores, select_counts, select_fixed, select_global, select_random
 from hstnn_ros.learning.robustness import evaluate_robustness, perturb, plot_robustness
 from hstnn_ros.learning.sweep import Sweep, Unit, plan_units, run_sweep
 from hstnn_ros.learning.trainer import FitResult, Metrics, evaluate, fit
@@ -14,6 +21,7 @@ from hstnn_ros.learning.trainer import FitResult, Metrics, evaluate, fit
 __all__ = [
     "EmptyPolicy",
     "FitResult",
+    "GateGroup",
     "Importance",
     "Kept",
     "LayerScores",
@@ -21,6 +29,7 @@ __all__ = [
     "Metrics",
     "NeuronGroup",
     "Perturbation",
+    "SelectionCriterion",
     "Split",
     "Sweep",
     "TrainConfig",
@@ -29,6 +38,7 @@ __all__ = [
     "UnitKind",
     "config_from_dict",
     "estimate_importance",
+    "estimate_removal_saliency",
     "evaluate",
     "evaluate_robustness",
     "fit",
@@ -41,6 +51,7 @@ __all__ = [
     "population_sizes",
     "prepare_data",
     "run_sweep",
+    "select_counts",
     "select_fixed",
     "select_global",
     "select_random",

@@ -7,6 +7,7 @@ refused (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from hstnn_ros import defaults
-from hstnn_ros.learning.enums import EmptyPolicy
+from hstnn_ros.learning.enums import EmptyPolicy, SelectionCriterion
 from hstnn_ros.learning.errors import LearningError
 
 #: Gradient-norm clip of the authors' reference code (DESIGN.md section 3).
@@ -49,32 +50,51 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class EpochsConfig:
-    """Epoch budgets per stage; every stage stops early after ``patience`` epochs without a better val top-1."""
+    """Epoch budgets per stage; every stage stops early after ``patience`` epochs without a better val top-1.
+
+    ``direct`` is the budget of the baselines trained from scratch (pure RNN, pure SNN, directly hybrid). ``None``
+    (the default) gives them the three-stage model's whole budget, ``adaptation + restoration``, so that the
+    comparison is at equal total training epochs; the report records both budgets and the epochs actually run.
+    """
 
     adaptation: int = 150
     restoration: int = 100
-    direct: int = 150
+    direct: int | None = None
     patience: int = 15
+
+    @property
+    def direct_epochs(self) -> int:
+        """The baselines' epoch budget (``adaptation + restoration`` unless ``direct`` is set)."""
+        return self.adaptation + self.restoration if self.direct is None else self.direct
+
+    @property
+    def hstnn_epochs(self) -> int:
+        """The three-stage model's epoch budget: Adaptation, then Restoration of the selected network."""
+        return self.adaptation + self.restoration
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """Hutchinson trace estimation and ranking options.
+    """Hessian-aware neuron scoring and ranking options.
 
-    Traces are averaged over batches of ``batch_size`` training windows, ``probes`` Rademacher vectors per batch,
-    until the standard error of the mean importance vector (spread between batches) falls below ``tolerance``
-    times its L2 norm after ``min_batches`` batches, or ``max_batches`` is reached (logged as not converged).
-    ``rank_reliability`` (e.g. 0.95; ``None`` = off, as the shipped models were built) also stops once the split-half
-    reliability of the neuron ranking reaches it: selection only uses the order, which settles long before the
-    magnitudes do (recorded in the importance metadata either way).
+    ``criterion``: what a neuron's score is (``SelectionCriterion``: ``removal`` = the loss change when the neuron
+    is removed, to second order in its output gate; ``trace`` = the paper's Eq. 13 afferent Hessian trace). The
+    network is pruned to the ratio's sizes in ``rounds`` steps, each re-scoring the neurons still present on the
+    network with the earlier rounds' neurons removed (1 = the paper's one-shot ranking); the first round's scores
+    are shared by every ratio. Per round, scores are averaged over batches of ``batch_size`` training windows,
+    ``probes`` Rademacher vectors per batch, until the ranking's split-half reliability reaches
+    ``rank_reliability`` (from 4 batches; ``None`` = off) or the standard error of the mean score vector falls below
+    ``tolerance`` times its L2 norm, after ``min_batches``; else at ``max_batches`` (logged as not converged).
     """
 
+    criterion: SelectionCriterion = SelectionCriterion.REMOVAL
+    rounds: int = 16
     probes: int = 1
-    batch_size: int = 128
-    min_batches: int = 3
-    max_batches: int = 40
-    tolerance: float = 0.15
-    rank_reliability: float | None = None
+    batch_size: int = 256
+    min_batches: int = 4
+    max_batches: int = 16
+    tolerance: float = 0.05
+    rank_reliability: float | None = 0.9
     empty_layer: EmptyPolicy = EmptyPolicy.REPAIR
     keep_both_populations: bool = True
     hardware_friendly: bool = False
@@ -93,10 +113,11 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation: recall@1 counts a prediction within ``recall_tolerance`` places of the label as correct."""
+    """Evaluation: recall@1 counts a prediction within ``recall_tolerance`` places of the label as correct; ops are
+    measured on ``ops_samples`` test windows spread evenly over every test traversal."""
 
     recall_tolerance: int = defaults.RECALL_TOLERANCE
-    ops_samples: int = 64
+    ops_samples: int = 256
     batch_size: int = 256
 
 
@@ -127,7 +148,7 @@ class TrainConfig:
         """JSON/YAML-serialisable form (enums by value); ``config_from_dict(cfg.to_dict()) == cfg``."""
 
         def conv(v: Any) -> Any:
-            if isinstance(v, EmptyPolicy):
+            if isinstance(v, enum.Enum):
                 return v.value
             if isinstance(v, tuple):
                 return list(v)
@@ -167,10 +188,13 @@ def validate_config(cfg: TrainConfig) -> None:  # noqa: C901, PLR0912  to be spl
     if opt.weight_decay < 0:
         raise _fail("optim.weight_decay", opt.weight_decay, "use a weight decay >= 0")
     for name in ("adaptation", "restoration", "direct"):
-        if getattr(ep, name) < 1:
-            raise _fail(f"epochs.{name}", getattr(ep, name), "use at least 1 epoch")
+        if getattr(ep, name) is not None and getattr(ep, name) < 1:
+            raise _fail(f"epochs.{name}", getattr(ep, name), "use at least 1 epoch (direct: or null for "
+                                                              "adaptation + restoration)")
     if ep.patience < 1:
         raise _fail("epochs.patience", ep.patience, "use a patience >= 1 epoch")
+    if sel.rounds < 1:
+        raise _fail("selection.rounds", sel.rounds, "use at least 1 round (1 = one-shot ranking)")
     if sel.probes < 1:
         raise _fail("selection.probes", sel.probes, "use at least 1 Rademacher probe per batch")
     if sel.batch_size < 1:
@@ -258,14 +282,20 @@ def _section(name: str, cls: type, raw: Any) -> Any:  # noqa: C901, PLR0912  to 
     for key, value in raw.items():
         default = getattr(cls(), key)
         try:
-            if value is None and default is None:  # an optional setting left off
+            optional = "None" in str(known[key].type)
+            if value is None and optional:  # an optional setting left off
                 kw[key] = None
-            elif default is None:  # optional numbers (``float | None``)
+            elif optional:  # optional numbers (``float | None`` or ``int | None``)
                 if isinstance(value, bool):
                     raise TypeError("expected a number or null, got a boolean")
-                kw[key] = float(value)
-            elif isinstance(default, EmptyPolicy):
-                kw[key] = EmptyPolicy(str(value).lower())
+                if str(known[key].type).startswith("int"):
+                    if float(value) != int(value):
+                        raise TypeError("expected an integer or null")
+                    kw[key] = int(value)
+                else:
+                    kw[key] = float(value)
+            elif isinstance(default, enum.Enum):
+                kw[key] = type(default)(str(value).lower())
             elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise TypeError("expected true or false")
@@ -286,7 +316,7 @@ def _section(name: str, cls: type, raw: Any) -> Any:  # noqa: C901, PLR0912  to 
             else:
                 kw[key] = type(default)(value)
         except (TypeError, ValueError) as exc:
-            choices = f" (one of {[p.value for p in EmptyPolicy]})" if isinstance(default, EmptyPolicy) else ""
+            choices = f" (one of {[p.value for p in type(default)]})" if isinstance(default, enum.Enum) else ""
             raise LearningError(f"config {name}.{key}={value!r}: {exc}{choices}") from exc
     return cls(**kw)
 

@@ -1,4 +1,5 @@
-"""Choices of the learning layer: sweep unit kinds, empty-layer policy, robustness perturbations."""
+"""Choices of the learning layer: sweep unit kinds, selection criterion, empty-layer policy, robustness
+perturbations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ class UnitKind(enum.Enum):
     ADAPTATION = "adaptation"  #: the redundant M SNN + M RNN network of one seed (shared by every ratio)
     HSTNN = "hstnn"  #: Selection + Restoration from the adapted network at one ratio
     DIRECT = "direct"  #: directly-hybrid baseline, trained from scratch at one ratio (r=0: pure RNN, r=1: pure SNN)
+
+
+class SelectionCriterion(enum.Enum):
+    """How Selection scores a neuron (both are second-order, Hessian-aware estimates of the loss change when the neuron
+    is pruned; docs/reports/selection.md has the measurements behind the default)."""
+
+    #: removal saliency: the loss change when the neuron's output gate goes 1 -> 0, ``-dL/da + 1/2 d2L/da2`` (Eq. 8
+    #: for the perturbation that removes the neuron), curvature by Hutchinson over per-sample gates
+    REMOVAL = "removal"
+    #: the paper's Eq. 13: Hutchinson trace of the Hessian block of the neuron's afferent weights x ``||w||^2 / numel``
+    TRACE = "trace"
 
 
 class EmptyPolicy(enum.Enum):

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,11 @@ class NeuronGroup:
     @property
     def key(self) -> str:
         return f"L{self.layer}.{self.kind}"
+
+    @property
+    def size(self) -> int:
+        """Number of neurons (rows of the per-neuron view)."""
+        return int(self.per_neuron([p.detach() for p in self.params]).shape[0])
 
 
 @dataclass
@@ -125,47 +130,40 @@ def rank_reliability(half_a: torch.Tensor, half_b: torch.Tensor, kinds: Sequence
     return worst
 
 
-def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],  # noqa: PLR0912, PLR0915  to be split after the selection rework lands
-                        batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[NeuronGroup], *,
-                        probes: int = 1, min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
-                        rank_target: float | None = None, seed: int = 0, desc: str = "selection") -> Importance:
-    """Average per-neuron Hutchinson traces over batches until the importance converges.
+def _pools(groups: Sequence[NeuronGroup | GateGroup], alive: torch.Tensor | None) -> list[torch.Tensor]:
+    """Index tensors (into the concatenation of the groups' neurons) of the neurons ranked together: one pool per
+    kind (SNN of all layers, RNN of all layers), without neurons already removed (``alive`` False)."""
+    sizes = [g.size for g in groups]
+    offsets = [sum(sizes[:i]) for i in range(len(groups))]
+    pools = []
+    for kind in sorted({g.kind for g in groups}):
+        idx = [torch.arange(o, o + n, dtype=torch.long) for g, o, n in zip(groups, offsets, sizes, strict=True)
+               if g.kind == kind]
+        ix = torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
+        pools.append(ix if alive is None else ix[alive[ix]])
+    return pools
 
-    Convergence: after at least ``min_batches`` (and 2) batches, stop when the standard error of the mean
-    importance vector (from the spread between batches) is below ``tolerance`` times its L2 norm, or (when
-    ``rank_target`` is set, from 4 batches on) when the ranking's split-half reliability (``rank_reliability``, odd
-    vs even batches) reaches ``rank_target``; else stop at ``max_batches`` and log that it did not converge. The
-    reliability is computed and recorded either way: a per-neuron trace can stay noisy in magnitude (heavy-tailed
-    Hutchinson draws) long after the order the selection uses has settled.
-    """
-    if not groups:
-        raise LearningError("no neuron populations to rank: the model exposes no populations()")
-    gen = torch.Generator().manual_seed(seed)
-    params: list[torch.Tensor] = []
-    seen: dict[int, int] = {}
-    for g in groups:
-        for p in g.params:
-            if id(p) not in seen:
-                seen[id(p)] = len(params)
-                params.append(p)
-    sum_tr = {g.key: None for g in groups}
+
+def _average(estimates: Iterable[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]],
+             groups: Sequence[NeuronGroup | GateGroup], *, probes: int, min_batches: int, max_batches: int,
+             tolerance: float, rank_target: float | None, alive: torch.Tensor | None, desc: str) -> Importance:
+    """Average per-batch ``(traces, scores)`` (dicts keyed by group) until the scores converge (see
+    :func:`estimate_importance` for the stopping rules); the result's scores are the mean per-batch scores."""
+    keys = [g.key for g in groups]
+    pools = _pools(groups, alive)
+    sum_tr: dict[str, torch.Tensor] = {}
     sum_imp: torch.Tensor | None = None
     sum_imp2: torch.Tensor | None = None
-    halves: list[torch.Tensor | None] = [None, None]  # importance summed over even / odd batches
-    sizes = [int(g.per_neuron([p.detach() for p in g.params]).shape[0]) for g in groups]
-    offsets = [sum(sizes[:i]) for i in range(len(groups))]
-    kinds = [torch.cat([torch.arange(o, o + n_, dtype=torch.long)
-                        for g, o, n_ in zip(groups, offsets, sizes, strict=True) if g.kind == kind] or
-                       [torch.zeros(0, dtype=torch.long)]) for kind in sorted({g.kind for g in groups})]
+    halves: list[torch.Tensor | None] = [None, None]  # scores summed over even / odd batches
     history: list[dict[str, float]] = []
     n, rel, rank_rel, converged = 0, math.inf, math.nan, False
     bar = tqdm(total=max_batches, desc=desc, leave=False, unit="batch")
-    for x, y in batches:
-        vhv = hutchinson_vhv(loss_fn(x, y), params, probes, gen)
-        tr = {g.key: g.per_neuron([vhv[seen[id(p)]] for p in g.params]).sum(dim=1) for g in groups}
-        imp = torch.cat([neuron_importance(groups, tr)[g.key] for g in groups]).double()
-        for k, v in tr.items():
-            sum_tr[k] = v if sum_tr[k] is None else sum_tr[k] + v
+    for tr, sc in estimates:
+        imp = torch.cat([sc[k].detach().double().flatten() for k in keys])
+        if alive is not None:
+            imp = imp * alive  # removed neurons: no score (their gates and weights no longer act)
+        for k in keys:
+            sum_tr[k] = tr[k].detach() if k not in sum_tr else sum_tr[k] + tr[k].detach()
         sum_imp = imp if sum_imp is None else sum_imp + imp
         sum_imp2 = imp**2 if sum_imp2 is None else sum_imp2 + imp**2
         h = halves[n % 2]
@@ -177,7 +175,7 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
             var = (sum_imp2 / n - mean**2).clamp_min(0) * n / (n - 1)
             rel = float(var.sum().sqrt() / math.sqrt(n) / mean.norm().clamp_min(1e-30))
             if n >= 4:
-                rank_rel = rank_reliability(halves[0], halves[1], kinds)
+                rank_rel = rank_reliability(halves[0], halves[1], pools)
             history.append({"batch": n, "rel_stderr": rel, "rank_reliability": rank_rel})
             bar.set_postfix(rel_stderr=f"{rel:.3g}", rank_rel=f"{rank_rel:.3f}")
             log.debug("%s: batch %d relative standard error %.4g, rank reliability %.4f", desc, n, rel, rank_rel)
@@ -189,8 +187,9 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
     bar.close()
     if n == 0:
         raise LearningError(f"{desc}: no batches to estimate Hessian traces on; the training split is empty")
-    traces = {k: (v / n).detach() for k, v in sum_tr.items()}
-    scores = neuron_importance(groups, traces)
+    assert sum_imp is not None
+    traces = {k: v / n for k, v in sum_tr.items()}
+    scores = dict(zip(keys, (sum_imp / n).float().split([g.size for g in groups]), strict=True))
     target = f", rank reliability {rank_rel:.3f} vs {rank_target}" if rank_target is not None else \
         f", rank reliability {rank_rel:.3f}"
     if converged:
@@ -202,6 +201,122 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
                     desc, n, probes, rel, tolerance, target)
     return Importance(traces=traces, scores=scores, batches=n, probes=probes, rel_stderr=rel,
                       converged=converged, log=history, rank_reliability=rank_rel)
+
+
+def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                        batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[NeuronGroup], *,
+                        probes: int = 1, min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
+                        rank_target: float | None = None, seed: int = 0, alive: torch.Tensor | None = None,
+                        desc: str = "selection") -> Importance:
+    """The paper's importance (Eq. 13, ``Tr(H_cc) ||w_c||^2 / numel(w_c)`` over afferent weights), Hutchinson traces
+    averaged over batches until they converge.
+
+    Convergence: after at least ``min_batches`` (and 2) batches, stop when the standard error of the mean
+    importance vector (from the spread between batches) is below ``tolerance`` times its L2 norm, or (when
+    ``rank_target`` is set, from 4 batches on) when the ranking's split-half reliability (``rank_reliability``, odd
+    vs even batches) reaches ``rank_target``; else stop at ``max_batches`` and log that it did not converge. The
+    reliability is computed and recorded either way: a per-neuron trace can stay noisy in magnitude (heavy-tailed
+    Hutchinson draws) long after the order the selection uses has settled. ``alive`` (bool over the groups' neurons
+    in order) leaves neurons already removed out of the scores and the reliability.
+    """
+    if not groups:
+        raise LearningError("no neuron populations to rank: the model exposes no populations()")
+    gen = torch.Generator().manual_seed(seed)
+    params: list[torch.Tensor] = []
+    seen: dict[int, int] = {}
+    for g in groups:
+        for p in g.params:
+            if id(p) not in seen:
+                seen[id(p)] = len(params)
+                params.append(p)
+
+    def per_batch() -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        for x, y in batches:
+            vhv = hutchinson_vhv(loss_fn(x, y), params, probes, gen)
+            tr = {g.key: g.per_neuron([vhv[seen[id(p)]] for p in g.params]).sum(dim=1) for g in groups}
+            yield tr, neuron_importance(groups, tr)
+
+    return _average(per_batch(), groups, probes=probes, min_batches=min_batches, max_batches=max_batches,
+                    tolerance=tolerance, rank_target=rank_target, alive=alive, desc=desc)
+
+
+@dataclass(frozen=True)
+class GateGroup:
+    """One population seen through its output gates: ``size`` neurons of ``kind`` in hidden layer ``layer``."""
+
+    layer: int
+    kind: str  #: "snn" or "rnn"
+    size: int
+
+    @property
+    def key(self) -> str:
+        return f"L{self.layer}.{self.kind}"
+
+
+Gates = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def removal_saliency(loss_fn: Callable[[torch.Tensor, torch.Tensor, Gates], torch.Tensor], x: torch.Tensor,
+                     y: torch.Tensor, alive: Sequence[tuple[torch.Tensor, torch.Tensor]], *, probes: int,
+                     generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(dL/da, d2L/da2)`` per neuron for the output gates ``a`` of every neuron (``alive``: per layer the SNN and
+    RNN 0/1 gate values; 1 = present), on one batch, the curvature by Hutchinson.
+
+    Each *sample* gets its own copy of the gates (``[B, n]``): the loss of sample b depends on its copy only, so the
+    Hessian over the copies is block-diagonal by sample and one Rademacher probe over all ``B x n`` copies estimates
+    ``d2L/da_c2 = sum_b d2L_b/da_bc2`` with the cross terms of different samples gone (they are independent draws
+    that average out): the probe noise grows as ``sqrt(B)`` while the curvature grows as ``B``. The gradient is exact.
+    Returns two flat ``[neurons]`` float64 tensors in ``alive``'s order (layer by layer, SNN then RNN).
+    """
+    B = x.shape[0]
+    gates = [(a_s.to(x.dtype).expand(B, -1).clone().requires_grad_(),
+              a_r.to(x.dtype).expand(B, -1).clone().requires_grad_()) for a_s, a_r in alive]
+    flat = [g for pair in gates for g in pair]
+    grads = torch.autograd.grad(loss_fn(x, y, gates), flat, create_graph=True, allow_unused=True)
+    grad = torch.cat([g.detach().sum(0) if g is not None else torch.zeros(f.shape[1], dtype=x.dtype)
+                      for g, f in zip(grads, flat, strict=True)]).double()
+    live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    curv = [torch.zeros(f.shape[1], dtype=torch.float64) for f in flat]
+    for k in range(probes):
+        vs = [rademacher_like(flat[i], generator) for i in live]
+        hv = torch.autograd.grad([grads[i] for i in live], [flat[i] for i in live], grad_outputs=vs,
+                                 retain_graph=k < probes - 1, allow_unused=True)
+        for i, v, h in zip(live, vs, hv, strict=True):
+            if h is not None:
+                curv[i] += (v * h.detach()).sum(0).double()
+    return grad, torch.cat(curv) / probes
+
+
+def estimate_removal_saliency(loss_fn: Callable[[torch.Tensor, torch.Tensor, Gates], torch.Tensor],
+                              batches: Iterable[tuple[torch.Tensor, torch.Tensor]], groups: Sequence[GateGroup],
+                              alive: Sequence[tuple[torch.Tensor, torch.Tensor]], *, probes: int = 1,
+                              min_batches: int = 3, max_batches: int = 20, tolerance: float = 0.02,
+                              rank_target: float | None = None, seed: int = 0,
+                              desc: str = "selection") -> Importance:
+    """Each neuron's removal saliency: the loss change when its output gate goes from 1 to 0, to second order,
+    ``dL = -dL/da + 1/2 d2L/da2`` (paper Eq. 8 for the perturbation that removes the neuron: the weights that carry
+    its output scaled to zero; the block's own quadratic form, not the trace approximation of Eq. 13; the gradient
+    term kept, since a network with neurons already removed is not at a minimum). Averaged over batches with the
+    stopping rules of :func:`estimate_importance`; ``traces`` hold the curvature ``d2L/da2``.
+
+    ``loss_fn(x, y, gates)`` is the mean loss with ``gates`` (per layer ``(g_snn[B, n_snn], g_rnn[B, n_rnn])``)
+    multiplying the populations' outputs; ``groups`` lists the populations (empty ones included) in that order.
+    """
+    if not groups:
+        raise LearningError("no neuron populations to rank: the model has no hidden layers")
+    gen = torch.Generator().manual_seed(seed)
+    flat_alive = torch.cat([m.bool() for pair in alive for m in pair])
+    sizes = [g.size for g in groups]
+
+    def per_batch() -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+        for x, y in batches:
+            grad, curv = removal_saliency(loss_fn, x, y, alive, probes=probes, generator=gen)
+            sal = 0.5 * curv - grad
+            yield (dict(zip((g.key for g in groups), curv.split(sizes), strict=True)),
+                   dict(zip((g.key for g in groups), sal.split(sizes), strict=True)))
+
+    return _average(per_batch(), groups, probes=probes, min_batches=min_batches, max_batches=max_batches,
+                    tolerance=tolerance, rank_target=rank_target, alive=flat_alive, desc=desc)
 
 
 def weights_hash(model: nn.Module) -> str:

@@ -14,7 +14,7 @@ from torch import nn
 from hstnn_ros.learning.config import TrainConfig
 from hstnn_ros.learning.data import TrainData
 from hstnn_ros.learning.errors import LearningError
-from hstnn_ros.learning.hessian import NeuronGroup
+from hstnn_ros.learning.hessian import GateGroup, NeuronGroup
 from hstnn_ros.learning.ranking import Kept, LayerScores
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,20 @@ def neuron_groups(model: nn.Module) -> list[NeuronGroup]:
     return [NeuronGroup(layer=int(layer), kind=str(kind), params=list(pop.afferent_parameters()),
                         per_neuron=pop.per_neuron)
             for layer, kind, pop in model.populations()]
+
+
+def gate_groups(model: nn.Module) -> list[GateGroup]:
+    """Every population of every hidden layer (empty ones too), SNN then RNN, in the order of ``HSTNN.run``'s
+    ``gates``."""
+    return [GateGroup(layer=i, kind=kind, size=int(n)) for i, spec in enumerate(model.config.hidden)
+            for kind, n in (("snn", spec.n_snn), ("rnn", spec.n_rnn))]
+
+
+def kept_of(alive: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Any]:
+    """The model core's ``KeptNeurons`` of per-layer (SNN, RNN) bool masks of the neurons still present."""
+    from hstnn_ros.model.shrink import KeptNeurons  # noqa: PLC0415
+
+    return [KeptNeurons(snn=torch.nonzero(a).flatten(), rnn=torch.nonzero(b).flatten()) for a, b in alive]
 
 
 def layer_scores(model: nn.Module, scores: dict[str, torch.Tensor]) -> list[LayerScores]:

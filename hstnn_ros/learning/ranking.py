@@ -77,15 +77,21 @@ def select_global(layers: Sequence[LayerScores], ratio: float, total: int, *, po
     if not 0.0 <= ratio <= 1.0:
         raise LearningError(f"SNN ratio {ratio} is outside [0, 1]")
     n_snn = round(ratio * total)
-    n_rnn = total - n_snn
+    return select_counts(layers, n_snn, total - n_snn, policy=policy, need_both=keep_both and 0.0 < ratio < 1.0,
+                         what=f"SNN ratio {ratio}")
+
+
+def select_counts(layers: Sequence[LayerScores], n_snn: int, n_rnn: int, *, policy: EmptyPolicy, need_both: bool,
+                  what: str = "selection") -> list[Kept]:
+    """Keep the best ``n_snn`` SNN and ``n_rnn`` RNN neurons, each kind ranked globally over layers (``-inf``
+    scores: neurons already removed, never kept). ``need_both``: every layer must keep both kinds."""
     avail_s = sum(int(lay.snn.numel()) for lay in layers)
     avail_r = sum(int(lay.rnn.numel()) for lay in layers)
     if n_snn > avail_s or n_rnn > avail_r:
-        raise LearningError(f"ratio {ratio} needs {n_snn} SNN + {n_rnn} RNN neurons but the adapted network has "
+        raise LearningError(f"{what} needs {n_snn} SNN + {n_rnn} RNN neurons but the adapted network has "
                             f"{avail_s} + {avail_r}; train the Adaptation stage with M SNN + M RNN per layer")
     ms = _global_top([lay.snn for lay in layers], n_snn)
     mr = _global_top([lay.rnn for lay in layers], n_rnn)
-    need_both = keep_both and 0.0 < ratio < 1.0
     for i in range(len(layers)):
         for kind, masks, scores, other in ((SNN, ms, [la.snn for la in layers], mr),
                                            (RNN, mr, [la.rnn for la in layers], ms)):
@@ -93,8 +99,8 @@ def select_global(layers: Sequence[LayerScores], ratio: float, total: int, *, po
             if not lacking:
                 continue
             if (kind == SNN and n_snn == 0) or (kind == RNN and n_rnn == 0):
-                continue  # this kind is not kept at all at this ratio; the other kind must cover the layer
-            problem = (f"SNN ratio {ratio}: global ranking leaves layer {i} without {kind.upper()} neurons"
+                continue  # this kind is not kept at all; the other kind must cover the layer
+            problem = (f"{what}: global ranking leaves layer {i} without {kind.upper()} neurons"
                        f" ({int(ms[i].sum())} SNN, {int(mr[i].sum())} RNN kept)")
             if policy is EmptyPolicy.REFUSE:
                 raise LearningError(problem + "; set selection.empty_layer: repair, use hardware_friendly fixed "
@@ -104,7 +110,7 @@ def select_global(layers: Sequence[LayerScores], ratio: float, total: int, *, po
                 raise LearningError(problem + " and no other layer can spare one; choose another ratio")
     for i in range(len(layers)):
         if int(ms[i].sum()) + int(mr[i].sum()) == 0:
-            raise LearningError(f"SNN ratio {ratio}: layer {i} would be empty; choose another ratio or "
+            raise LearningError(f"{what}: layer {i} would be empty; choose another ratio or "
                                 f"set selection.empty_layer: repair")
     return [Kept(snn=torch.nonzero(s).flatten(), rnn=torch.nonzero(r).flatten()) for s, r in zip(ms, mr, strict=True)]
 

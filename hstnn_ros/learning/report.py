@@ -25,8 +25,11 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "random_top1": ("random", "test", "top1"),
     "overlap_with_random": ("overlap_with_random",),
     "importance_batches": ("importance", "batches"),
+    "rank_reliability": ("importance", "rank_reliability"),
     "selection_seconds": ("selection_seconds",),
     "seconds": ("seconds",),
+    "train_epochs": ("training", "epochs_run"),
+    "train_seconds": ("training", "seconds"),
 }
 
 
@@ -79,10 +82,20 @@ def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fing
         row["spike_rates"] = rates
         summary.append(row)
     per_unit = [{k: r.get(k) for k in ("unit", "kind", "ratio", "seed", "sizes", "test", "val", "mac", "ac",
-                                       "spike_rates", "selected", "random", "overlap_with_random", "importance")}
+                                       "spike_rates", "selected", "random", "overlap_with_random", "importance",
+                                       "training")}
                 for r in results]
+    ep = cfg.epochs
+    comparison = {
+        "basis": "equal total epochs" if ep.direct_epochs == ep.hstnn_epochs else "unequal epoch budgets",
+        "hstnn_epoch_budget": ep.hstnn_epochs, "direct_epoch_budget": ep.direct_epochs,
+        "note": "three-stage: Adaptation of the redundant 2M network + Restoration of the selected one; baselines: "
+                "the final-size network from scratch. Both stop early on validation (train_epochs: epochs run); "
+                "train_seconds is the wall time of that training (Adaptation nets are twice as wide, so equal "
+                "epochs is not equal compute)."}
     return {"format": REPORT_FORMAT, "format_version": 1, "data_fingerprint": fingerprint,
-            "config": cfg.to_dict(), "summary": summary, "units": per_unit, "failures": dict(failures or {})}
+            "config": cfg.to_dict(), "comparison": comparison, "summary": summary, "units": per_unit,
+            "failures": dict(failures or {})}
 
 
 def write_report(out_dir: Path | str, report: Mapping[str, Any], *, plots: bool = True) -> Path:

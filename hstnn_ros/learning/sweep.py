@@ -8,8 +8,10 @@ interrupted sweep loses at most the unit in progress and a rerun skips every fin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -26,10 +28,17 @@ from hstnn_ros.datasets.features import FeatureSet
 from hstnn_ros.learning import network as net
 from hstnn_ros.learning.config import TrainConfig, population_sizes
 from hstnn_ros.learning.data import Split, TrainData, iter_batches, prepare_data
-from hstnn_ros.learning.enums import UnitKind
+from hstnn_ros.learning.enums import SelectionCriterion, UnitKind
 from hstnn_ros.learning.errors import LearningError
-from hstnn_ros.learning.hessian import Importance, estimate_importance, load_importance, save_importance, weights_hash
-from hstnn_ros.learning.ranking import Kept, select_fixed, select_global, select_random
+from hstnn_ros.learning.hessian import (
+    Importance,
+    estimate_importance,
+    estimate_removal_saliency,
+    load_importance,
+    save_importance,
+    weights_hash,
+)
+from hstnn_ros.learning.ranking import Kept, LayerScores, select_counts, select_fixed, select_random
 from hstnn_ros.learning.report import build_report, write_report
 from hstnn_ros.learning.trainer import evaluate, fit
 
@@ -95,6 +104,11 @@ class Sweep:
         self.cache_dir = self.out / "cache"
         # Build one redundant network now so that a bad network.model section or size fails before training.
         net.build_model(cfg, self.data, self.adapt_sizes(), seed=0)
+        ep = cfg.epochs
+        if cfg.sweep.direct_baselines and ep.direct_epochs != ep.hstnn_epochs:
+            log.warning("baselines get %d epochs, the three-stage models %d (adaptation %d + restoration %d): the "
+                        "comparison is not at equal total epochs (set epochs.direct: null for that)",
+                        ep.direct_epochs, ep.hstnn_epochs, ep.adaptation, ep.restoration)
 
     # -- shapes ---------------------------------------------------------------------------------------------------
     def adapt_sizes(self) -> list[tuple[int, int]]:
@@ -102,7 +116,9 @@ class Sweep:
         return [(m, m) for m in self.cfg.network.hidden]
 
     def _ops_x(self) -> torch.Tensor:
-        return self.data.test.x[: self.cfg.eval.ops_samples]
+        """The windows ops are measured on: ``eval.ops_samples`` spread evenly over the whole test split (every test
+        traversal, start to end), not its first windows (the start of one traversal)."""
+        return self.data.test.x[spread_indices(len(self.data.test), self.cfg.eval.ops_samples)]
 
     # -- bookkeeping ----------------------------------------------------------------------------------------------
     def unit_dir(self, unit: Unit) -> Path:
@@ -183,42 +199,85 @@ class Sweep:
         net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
         return self._commit(unit, tmp, result)
 
-    def importance(self, model: nn.Module, seed: int) -> Importance:
-        """Stage 2a: per-neuron importance of an adapted model, cached by weights hash (reused for every ratio)."""
+    def importance(self, model: nn.Module, seed: int, alive: Alive | None = None) -> Importance:
+        """Stage 2a: per-neuron scores of an adapted model with the neurons outside ``alive`` removed (default: none
+        removed), cached by weights hash and ``alive`` (the first round's scores are reused by every ratio)."""
         sel = self.cfg.selection
-        key = json.dumps({"weights": weights_hash(model), "probes": sel.probes, "batch": sel.batch_size,
-                          "min": sel.min_batches, "max": sel.max_batches, "tol": sel.tolerance,
-                          "rank": sel.rank_reliability, "seed": seed,
+        alive = alive if alive is not None else _all_alive(model)
+        mask_key = hashlib.sha256(b"".join(torch.cat([a, b]).numpy().tobytes() for a, b in alive)).hexdigest()
+        key = json.dumps({"weights": weights_hash(model), "criterion": sel.criterion.value, "probes": sel.probes,
+                          "batch": sel.batch_size, "min": sel.min_batches, "max": sel.max_batches,
+                          "tol": sel.tolerance, "rank": sel.rank_reliability, "seed": seed, "alive": mask_key,
                           "data": self.data.fingerprint}, sort_keys=True)
-        path = self.cache_dir / f"importance_{weights_hash(model)[:16]}_s{seed}.safetensors"
+        path = self.cache_dir / f"importance_{weights_hash(model)[:16]}_{mask_key[:12]}_s{seed}.safetensors"
         cached = load_importance(path, key)
         if cached is not None:
             log.info("selection: reusing cached importance %s", path)
             return cached
         model.eval()
-
         device = next(model.parameters()).device
-
-        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return nn.functional.cross_entropy(model(x.to(device)), y.to(device))
-
         gen = torch.Generator().manual_seed(seed)
-        imp = estimate_importance(loss_fn, _cycle(self.data.train, sel.batch_size, gen),
-                                  net.neuron_groups(model), probes=sel.probes, min_batches=sel.min_batches,
-                                  max_batches=sel.max_batches, tolerance=sel.tolerance,
-                                  rank_target=sel.rank_reliability, seed=seed,
-                                  desc=f"selection s{seed}")
+        batches = _cycle(self.data.train, sel.batch_size, gen)
+        n_removed = sum(int((~a).sum() + (~b).sum()) for a, b in alive)
+        desc = f"selection s{seed}" + (f" ({n_removed} removed)" if n_removed else "")
+        common = {"probes": sel.probes, "min_batches": sel.min_batches, "max_batches": sel.max_batches,
+                  "tolerance": sel.tolerance, "rank_target": sel.rank_reliability, "seed": seed, "desc": desc}
+        if sel.criterion is SelectionCriterion.REMOVAL:
+            def gated_loss(x: torch.Tensor, y: torch.Tensor, gates: list[tuple[torch.Tensor, torch.Tensor]]
+                           ) -> torch.Tensor:
+                return nn.functional.cross_entropy(model.run(x.to(device), gates=gates).logits, y.to(device))
+
+            imp = estimate_removal_saliency(gated_loss, batches, net.gate_groups(model),
+                                            [(a.to(device), b.to(device)) for a, b in alive], **common)
+        else:
+            keep = None if n_removed == 0 else net.kept_of(alive)
+
+            def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return nn.functional.cross_entropy(model.run(x.to(device), keep=keep).logits, y.to(device))
+
+            groups = net.neuron_groups(model)
+            flat = torch.cat([alive[g.layer][0 if g.kind == "snn" else 1] for g in groups])
+            imp = estimate_importance(loss_fn, batches, groups, alive=flat, **common)
         save_importance(path, imp, key)
         return imp
 
-    def select(self, model: nn.Module, imp: Importance, ratio: float) -> list[Kept]:
-        """Stage 2b: grouped global ranking (or fixed hardware-friendly sizes) at SNN ratio ``ratio``."""
-        layers = net.layer_scores(model, imp.scores)
+    def select(self, model: nn.Module, ratio: float, seed: int) -> tuple[list[Kept], list[Importance]]:
+        """Stage 2b: prune the adapted network to the sizes of ``ratio`` in ``selection.rounds`` steps, each keeping
+        the best-scored neurons still present (grouped global ranking, or fixed hardware-friendly layer sizes) and
+        re-scoring them on the network without the neurons removed so far. Returns the kept neurons and each
+        round's scores (none when the ratio leaves no choice, e.g. keeping every RNN neuron and no SNN one)."""
         sel = self.cfg.selection
+        sizes = net.sizes_of(model)
         if sel.hardware_friendly:
-            return select_fixed(layers, population_sizes(self.cfg, ratio))
-        return select_global(layers, ratio, sum(self.cfg.network.hidden), policy=sel.empty_layer,
-                             keep_both=sel.keep_both_populations)
+            final = population_sizes(self.cfg, ratio)
+            targets = [[(_step(s0, s1, k, sel.rounds), _step(r0, r1, k, sel.rounds))
+                        for (s0, r0), (s1, r1) in zip(sizes, final, strict=True)] for k in range(1, sel.rounds + 1)]
+            forced = all(s1 in (0, s0) and r1 in (0, r0) for (s0, r0), (s1, r1) in zip(sizes, final, strict=True))
+        else:
+            total = sum(self.cfg.network.hidden)
+            n_snn = round(ratio * total)
+            avail_s, avail_r = sum(s for s, _ in sizes), sum(r for _, r in sizes)
+            targets = [(_step(avail_s, n_snn, k, sel.rounds), _step(avail_r, total - n_snn, k, sel.rounds))
+                       for k in range(1, sel.rounds + 1)]
+            forced = n_snn in (0, avail_s) and total - n_snn in (0, avail_r)
+        alive = _all_alive(model)
+        rounds: list[Importance] = []
+        for target in targets if not forced else targets[-1:]:
+            if forced:  # nothing to choose: every neuron of a kind is kept or none is
+                layers = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in sizes]
+            else:
+                imp = self.importance(model, seed, alive)
+                rounds.append(imp)
+                layers = [LayerScores(snn=lay.snn.masked_fill(~a, -torch.inf), rnn=lay.rnn.masked_fill(~b, -torch.inf))
+                          for lay, (a, b) in zip(net.layer_scores(model, imp.scores), alive, strict=True)]
+            if sel.hardware_friendly:
+                kept = select_fixed(layers, target)
+            else:
+                kept = select_counts(layers, *target, policy=sel.empty_layer,
+                                     need_both=sel.keep_both_populations and 0.0 < ratio < 1.0,
+                                     what=f"SNN ratio {ratio}")
+            alive = [(_mask(k.snn, s), _mask(k.rnn, r)) for k, (s, r) in zip(kept, sizes, strict=True)]
+        return kept, rounds
 
     def run_hstnn(self, unit: Unit) -> dict[str, Any]:
         """Stages 2 and 3 at one ratio: select from the seed's adapted network, shrink, retrain (Restoration)."""
@@ -227,16 +286,17 @@ class Sweep:
         adapted, _ = net.load_model(self.unit_dir(Unit(UnitKind.ADAPTATION, unit.seed)) / BUNDLE,
                                     device=self.cfg.optim.device)
         t_sel = time.perf_counter()
-        imp = self.importance(adapted, unit.seed)
-        kept = self.select(adapted, imp, unit.ratio)
+        kept, rounds = self.select(adapted, unit.ratio, unit.seed)
         t_sel = time.perf_counter() - t_sel
         model = net.shrink_model(adapted, kept)
         selected = _metrics(model, self.data, self.cfg)
         result: dict[str, Any] = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed,
                                   "ratio": unit.ratio, "kept": _kept_json(kept), "selected": selected,
-                                  "importance": imp.meta(), "selection_seconds": t_sel}
+                                  "importance": _importance_meta(self.cfg.selection.criterion, rounds),
+                                  "selection_seconds": t_sel}
         if self.cfg.sweep.random_control:
-            rnd = select_random(net.layer_scores(adapted, imp.scores), kept, seed=unit.seed + 7919)
+            full = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in net.sizes_of(adapted)]
+            rnd = select_random(full, kept, seed=unit.seed + 7919)
             result["random"] = _metrics(net.shrink_model(adapted, rnd), self.data, self.cfg)
             result["overlap_with_random"] = _overlap(kept, rnd)
         result["fit"] = self._fit(model, self.cfg.epochs.restoration, unit.seed,
@@ -244,6 +304,11 @@ class Sweep:
         result |= _metrics(model, self.data, self.cfg)
         result |= {"sizes": net.sizes_of(model), **net.measure_ops(model, self._ops_x())}
         result["seconds"] = time.perf_counter() - t0
+        adapt = json.loads((self.unit_dir(Unit(UnitKind.ADAPTATION, unit.seed)) / RESULT).read_text())
+        # the whole three-stage training, for the comparison with the baselines at equal total epochs
+        result["training"] = {"epochs_budget": self.cfg.epochs.hstnn_epochs,
+                              "epochs_run": int(adapt["fit"]["epochs_run"]) + int(result["fit"]["epochs_run"]),
+                              "seconds": float(adapt["seconds"]) + result["seconds"]}
         tmp = self._tmp(unit)
         net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {
             "kept": result["kept"], "metrics": result["test"], "selected_metrics": selected["test"]}))
@@ -255,11 +320,13 @@ class Sweep:
         t0 = time.perf_counter()
         sizes = population_sizes(self.cfg, unit.ratio)
         model = net.build_model(self.cfg, self.data, sizes, seed=unit.seed)
-        fit_res = self._fit(model, self.cfg.epochs.direct, unit.seed, f"direct r={unit.ratio:g} s{unit.seed}")
+        fit_res = self._fit(model, self.cfg.epochs.direct_epochs, unit.seed, f"direct r={unit.ratio:g} s{unit.seed}")
         result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "ratio": unit.ratio,
                   "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
                   **net.measure_ops(model, self._ops_x())}
         result["seconds"] = time.perf_counter() - t0
+        result["training"] = {"epochs_budget": self.cfg.epochs.direct_epochs,
+                              "epochs_run": int(fit_res["epochs_run"]), "seconds": result["seconds"]}
         tmp = self._tmp(unit)
         net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
         return self._commit(unit, tmp, result)
@@ -299,10 +366,54 @@ class Sweep:
         return report
 
 
+Alive = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _all_alive(model: nn.Module) -> Alive:
+    return [(torch.ones(s, dtype=torch.bool), torch.ones(r, dtype=torch.bool)) for s, r in net.sizes_of(model)]
+
+
+def _mask(idx: torch.Tensor, n: int) -> torch.Tensor:
+    m = torch.zeros(n, dtype=torch.bool)
+    m[idx] = True
+    return m
+
+
+def _step(start: int, end: int, k: int, rounds: int) -> int:
+    """Neurons kept after round ``k`` of ``rounds`` when going from ``start`` to ``end`` in equal steps."""
+    return end if k == rounds else round(start - (start - end) * k / rounds)
+
+
+def _importance_meta(criterion: SelectionCriterion, rounds: list[Importance]) -> dict[str, Any]:
+    """What a unit records about its Selection: every round's estimate, and over the rounds the batches used, the
+    worst ranking reliability and whether all converged."""
+    if not rounds:
+        return {"criterion": criterion.value, "rounds": [], "batches": 0}
+    return {"criterion": criterion.value, "rounds": [r.meta() for r in rounds],
+            "batches": sum(r.batches for r in rounds), "probes": rounds[0].probes,
+            "rank_reliability": min((r.rank_reliability for r in rounds if not math.isnan(r.rank_reliability)),
+                                    default=math.nan),
+            "first_round_rank_reliability": rounds[0].rank_reliability,
+            "converged": all(r.converged for r in rounds)}
+
+
+def spread_indices(n: int, k: int) -> torch.Tensor:
+    """``min(k, n)`` distinct indices spread evenly over ``0..n-1`` (first and last included)."""
+    if k >= n:
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, k, dtype=torch.float64).round().long().unique()
+
+
 def _cycle(split: Split, batch_size: int, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless shuffled passes over ``split``, so max_batches may exceed one epoch of a small training split."""
+    """Endless shuffled passes over ``split`` in full batches of ``batch_size`` (the whole split when it is smaller),
+    so max_batches may exceed one epoch of a small training split. A pass's incomplete last batch is left out (the
+    next pass reshuffles): every batch's estimate is a mean over equally many windows, so no small batch adds its
+    larger noise to the average and the split-half reliability compares like with like."""
+    size = min(batch_size, len(split))
     while True:
-        yield from iter_batches(split, batch_size, generator=gen)
+        for x, y in iter_batches(split, size, generator=gen):
+            if len(y) == size:
+                yield x, y
 
 
 def run_sweep(cfg: TrainConfig, fs: FeatureSet, out_dir: Path | str, *, name: str = "feature set",

@@ -13,7 +13,7 @@ from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, Su
 from hstnn_ros.model.errors import BundleError, ModelError
 from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec, NetState, RunRecord
 from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, ConvLIF, ConvRNN, Population
-from hstnn_ros.model.ops import OpsReport, count_conv_ops, count_ops
+from hstnn_ros.model.ops import OpsReport, active_blocks, count_conv_ops, count_ops
 from hstnn_ros.model.shrink import KeptNeurons, shrink
 from hstnn_ros.model.surrogate import Surrogate, spike
 
@@ -43,6 +43,7 @@ __all__ = [
     "SpikingKind",
     "Surrogate",
     "SurrogateKind",
+    "active_blocks",
     "bundle_digest",
     "count_conv_ops",
     "count_ops",

@@ -310,11 +310,31 @@ class HSTNN(nn.Module):
             masks.append((ms, mr))
         return masks
 
+    def _check_gates(self, gates: Sequence[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if len(gates) != len(self.layers):
+            raise ModelError(f"gates has {len(gates)} layers, the model {len(self.layers)}")
+        for i, (layer, pair) in enumerate(zip(self.layers, gates, strict=True)):
+            for name, g, n in (("snn", pair[0], layer.spec.n_snn), ("rnn", pair[1], layer.spec.n_rnn)):
+                if not isinstance(g, torch.Tensor) or g.dim() not in (1, 2) or g.shape[-1] != n or (
+                        g.dim() == 2 and g.shape[0] not in (1, x.shape[0])):
+                    got = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+                    raise ModelError(f"gates[{i}] {name} must be [{n}] or [B={x.shape[0]}, {n}], got {got}")
+        return [(g_s, g_r) for g_s, g_r in gates]
+
     # ---------------------------------------------------------------- batch API
-    def run(self, x: torch.Tensor, keep: Sequence[KeptNeurons] | None = None) -> RunRecord:
-        """Batch run on ``x[B, T, F]``; ``keep`` masks every neuron not kept (outputs zero, as if removed)."""
+    def run(self, x: torch.Tensor, keep: Sequence[KeptNeurons] | None = None,
+            gates: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None) -> RunRecord:
+        """Batch run on ``x[B, T, F]``; ``keep`` masks every neuron not kept (outputs zero, as if removed).
+
+        ``gates`` (instead of ``keep``): per hidden layer ``(g_snn, g_rnn)``, ``[n]`` or per sample ``[B, n]``,
+        multiplying each neuron's output where the next layer, the readout and its own recurrence see it (1 = as
+        trained, 0 = removed, as ``keep`` does). Differentiable: the Selection stage takes the loss's derivatives
+        with respect to them (a neuron's removal saliency)."""
         self._check_input(x)
-        masks = self._masks(keep, x)
+        if keep is not None and gates is not None:
+            raise ModelError("run takes keep or gates, not both (a kept mask is gates of 0 and 1)")
+        masks = self._masks(keep, x) if gates is None else self._check_gates(gates, x)
         spikes, rnn_out, y = [], [], x.transpose(0, 1)  # time-major inside: [T, B, F]
         for layer, m in zip(self.layers, masks, strict=True):
             s, r = layer.run(y, m)

@@ -6,6 +6,15 @@ Per hybrid layer, sample and step: real-valued inputs cost MACs ``M_i1 (M_o1 + M
 ``input_spiking`` features. The readout is counted the same way on ``concat(d(s), r_T)``: ``r_T`` once (MACs), the
 spikes as ACs at each step they are accumulated (rate decoder: every step, its ``1/T`` folded into ``W_N``; last-step
 decoder: step T only). Convolutions: :func:`count_conv_ops`.
+
+Only what is computed is counted: a real-valued operand *block* that is entirely zero in a sample at a step is
+skipped, as block-sparse hardware (and a schedule that knows when a frame arrives) skips it, so it costs nothing.
+The blocks are the real-valued part of a layer's input (layer 1: the non-spiking features, e.g. the RGB feature of
+a window, present only at the window's RGB steps; above: the RNN outputs of the layer below), the recurrent state
+``r_{t-1}`` (zero at the first step of a window, which starts from rest) and ``r_T`` for the readout. Which blocks
+are zero is read from the operands themselves, not from a declared layout, so the model core, the online engine
+and the integer simulator count the same thing from the same data without knowing how a window is assembled
+(:func:`active_blocks`).
 """
 
 from __future__ import annotations
@@ -60,6 +69,12 @@ def _gates(pop: object) -> int:
     return pop.gates if isinstance(pop, RNN) else 1
 
 
+def active_blocks(block: torch.Tensor) -> torch.Tensor:
+    """``[..., n] -> [...]`` int64: 1 where the operand block has a non-zero entry (it is computed), else 0 (an
+    all-zero block is skipped). An empty block (``n = 0``) is never active."""
+    return (block != 0).any(-1).long()
+
+
 @torch.no_grad()
 def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
     """Eq. 23-25 counts for windows ``x[B, T, F]`` given ``record = model.run(x)`` (its spikes are the measured
@@ -78,16 +93,19 @@ def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
     macs = torch.zeros(B, L + 1, T, dtype=torch.long)
     acs = torch.zeros(B, L + 1, T, dtype=torch.long)
     spikes_in = (x[..., : cfg.input_spiking] != 0).sum(-1).long().cpu()  # [B, T]
-    n_real = cfg.input_size - cfg.input_spiking
+    real_in = x[..., cfg.input_spiking :]  # [B, T, n_real]
     for i, layer in enumerate(model.layers):
         g = _gates(layer.rnn)
-        rows = layer.spec.n_snn + g * layer.spec.n_rnn
-        macs[:, i, :] = n_real * rows + g * layer.spec.n_rnn * layer.spec.n_rnn
+        n_r = layer.spec.n_rnn
+        rows = layer.spec.n_snn + g * n_r
+        macs[:, i, :] = active_blocks(real_in).cpu() * (real_in.shape[-1] * rows)
+        if n_r and T > 1:  # r_0 is the zero state: the first step's recurrent product is skipped
+            macs[:, i, 1:] += active_blocks(record.rnn_out[i][:, :-1]).cpu() * (g * n_r * n_r)
         acs[:, i, :] = spikes_in * rows
         spikes_in = (record.spikes[i] != 0).sum(-1).long().cpu()
-        n_real = layer.spec.n_rnn
+        real_in = record.rnn_out[i]
     C = cfg.num_classes
-    macs[:, L, T - 1] = n_real * C
+    macs[:, L, T - 1] = active_blocks(real_in[:, -1]).cpu() * (real_in.shape[-1] * C)
     if cfg.decoder is Decoder.RATE:
         acs[:, L, :] = spikes_in * C
     else:

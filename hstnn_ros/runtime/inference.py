@@ -3,9 +3,11 @@ Eq. 23-25 op count (``count_ops``) in one pass with few tensor ops per step.
 
 One decision runs the HSTNN on a 9-step window; at these sizes the time goes into per-op dispatch, not arithmetic,
 so this path fuses the two populations' input weights once (not per call), updates LIF states with in-place ops,
-writes each layer's outputs straight into the next layer's input, and counts ACs from the spikes it already holds
-(the MACs of a window depend only on the architecture). The arithmetic is the model core's, op for op, so logits and
-spikes equal ``HSTNN.run`` exactly (tested); networks other than LIF + vanilla RNN fall back to the model core.
+writes each layer's outputs straight into the next layer's input, and counts ACs from the spikes and MACs from the
+operand blocks it already holds (``active_blocks``: an all-zero block, such as the RGB feature outside the window's
+RGB steps or the zero state before the first step, is skipped, as ``count_ops`` skips it). The arithmetic is the
+model core's, op for op, so logits and spikes equal ``HSTNN.run`` exactly (tested); networks other than LIF +
+vanilla RNN fall back to the model core.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind
+from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind, active_blocks
 
 
 class FastHstnn:
-    """``run(x[B, T, F]) -> (logits[B, C], acs[B], spike rates per layer)`` for a LIF + RNN :class:`HSTNN`.
-
-    ``macs_per_window(T)`` is the (input-independent) MAC count of a ``T``-step window. Fused weights are rebuilt
-    when a parameter changes (``load_state_dict``, ``.to``)."""
+    """``run(x[B, T, F]) -> (logits[B, C], macs[B], acs[B], spike rates per layer)`` for a LIF + RNN
+    :class:`HSTNN`. Fused weights are rebuilt when a parameter changes (``load_state_dict``, ``.to``)."""
 
     def __init__(self, model: HSTNN) -> None:
         self.model = model
@@ -42,29 +42,23 @@ class FastHstnn:
             self._key = key
         return self._weights
 
-    def macs_per_window(self, steps: int) -> float:
-        """Eq. 23-25 MACs of one window: real-valued inputs and recurrence every step, readout on ``r_T`` once."""
-        cfg = self.model.config
-        n_real, total = cfg.input_size - cfg.input_spiking, 0
-        for spec in cfg.hidden:
-            total += steps * (n_real * (spec.n_snn + spec.n_rnn) + spec.n_rnn * spec.n_rnn)
-            n_real = spec.n_rnn
-        return float(total + n_real * cfg.num_classes)
-
     @torch.no_grad()
-    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[float, ...]]:
-        """Logits, ACs per sample (float64) and the mean spike rate of each non-empty SNN population."""
+    def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[float, ...]]:
+        """Logits, MACs and ACs per sample (float64) and the mean spike rate of each non-empty SNN population."""
         model, cfg = self.model, self.model.config
         model._check_input(x)
         B, T, _ = x.shape
         y = x.transpose(0, 1)  # time-major [T, B, F], as HSTNN.run
         acs = torch.zeros(B, dtype=torch.float64, device=x.device)
+        macs = torch.zeros(B, dtype=torch.float64, device=x.device)
         nnz_in = (x[..., : cfg.input_spiking] != 0).sum((1, 2)).to(torch.float64)  # spikes into layer 1
+        real_in = y[..., cfg.input_spiking :]  # [T, B, n_real]: its all-zero steps are skipped
         rates: list[float] = []
         s_f = y
         for layer, (w, b, w_rec) in zip(model.layers, self._fused(), strict=True):
             n_s, n_r = layer.spec.n_snn, layer.spec.n_rnn
             acs += nnz_in * (n_s + n_r)
+            macs += active_blocks(real_in).sum(0) * float(real_in.shape[-1] * (n_s + n_r))
             drive = F.linear(y, w, b)
             out = x.new_empty(T, B, n_s + n_r)
             if n_s:  # per-step views made once: tensor indexing costs more than the arithmetic here
@@ -85,7 +79,9 @@ class FastHstnn:
                 for t in range(1, T):  # r stays a fresh (aligned) tensor: the GEMV's rounding depends on alignment
                     r = torch.sigmoid(F.linear(r, w_rec).add_(d_r[t]))
                     o_r[t].copy_(r)
+                macs += active_blocks(out[:-1, :, n_s:]).sum(0) * float(n_r * n_r)  # r_{t-1}, t >= 1
             s_f = out[..., :n_s]
+            real_in = out[..., n_s:]
             nnz_in = s_f.sum((0, 2), dtype=torch.float64) if n_s else torch.zeros_like(acs)
             if n_s:
                 rates.append(float(nnz_in.sum()) / (T * B * n_s))
@@ -98,5 +94,6 @@ class FastHstnn:
             dec = s_f[-1]
             acs += s_f[-1].sum(-1, dtype=torch.float64) * C
         r_last = y[-1, :, cfg.hidden[-1].n_snn :]
+        macs += active_blocks(r_last) * float(r_last.shape[-1] * C)
         logits = model.readout(torch.cat([dec, r_last], dim=-1))
-        return logits, acs, tuple(rates)
+        return logits, macs, acs, tuple(rates)

@@ -51,9 +51,8 @@ class HstnnClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ClassifierResult:
         if self._fast is not None and not torch.is_grad_enabled():
-            logits, acs, rates = self._fast.run(x)
-            macs = self._fast.macs_per_window(x.shape[1]) * x.shape[0]
-            return ClassifierResult(logits, macs, float(acs.sum()), rates)
+            logits, macs, acs, rates = self._fast.run(x)
+            return ClassifierResult(logits, float(macs.sum()), float(acs.sum()), rates)
         from hstnn_ros.model import count_ops  # noqa: PLC0415
 
         record = self.model.run(x)

@@ -18,8 +18,14 @@ estimated latency per sample is ``steps * slowest group`` clocks at ``clock_hz``
 config gives no clock). Energy model (assumption, 45 nm figures of Horowitz, ISSCC 2014, "Computing's energy
 problem"): 0.23 pJ per INT8 MAC (8-bit multiply 0.2 + 32-bit add ~0.03-0.1), 0.1 pJ per AC (32-bit add for a
 spike input), 1.25 pJ per SRAM byte read (10 pJ per 64-bit read of an 8 KB SRAM), 0.5 pJ per byte per NoC hop,
-2 pJ per LUT lookup or LIF update. MACs count real-valued inputs (all rows, dense), ACs count spike inputs weighted
-by the spikes measured in this run (event-driven weight reads). Not measured on a TianjicX chip.
+2 pJ per LUT lookup or LIF update. Not measured on a TianjicX chip.
+
+Operation counts are those of ``hstnn_ros.model.count_ops`` (Eq. 23-25) on this program's own activity: ACs are the
+spike inputs present in this run (event-driven weight reads), MACs the real-valued rows of every operand block that is
+not entirely zero in that sample at that step (a buffer's real-valued part is one block: the non-spiking input
+features, e.g. the RGB feature present only at a window's RGB steps; a layer's RNN outputs; the recurrent state,
+zero before the first step). A zero block is skipped, as ``model.ops.active_blocks`` defines it; the cycle model
+stays dense (a per-step worst case: the schedule does not know which blocks will be zero).
 """
 
 from __future__ import annotations
@@ -130,6 +136,16 @@ def _spike_mask(manifest: dict) -> dict[str, np.ndarray]:
     return mask
 
 
+def _active_real_rows(buf: np.ndarray, spike_mask: np.ndarray) -> float:
+    """Real-valued rows multiplied from one buffer ``[B, n]`` over the batch: its real-valued part is one operand
+    block, skipped in a sample where it is entirely zero (the rule of ``hstnn_ros.model.ops.active_blocks``)."""
+    real = ~spike_mask
+    n_real = int(real.sum())
+    if n_real == 0:
+        return 0.0
+    return float((buf[:, real] != 0).any(axis=1).sum()) * n_real
+
+
 def _hops(manifest: dict) -> dict[tuple[int, str], int]:
     """Manhattan hops from each core to the farthest core reading each buffer it writes."""
     readers: dict[str, list[tuple[int, int]]] = {}
@@ -212,9 +228,11 @@ def run_program(  # noqa: C901, PLR0912, PLR0915  to be split after the selectio
                         prev = acc
                         out = acc
                         rows = xin.shape[1]
-                        w.macs += float((~spk).sum()) * ncol * nb
-                        w.acs += float((xin[:, spk] != 0).sum()) * ncol
-                        w.sram_bytes += (float((~spk).sum()) * nb + float((xin[:, spk] != 0).sum())) * ncol
+                        real_rows = sum(_active_real_rows(view[r], smask[r]) for r in names)  # over the batch
+                        spikes_in = float((xin[:, spk] != 0).sum())
+                        w.macs += real_rows * ncol
+                        w.acs += spikes_in * ncol
+                        w.sram_bytes += (real_rows + spikes_in) * ncol
                         cycles += math.ceil(max(rows, 1) / cost.mac_in_per_clock) * c["columns_padded"] / 32
                     elif p["op"] == "P07":
                         xin7 = out.astype(np.int8 if p["x_bits"] == 8 else np.int32)
