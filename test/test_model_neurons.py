@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hstnn_ros.model import ALIF, LIF, LSTM, RNN, ConvLIF, ConvRNN, ModelError, Surrogate, SurrogateKind, spike
+from hstnn_ros.model.neurons import lif_step
 
 torch.set_num_threads(1)
 D = torch.float64
@@ -125,6 +126,38 @@ def test_surrogate_twice_differentiable(sur):
     assert torch.autograd.gradgradcheck(lambda v: spike(v, sur), (x,))
     # through a smooth function of the spike's input too (as the membrane is in a network)
     assert torch.autograd.gradgradcheck(lambda v: spike(torch.sin(v) - 0.2, sur), (x,))
+
+
+@pytest.mark.parametrize("sur", SURROGATES, ids=lambda s: s.kind.value)
+def test_fused_lif_step_equals_op_by_op_form_to_second_order(sur):
+    """The training path's one-node LIF step (lif_step) against Eq. 6 written with spike(): same membrane and
+    spikes bit for bit, same gradients and Hessian-vector products (the Selection stage) up to rounding."""
+    gen = torch.Generator().manual_seed(3)
+    u0 = torch.randn(6, 9, dtype=D, generator=gen).requires_grad_()
+    s0 = (torch.rand(6, 9, dtype=D, generator=gen) > 0.6).to(D).requires_grad_()
+    d0 = torch.randn(6, 9, dtype=D, generator=gen).requires_grad_()
+    w = torch.randn(6, 9, dtype=D, generator=gen)
+    v = [torch.randn(6, 9, dtype=D, generator=gen) for _ in range(3)]
+
+    def op_by_op(u, s, d):
+        u = 0.7 * u * (1 - s) + d
+        return u, spike(u - 0.4, sur)
+
+    def fused(u, s, d):
+        return lif_step(u, s, d, decay=0.7, v_th=0.4, surrogate=sur)
+
+    results = []
+    for step in (op_by_op, fused):
+        u1, s1 = step(u0, s0, d0)
+        u2, s2 = step(u1, s1, torch.sin(d0))  # two steps: gradients also flow through the reset
+        loss = (s2 * w).sum() + (u2 ** 2).sum() + (s1 * u1).sum()
+        grads = torch.autograd.grad(loss, (u0, s0, d0), create_graph=True)
+        hvp = torch.autograd.grad(sum((g * vi).sum() for g, vi in zip(grads, v, strict=True)), (u0, s0, d0))
+        results.append((u2.detach(), s2.detach(), grads, hvp))
+    (u_a, s_a, g_a, h_a), (u_b, s_b, g_b, h_b) = results
+    assert torch.equal(u_a, u_b) and torch.equal(s_a, s_b)
+    for a, b in zip((*g_a, *h_a), (*g_b, *h_b), strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=50, deadline=None)

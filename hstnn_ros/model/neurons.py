@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,45 @@ def _check_sizes(n_in: int, size: int) -> None:
 
 def _rows(t: torch.Tensor | None, size: int) -> list[torch.Tensor]:
     return [] if t is None else [t.reshape(size, -1)]
+
+
+class _LIFStep(torch.autograd.Function):
+    """One LIF step as one autograd node: ``u = decay u_prev (1 - s_prev) + drive``, ``s = H(u - v_th)``.
+
+    The same values as the op-by-op form with :func:`~hstnn_ros.model.surrogate.spike` (``decay * u`` is rounded
+    first, then masked by the 0/1 spike, then ``drive`` added; ``u >= v_th`` iff ``u - v_th >= 0`` in IEEE
+    arithmetic) and the same gradients, in about a third of the kernels and without a dozen autograd nodes per
+    step: a training step runs hundreds of these on small tensors, where per-kernel cost dominates. The backward
+    is written in differentiable torch ops on the saved inputs and output, so double backward (the Selection
+    stage's Hessian-vector products) sees the surrogate's second derivative exactly as through ``spike``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, u_prev: torch.Tensor, s_prev: torch.Tensor, drive: torch.Tensor,  # type: ignore[override]  # noqa: PLR0917  (Function.apply is positional)
+                decay: float, v_th: float, surrogate: Surrogate) -> tuple[torch.Tensor, torch.Tensor]:
+        u = torch.addcmul(drive, u_prev * decay, 1 - s_prev)
+        s = (u >= v_th).to(u.dtype)
+        ctx.save_for_backward(u_prev, s_prev, u)
+        ctx.decay, ctx.v_th, ctx.surrogate = decay, v_th, surrogate
+        return u, s
+
+    @staticmethod
+    def backward(ctx: Any, g_u: torch.Tensor, g_s: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None]:
+        u_prev, s_prev, u = ctx.saved_tensors
+        g = torch.addcmul(g_u, g_s, ctx.surrogate.derivative(u - ctx.v_th))  # d/du of both outputs
+        g_u_prev = g * (1 - s_prev) * ctx.decay if ctx.needs_input_grad[0] else None
+        g_s_prev = g * (u_prev * -ctx.decay) if ctx.needs_input_grad[1] else None
+        return g_u_prev, g_s_prev, g, None, None, None
+
+
+def lif_step(u_prev: torch.Tensor, s_prev: torch.Tensor, drive: torch.Tensor, *, decay: float, v_th: float,
+             surrogate: Surrogate) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u, s)`` of one LIF step (HSTNN Eq. 6); fused into one autograd node when gradients are recorded."""
+    if torch.is_grad_enabled() and (u_prev.requires_grad or s_prev.requires_grad or drive.requires_grad):
+        return _LIFStep.apply(u_prev, s_prev, drive, decay, v_th, surrogate)
+    u = decay * u_prev * (1 - s_prev) + drive
+    return u, spike(u - v_th, surrogate)
 
 
 class Population(nn.Module):
@@ -114,9 +154,7 @@ class LIF(Population):
         return self.fc.weight, self.fc.bias
 
     def advance(self, drive: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        u, s = state
-        u = self.decay * u * (1 - s) + drive
-        s = spike(u - self.v_th, self.surrogate)
+        u, s = lif_step(state[0], state[1], drive, decay=self.decay, v_th=self.v_th, surrogate=self.surrogate)
         return s, (u, s)
 
     def afferent_parameters(self) -> list[nn.Parameter]:
@@ -263,9 +301,7 @@ class ConvLIF(Population):
     def advance(self, drive: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
         if state is None:
             state = (torch.zeros_like(drive), torch.zeros_like(drive))
-        u, s = state
-        u = self.decay * u * (1 - s) + drive
-        s = spike(u - self.v_th, self.surrogate)
+        u, s = lif_step(state[0], state[1], drive, decay=self.decay, v_th=self.v_th, surrogate=self.surrogate)
         return s, (u, s)
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
