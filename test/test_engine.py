@@ -161,6 +161,36 @@ def test_sliding_window_equals_offline_model() -> None:
     assert tuple(nonzero_steps) == defaults.RGB_STEPS
 
 
+def test_a_frame_is_decided_once_its_events_are_in() -> None:
+    """With events in time order (one driver) a frame is decided as soon as an event at or after its stamp arrived,
+    long before the reorder delay, and with the same result as waiting the whole delay."""
+    rng = np.random.default_rng(5)
+    pipe = make_pipeline()
+    early = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=20 * PERIOD))
+    late = PlaceRecognitionEngine(pipe, EngineConfig(reorder_delay_ns=20 * PERIOD, release_on_events=False))
+    t_prev, got_early, got_late = 0, [], []
+    for k in range(1, 13):
+        stamp = k * PERIOD
+        image = random_image(rng)
+        before = random_events(rng, t_prev, stamp, 2000)
+        for eng in (early, late):
+            eng.push_frame(stamp, image)
+            eng.push_events(before)
+            assert eng.poll() == []  # the events end before the stamp: not yet complete
+        passing = random_events(rng, stamp, stamp + 1, 1)  # the stream passes the stamp
+        for eng, got in ((early, got_early), (late, got_late)):
+            eng.push_events(passing)
+            got.extend(eng.poll())
+        if k >= defaults.RGB_FRAMES_PER_WINDOW:
+            assert got_early and got_early[-1].stamp_ns == stamp, "decided as soon as its events were in"
+        t_prev = stamp + 1
+    assert not got_late, "without release_on_events the frames wait the reorder delay"
+    got_late += late.flush()
+    assert [r.stamp_ns for r in got_early] == [r.stamp_ns for r in got_late]
+    for a, b in zip(got_early, got_late, strict=True):
+        np.testing.assert_array_equal(a.logits, b.logits)
+
+
 def test_reordering_within_delay_gives_same_results() -> None:
     rng = np.random.default_rng(3)
     items = []
@@ -172,7 +202,9 @@ def test_reordering_within_delay_gives_same_results() -> None:
         t_prev = stamp
 
     def run(order: list) -> list:
-        eng = PlaceRecognitionEngine(make_pipeline(), EngineConfig(reorder_delay_ns=3 * PERIOD))
+        # event packets out of order too: the frames must wait the reorder delay, not only for the events to pass
+        eng = PlaceRecognitionEngine(make_pipeline(), EngineConfig(reorder_delay_ns=3 * PERIOD,
+                                                                   release_on_events=False))
         out = []
         for it in order:
             if it[0] == "e":

@@ -9,7 +9,11 @@ only orders time and runs inference.
 Timing model (all stamps in ns, the sensor/ROS clock, never wall time):
 - *watermark* = the latest stamp seen on any input. A decision frame (an RGB frame, or a virtual frame of the
   events-only clock) is processed once ``watermark >= stamp + reorder_delay_ns`` (or on ``flush``), so inputs may
-  arrive out of order by up to ``reorder_delay_ns``.
+  arrive out of order by up to ``reorder_delay_ns``. With ``EngineConfig.release_on_events`` (the default) an RGB
+  frame goes earlier, as soon as the event stream has passed its stamp: one driver publishes events in time order,
+  so once an event at or after the stamp arrived, every event of the frame's window is in; the decision then waits
+  for its own events, not for a fixed delay (the reorder delay still bounds the wait when events are late or
+  absent). Event packets that may arrive out of order (several publishers on one topic) need it off.
 - Each processed frame cuts its event bins (``WindowSpec.edges``: 3 x 7 ms before the stamp), runs the event
   front-end once on them and the RGB front-end once on the frame, and pushes the features into the ring buffers.
   Once full, the window ``[1, 9, F]`` (``assemble_window``) goes through the HSTNN: sliding-window results equal
@@ -55,6 +59,8 @@ class EngineConfig:
 
     Attributes:
         reorder_delay_ns: how long a frame waits for late inputs before it is processed.
+        release_on_events: process an RGB frame as soon as the event stream has passed its stamp (events arrive in
+            time order), not only after the reorder delay (module docstring).
         max_pending_frames: bound of the frame reorder queue.
         max_buffered_events: bound of the event buffer.
         drop_policy: what a full queue does (see ``DropPolicy``).
@@ -76,6 +82,7 @@ class EngineConfig:
     """
 
     reorder_delay_ns: int = 50_000_000
+    release_on_events: bool = True
     max_pending_frames: int = 16
     max_buffered_events: int = 4_000_000
     drop_policy: DropPolicy = DropPolicy.DROP_OLDEST
@@ -317,9 +324,14 @@ class PlaceRecognitionEngine:
         return ok
 
     def poll(self) -> list[PlaceResult]:
-        """Process every frame whose reorder delay has passed; returns the new results in stamp order."""
+        """Process every frame whose events are complete or whose reorder delay has passed (module docstring);
+        returns the new results in stamp order."""
         ready, self._ready = self._ready, []
-        return ready + self._drain(self._watermark - self.config.reorder_delay_ns)
+        until = self._watermark - self.config.reorder_delay_ns
+        newest = self.events.newest_ns
+        if self.config.release_on_events and newest is not None and self.mode is not InputMode.EVENTS_ONLY:
+            until = max(until, int(newest))
+        return ready + self._drain(until)
 
     def flush(self) -> list[PlaceResult]:
         """Process every queued frame now (end of a bag / shutdown)."""

@@ -94,6 +94,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               low=0.0, high=1000.0),
     ParamSpec("reorder_delay_ms", _ENGINE.reorder_delay_ns / 1e6, "how long inputs may arrive out of order (ms)",
               low=0.0, high=10_000.0),
+    ParamSpec("release_on_events", _ENGINE.release_on_events,
+              "decide a frame as soon as the events pass its stamp (one event publisher, in time order); false: "
+              "always wait reorder_delay_ms"),
     ParamSpec("time_jump_ms", _ENGINE.time_jump_ns / 1e6,
               "an input this much older than the newest one is a jump back in time: the engine resets (ms)",
               low=1.0, high=3_600_000.0),
@@ -152,7 +155,8 @@ def node_settings(values: Mapping[str, Any], *, overridden: set[str] | None = No
     v = {p.name: p.check(values.get(p.name, p.default)) for p in PARAMS}
     try:
         engine = EngineConfig(
-            reorder_delay_ns=round(v["reorder_delay_ms"] * 1e6), time_jump_ns=round(v["time_jump_ms"] * 1e6),
+            reorder_delay_ns=round(v["reorder_delay_ms"] * 1e6), release_on_events=v["release_on_events"],
+            time_jump_ns=round(v["time_jump_ms"] * 1e6),
             frame_period_ns=round(v["frame_period_ms"] * 1e6), max_buffered_events=v["max_buffered_events"],
             max_pending_frames=v["max_pending_frames"], drop_policy=DropPolicy(v["drop_policy"]), top_k=v["top_k"],
             device=v["device"], threads=v["threads"] or None, route_filter=v["route_filter"],
