@@ -171,3 +171,11 @@ def test_hessian_vector_products_through_network_are_symmetric(sur):
         b = sum((h * v).sum() for h, v in zip(hv2, v1, strict=True) if h is not None)
         assert float(abs(a)) > 1e-8
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_hybrid_layers_are_the_layers_and_refuse_a_foreign_module() -> None:
+    m = _model()
+    assert m.hybrid_layers == list(m.layers)
+    m.layers.append(torch.nn.Linear(2, 2))
+    with pytest.raises(ModelError, match="only HybridLayers"):
+        _ = m.hybrid_layers

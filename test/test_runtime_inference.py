@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hstnn_ros.model import HSTNN, HSTNNConfig, LayerSpec, count_ops
+from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.inference import FastHstnn
 from hstnn_ros.runtime.loading import HstnnClassifier
 
@@ -100,3 +101,13 @@ def test_engine_counts_the_rgb_block_only_at_the_windows_rgb_steps() -> None:
         with torch.inference_mode():
             out = HstnnClassifier(model)(x)
         assert out.macs == 2 * expect == float(count_ops(model, x, model.run(x)).macs.sum())
+
+
+@pytest.mark.parametrize(("kinds", "named"),
+                         [({"spiking_kind": "alif"}, "ALIF"), ({"nonspiking_kind": "lstm"}, "LSTM")])
+def test_fast_path_refuses_networks_it_does_not_implement(kinds: dict, named: str) -> None:
+    """ALIF thresholds and LSTM gates are not in the fast path: it refuses them rather than run them as LIF + RNN."""
+    model = HSTNN(HSTNNConfig(input_size=8, hidden=(LayerSpec(4, 4),), num_classes=3, **kinds))
+    assert not FastHstnn.supports(model)
+    with pytest.raises(RuntimeEngineError, match=named):
+        FastHstnn(model)

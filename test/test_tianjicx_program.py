@@ -158,3 +158,13 @@ def test_calibrated_weights_reproduce_the_calibration_drive_better_than_rounding
     assert drive_error(fitted) < 0.8 * drive_error(plain)  # 0.47 measured: far from the bound, whatever BLAS
     with pytest.raises(TianjicxError, match="layer_outputs must have shapes"):
         quantise(net, x, layer_outputs=outs[:1])
+
+
+def test_a_core_program_without_the_product_its_lut_or_lif_reads_is_refused() -> None:
+    q, xi = _quant(True)
+    manifest, tensors = build_program(q, map_network(network_shapes(q)), steps=xi.shape[1])
+    cid, core = next((i, c) for i, c in enumerate(manifest["cores"]) if c["primitives"][0]["op"] == "P04"
+                     and len(c["primitives"]) > 1 and c["primitives"][1]["op"] in ("P07", "P08"))
+    core["primitives"] = core["primitives"][1:]
+    with pytest.raises(TianjicxError, match=f"core {cid}: primitive P0[78] has no input"):
+        run_program(manifest, tensors, xi, progress=False)

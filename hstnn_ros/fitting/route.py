@@ -75,7 +75,7 @@ def _events_only_features(fs: FeatureSet) -> FeatureSet:
     return dataclasses.replace(fs, features=feats, meta={**fs.meta, "events_only": True})
 
 
-def fit_route(cfg: FitRouteConfig, *, progress: bool = True,  # noqa: C901, PLR0915  to be split after the selection rework lands
+def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
               hooks: dict[str, Callable[[], None]] | None = None) -> FitResult:
     """Fit a route (see the module docstring); rerun with the same ``cfg`` to resume after an interruption.
 
@@ -93,10 +93,7 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,  # noqa: C901, PLR0
         return stages.run(name, key, go)
 
     # -- dataset --------------------------------------------------------------------------------------------------
-    names = {}
-    for p, env in cfg.recordings:
-        names.setdefault(env, []).append(Path(p).name)
-    assign_splits(names)  # refuse too few traversals before anything runs
+    assign_splits(_traversal_names(cfg))  # refuse too few traversals before anything runs
     ds_dir = work / "dataset"
     ds_key = stage_key(recordings=[[*_recording_stamp(p), e] for p, e in cfg.recordings], label=str(cfg.label),
                        places=cfg.places, window=cfg.window.to_dict(), topics=dataclasses.asdict(cfg.topics))
@@ -153,27 +150,7 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,  # noqa: C901, PLR0
     run("features", feat_key, features)
 
     # -- training -------------------------------------------------------------------------------------------------
-    targets = _targets(cfg, bool(ds_info["events_only"]))
-    trained: dict[str, Path] = {}
-    for target in targets:
-        fs_file = feat_dir / f"{'all' if target == DEFAULT_TARGET else target}.safetensors"
-        out = work / "train" / target
-        key = stage_key(features=feat_key, target=target, train=cfg.train.to_dict())
-
-        def train(fs_file: Path = fs_file, out: Path = out, target: str = target, key: str = key) -> dict[str, Any]:
-            marker = out / "fit_key.txt"
-            if out.exists() and (not marker.is_file() or marker.read_text() != key):
-                fresh_dir(out)  # units of other data or another recipe: start over
-            out.mkdir(parents=True, exist_ok=True)
-            marker.write_text(key)
-            report = run_sweep(cfg.train, load_feature_set(fs_file), out, name=f"{target} ({fs_file.name})",
-                               plots=True)
-            if report["failures"]:
-                raise FitError(f"training {target}: units refused: {report['failures']}; see {out}/report.json")
-            return {"units": len(report["units"])}
-
-        run(f"train:{target}", key, train)
-        trained[target] = out
+    trained = _train_targets(cfg, _targets(cfg, bool(ds_info["events_only"])), feat_dir, feat_key, run)
 
     # -- scene references for auto ------------------------------------------------------------------------------
     ref_file = work / "references.json"
@@ -195,6 +172,41 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,  # noqa: C901, PLR0
                      summary=result["summary"])
 
 
+def _train_targets(cfg: FitRouteConfig, targets: list[str], feat_dir: Path, feat_key: str,
+                   run: Callable[[str, str, Callable[[], Any]], Any]) -> dict[str, Path]:
+    """Stage ``train:<target>`` of every target: the three-stage sweep on the target's feature set, in
+    ``train/<target>`` of the work folder (returned by target), through the stage runner ``run``."""
+    trained: dict[str, Path] = {}
+    for target in targets:
+        fs_file = feat_dir / f"{'all' if target == DEFAULT_TARGET else target}.safetensors"
+        out = cfg.work_dir / "train" / target
+        key = stage_key(features=feat_key, target=target, train=cfg.train.to_dict())
+
+        def train(fs_file: Path = fs_file, out: Path = out, target: str = target, key: str = key) -> dict[str, Any]:
+            marker = out / "fit_key.txt"
+            if out.exists() and (not marker.is_file() or marker.read_text() != key):
+                fresh_dir(out)  # units of other data or another recipe: start over
+            out.mkdir(parents=True, exist_ok=True)
+            marker.write_text(key)
+            report = run_sweep(cfg.train, load_feature_set(fs_file), out, name=f"{target} ({fs_file.name})",
+                               plots=True)
+            if report["failures"]:
+                raise FitError(f"training {target}: units refused: {report['failures']}; see {out}/report.json")
+            return {"units": len(report["units"])}
+
+        run(f"train:{target}", key, train)
+        trained[target] = out
+    return trained
+
+
+def _traversal_names(cfg: FitRouteConfig) -> dict[str, list[str]]:
+    """The recordings' file names by environment (``assign_splits`` splits them into train/val/test)."""
+    names: dict[str, list[str]] = {}
+    for p, env in cfg.recordings:
+        names.setdefault(env, []).append(Path(p).name)
+    return names
+
+
 def _measure_references(cfg: FitRouteConfig, bag_recs: list[tuple[Path, str]], ref_file: Path) -> dict[str, Any]:
     """Scene statistics (``SceneMeter``) of every ``scene_seconds`` window of each environment's training bags,
     reduced to references (``references_from_windows``) in ``ref_file``; nothing when an environment of the route
@@ -202,10 +214,7 @@ def _measure_references(cfg: FitRouteConfig, bag_recs: list[tuple[Path, str]], r
     from hstnn_ros.runtime.bag_source import BagTopics, open_bag  # noqa: PLC0415
 
     envs = cfg.preset_environments
-    names: dict[str, list[str]] = {}
-    for p, env in cfg.recordings:
-        names.setdefault(env, []).append(Path(p).name)
-    splits = assign_splits(names)
+    splits = assign_splits(_traversal_names(cfg))
     windows: dict[Environment, list[SceneStats]] = {e: [] for e in envs}
     t = cfg.topics
     for p, env in bag_recs:

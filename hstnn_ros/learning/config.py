@@ -174,11 +174,25 @@ def _fail(key: str, value: Any, fix: str) -> LearningError:
     return LearningError(f"config {key}={value!r}: {fix}")
 
 
-def validate_config(cfg: TrainConfig) -> None:  # noqa: C901, PLR0912  to be split after the selection rework lands
+def validate_config(cfg: TrainConfig) -> None:
     """Raise :class:`LearningError` naming the first impossible value and what to change."""
-    net, opt, ep, sel, sw, ev = cfg.network, cfg.optim, cfg.epochs, cfg.selection, cfg.sweep, cfg.eval
+    net = cfg.network
     if not net.hidden or any(int(m) < 1 for m in net.hidden):
         raise _fail("network.hidden", net.hidden, "give one positive target size per hidden layer, e.g. [500, 500]")
+    _check_optim(cfg.optim)
+    _check_epochs(cfg.epochs)
+    _check_selection(cfg.selection, net)
+    _check_sweep(cfg.sweep)
+    ev = cfg.eval
+    if ev.recall_tolerance < 0:
+        raise _fail("eval.recall_tolerance", ev.recall_tolerance, "use a place tolerance >= 0")
+    if ev.ops_samples < 1 or ev.batch_size < 1:
+        raise _fail("eval.ops_samples/batch_size", (ev.ops_samples, ev.batch_size), "use values >= 1")
+    for r in cfg.sweep.ratios:
+        check_ratio(cfg, r)
+
+
+def _check_optim(opt: OptimConfig) -> None:
     if not (opt.lr > 0 and math.isfinite(opt.lr)):
         raise _fail("optim.lr", opt.lr, "use a positive learning rate such as 1e-3")
     if opt.batch_size < 1:
@@ -187,12 +201,18 @@ def validate_config(cfg: TrainConfig) -> None:  # noqa: C901, PLR0912  to be spl
         raise _fail("optim.clip", opt.clip, "use a positive gradient-norm clip (the paper's code uses 0.25)")
     if opt.weight_decay < 0:
         raise _fail("optim.weight_decay", opt.weight_decay, "use a weight decay >= 0")
+
+
+def _check_epochs(ep: EpochsConfig) -> None:
     for name in ("adaptation", "restoration", "direct"):
         if getattr(ep, name) is not None and getattr(ep, name) < 1:
             raise _fail(f"epochs.{name}", getattr(ep, name), "use at least 1 epoch (direct: or null for "
                                                               "adaptation + restoration)")
     if ep.patience < 1:
         raise _fail("epochs.patience", ep.patience, "use a patience >= 1 epoch")
+
+
+def _check_selection(sel: SelectionConfig, net: NetworkConfig) -> None:
     if sel.rounds < 1:
         raise _fail("selection.rounds", sel.rounds, "use at least 1 round (1 = one-shot ranking)")
     if sel.probes < 1:
@@ -215,6 +235,9 @@ def validate_config(cfg: TrainConfig) -> None:  # noqa: C901, PLR0912  to be spl
             raise _fail("network.hidden", net.hidden,
                         f"with selection.hardware_friendly every layer size must be a multiple of "
                         f"selection.multiple={sel.multiple}; change {bad} or the multiple")
+
+
+def _check_sweep(sw: SweepConfig) -> None:
     if not sw.ratios:
         raise _fail("sweep.ratios", sw.ratios, "give at least one SNN ratio in [0, 1]")
     for r in sw.ratios:
@@ -224,12 +247,6 @@ def validate_config(cfg: TrainConfig) -> None:  # noqa: C901, PLR0912  to be spl
         raise _fail("sweep.seeds", sw.seeds, "give at least one seed")
     if len(set(sw.seeds)) != len(sw.seeds):
         raise _fail("sweep.seeds", sw.seeds, "seeds must be distinct")
-    if ev.recall_tolerance < 0:
-        raise _fail("eval.recall_tolerance", ev.recall_tolerance, "use a place tolerance >= 0")
-    if ev.ops_samples < 1 or ev.batch_size < 1:
-        raise _fail("eval.ops_samples/batch_size", (ev.ops_samples, ev.batch_size), "use values >= 1")
-    for r in sw.ratios:
-        check_ratio(cfg, r)
 
 
 def population_sizes(cfg: TrainConfig, ratio: float) -> list[tuple[int, int]]:
@@ -269,7 +286,9 @@ def check_ratio(cfg: TrainConfig, ratio: float) -> None:
                 )
 
 
-def _section(name: str, cls: type, raw: Any) -> Any:  # noqa: C901, PLR0912  to be split after the selection rework lands
+def _section(name: str, cls: type, raw: Any) -> Any:
+    """The config section ``cls`` from its YAML mapping ``raw`` (None: every default); each value converted to the
+    type of its default, unknown keys and unconvertible values refused naming ``name.key``."""
     if raw is None:
         return cls()
     if not isinstance(raw, dict):
@@ -281,44 +300,52 @@ def _section(name: str, cls: type, raw: Any) -> Any:  # noqa: C901, PLR0912  to 
     kw: dict[str, Any] = {}
     for key, value in raw.items():
         default = getattr(cls(), key)
+        typ = str(known[key].type)
         try:
-            optional = "None" in str(known[key].type)
-            if value is None and optional:  # an optional setting left off
-                kw[key] = None
-            elif optional:  # optional numbers (``float | None`` or ``int | None``)
-                if isinstance(value, bool):
-                    raise TypeError("expected a number or null, got a boolean")
-                if str(known[key].type).startswith("int"):
-                    if float(value) != int(value):
-                        raise TypeError("expected an integer or null")
-                    kw[key] = int(value)
-                else:
-                    kw[key] = float(value)
-            elif isinstance(default, enum.Enum):
-                kw[key] = type(default)(str(value).lower())
-            elif isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise TypeError("expected true or false")
-                kw[key] = value
-            elif isinstance(default, tuple):
-                elem = type(default[0]) if default else float
-                kw[key] = tuple(elem(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-            elif isinstance(default, dict):
-                if not isinstance(value, dict):
-                    raise TypeError("expected a mapping")
-                kw[key] = dict(value)
-            elif isinstance(default, (int, float)) and isinstance(value, bool):
-                raise TypeError("expected a number, got a boolean")
-            elif isinstance(default, int):
-                if float(value) != int(value):
-                    raise TypeError("expected an integer")
-                kw[key] = int(value)
+            if "None" in typ:  # optional numbers (``float | None`` or ``int | None``); null leaves the setting off
+                kw[key] = None if value is None else _optional_number(value, integer=typ.startswith("int"))
             else:
-                kw[key] = type(default)(value)
+                kw[key] = _value_like(default, value)
         except (TypeError, ValueError) as exc:
             choices = f" (one of {[p.value for p in type(default)]})" if isinstance(default, enum.Enum) else ""
             raise LearningError(f"config {name}.{key}={value!r}: {exc}{choices}") from exc
     return cls(**kw)
+
+
+def _optional_number(value: Any, *, integer: bool) -> int | float:
+    """The non-null value of an ``int | None`` or ``float | None`` setting."""
+    if isinstance(value, bool):
+        raise TypeError("expected a number or null, got a boolean")
+    if integer:
+        if float(value) != int(value):
+            raise TypeError("expected an integer or null")
+        return int(value)
+    return float(value)
+
+
+def _value_like(default: Any, value: Any) -> Any:
+    """``value`` converted to the type of the setting's ``default`` (TypeError or ValueError saying what was
+    expected)."""
+    if isinstance(default, enum.Enum):
+        return type(default)(str(value).lower())
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if isinstance(default, tuple):
+        elem = type(default[0]) if default else float
+        return tuple(elem(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise TypeError("expected a mapping")
+        return dict(value)
+    if isinstance(default, (int, float)) and isinstance(value, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(default, int):
+        if float(value) != int(value):
+            raise TypeError("expected an integer")
+        return int(value)
+    return type(default)(value)
 
 
 def config_from_dict(raw: dict[str, Any]) -> TrainConfig:

@@ -175,7 +175,9 @@ def _average(estimates: Iterable[tuple[dict[str, torch.Tensor], dict[str, torch.
             var = (sum_imp2 / n - mean**2).clamp_min(0) * n / (n - 1)
             rel = float(var.sum().sqrt() / math.sqrt(n) / mean.norm().clamp_min(1e-30))
             if n >= 4:
-                rank_rel = rank_reliability(halves[0], halves[1], pools)
+                h_even, h_odd = halves
+                assert h_even is not None and h_odd is not None  # each half holds a batch once n >= 2
+                rank_rel = rank_reliability(h_even, h_odd, pools)
             history.append({"batch": n, "rel_stderr": rel, "rank_reliability": rank_rel})
             bar.set_postfix(rel_stderr=f"{rel:.3g}", rank_rel=f"{rank_rel:.3f}")
             log.debug("%s: batch %d relative standard error %.4g, rank reliability %.4f", desc, n, rel, rank_rel)

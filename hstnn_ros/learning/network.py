@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from hstnn_ros.learning.config import TrainConfig
 from hstnn_ros.learning.data import TrainData
@@ -17,13 +16,16 @@ from hstnn_ros.learning.errors import LearningError
 from hstnn_ros.learning.hessian import GateGroup, NeuronGroup
 from hstnn_ros.learning.ranking import Kept, LayerScores
 
+if TYPE_CHECKING:
+    from hstnn_ros.model.network import HSTNN
+
 log = logging.getLogger(__name__)
 
 #: Component name of the HSTNN inside a model bundle.
 COMPONENT = "hstnn"
 
 
-def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]], seed: int) -> nn.Module:
+def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]], seed: int) -> HSTNN:
     """A freshly initialised HSTNN with ``sizes[n] = (n_snn, n_rnn)`` in hidden layer n, sized for ``data``.
 
     Initialisation is seeded without touching the global RNG state of the caller.
@@ -46,14 +48,14 @@ def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]],
         raise LearningError(f"config optim.device={cfg.optim.device!r} is not usable here ({exc}); use cpu") from exc
 
 
-def neuron_groups(model: nn.Module) -> list[NeuronGroup]:
+def neuron_groups(model: HSTNN) -> list[NeuronGroup]:
     """Every population of the model as a :class:`NeuronGroup` (afferent parameters + per-neuron view)."""
     return [NeuronGroup(layer=int(layer), kind=str(kind), params=list(pop.afferent_parameters()),
                         per_neuron=pop.per_neuron)
             for layer, kind, pop in model.populations()]
 
 
-def gate_groups(model: nn.Module) -> list[GateGroup]:
+def gate_groups(model: HSTNN) -> list[GateGroup]:
     """Every population of every hidden layer (empty ones too), SNN then RNN, in the order of ``HSTNN.run``'s
     ``gates``."""
     return [GateGroup(layer=i, kind=kind, size=int(n)) for i, spec in enumerate(model.config.hidden)
@@ -67,7 +69,7 @@ def kept_of(alive: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Any]:
     return [KeptNeurons(snn=torch.nonzero(a).flatten(), rnn=torch.nonzero(b).flatten()) for a, b in alive]
 
 
-def layer_scores(model: nn.Module, scores: dict[str, torch.Tensor]) -> list[LayerScores]:
+def layer_scores(model: HSTNN, scores: dict[str, torch.Tensor]) -> list[LayerScores]:
     """Per hidden layer the SNN and RNN importance vectors (empty when a layer has no such population)."""
     n_layers = len(model.config.hidden)
     empty = torch.zeros(0)
@@ -75,7 +77,7 @@ def layer_scores(model: nn.Module, scores: dict[str, torch.Tensor]) -> list[Laye
             for i in range(n_layers)]
 
 
-def shrink_model(model: nn.Module, kept: list[Kept]) -> nn.Module:
+def shrink_model(model: HSTNN, kept: list[Kept]) -> HSTNN:
     """The compact network keeping ``kept`` neurons (the model core's ``shrink``, Eq. 14-17)."""
     from hstnn_ros.model.shrink import KeptNeurons, shrink  # noqa: PLC0415
 
@@ -83,13 +85,13 @@ def shrink_model(model: nn.Module, kept: list[Kept]) -> nn.Module:
     return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept]).to(device)
 
 
-def sizes_of(model: nn.Module) -> list[tuple[int, int]]:
+def sizes_of(model: HSTNN) -> list[tuple[int, int]]:
     """``(n_snn, n_rnn)`` per hidden layer."""
     return [(int(spec.n_snn), int(spec.n_rnn)) for spec in model.config.hidden]
 
 
 @torch.no_grad()
-def measure_ops(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+def measure_ops(model: HSTNN, x: torch.Tensor) -> dict[str, Any]:
     """Measured MACs and ACs per sample (Eq. 23-25, via the model core's ``count_ops``) and the spike rate of each
     hidden layer's SNN population (None where a layer has none), on windows ``x``."""
     from hstnn_ros.model.ops import count_ops  # noqa: PLC0415
@@ -101,7 +103,7 @@ def measure_ops(model: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     return {"mac": ops.mac_per_sample, "ac": ops.ac_per_sample, "spike_rates": list(ops.spike_rates)}
 
 
-def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Path:
+def save_model(out_dir: Path, model: HSTNN, metadata: dict[str, Any]) -> Path:
     """Write ``model`` as a bundle (the model core's ``save_bundle``) with ``metadata``."""
     from hstnn_ros.model.bundle import save_bundle  # noqa: PLC0415
 
@@ -109,7 +111,7 @@ def save_model(out_dir: Path, model: nn.Module, metadata: dict[str, Any]) -> Pat
     return out_dir
 
 
-def load_model(bundle_dir: Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(bundle_dir: Path, device: str = "cpu") -> tuple[HSTNN, dict[str, Any]]:
     """The HSTNN component (on ``device``) and the metadata of a bundle written by :func:`save_model`."""
     from hstnn_ros.model.bundle import load_bundle  # noqa: PLC0415
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import nn
@@ -42,10 +42,25 @@ from hstnn_ros.learning.ranking import Kept, LayerScores, select_counts, select_
 from hstnn_ros.learning.report import build_report, write_report
 from hstnn_ros.learning.trainer import evaluate, fit
 
+if TYPE_CHECKING:
+    from hstnn_ros.model.network import HSTNN
+
 log = logging.getLogger(__name__)
 
 RESULT = "result.json"
 BUNDLE = "bundle"
+
+
+class _EstimateOptions(TypedDict):
+    """Keyword arguments that ``estimate_importance`` and ``estimate_removal_saliency`` share."""
+
+    probes: int
+    min_batches: int
+    max_batches: int
+    tolerance: float
+    rank_target: float | None
+    seed: int
+    desc: str
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,7 @@ class Sweep:
         tmp.mkdir(parents=True)
         return tmp
 
-    def _meta(self, unit: Unit, model: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
+    def _meta(self, unit: Unit, model: HSTNN, extra: dict[str, Any]) -> dict[str, Any]:
         return {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "snn_ratio": unit.ratio,
                 "sizes": net.sizes_of(model), "place_count": self.data.num_classes,
                 "data_fingerprint": self.data.fingerprint, "train_config": self.cfg.to_dict(),
@@ -199,7 +214,7 @@ class Sweep:
         net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
         return self._commit(unit, tmp, result)
 
-    def importance(self, model: nn.Module, seed: int, alive: Alive | None = None) -> Importance:
+    def importance(self, model: HSTNN, seed: int, alive: Alive | None = None) -> Importance:
         """Stage 2a: per-neuron scores of an adapted model with the neurons outside ``alive`` removed (default: none
         removed), cached by weights hash and ``alive`` (the first round's scores are reused by every ratio)."""
         sel = self.cfg.selection
@@ -220,8 +235,9 @@ class Sweep:
         batches = _cycle(self.data.train, sel.batch_size, gen)
         n_removed = sum(int((~a).sum() + (~b).sum()) for a, b in alive)
         desc = f"selection s{seed}" + (f" ({n_removed} removed)" if n_removed else "")
-        common = {"probes": sel.probes, "min_batches": sel.min_batches, "max_batches": sel.max_batches,
-                  "tolerance": sel.tolerance, "rank_target": sel.rank_reliability, "seed": seed, "desc": desc}
+        common: _EstimateOptions = {
+            "probes": sel.probes, "min_batches": sel.min_batches, "max_batches": sel.max_batches,
+            "tolerance": sel.tolerance, "rank_target": sel.rank_reliability, "seed": seed, "desc": desc}
         if sel.criterion is SelectionCriterion.REMOVAL:
             def gated_loss(x: torch.Tensor, y: torch.Tensor, gates: list[tuple[torch.Tensor, torch.Tensor]]
                            ) -> torch.Tensor:
@@ -241,28 +257,31 @@ class Sweep:
         save_importance(path, imp, key)
         return imp
 
-    def select(self, model: nn.Module, ratio: float, seed: int) -> tuple[list[Kept], list[Importance]]:
+    def select(self, model: HSTNN, ratio: float, seed: int) -> tuple[list[Kept], list[Importance]]:
         """Stage 2b: prune the adapted network to the sizes of ``ratio`` in ``selection.rounds`` steps, each keeping
         the best-scored neurons still present (grouped global ranking, or fixed hardware-friendly layer sizes) and
         re-scoring them on the network without the neurons removed so far. Returns the kept neurons and each
         round's scores (none when the ratio leaves no choice, e.g. keeping every RNN neuron and no SNN one)."""
         sel = self.cfg.selection
         sizes = net.sizes_of(model)
+        # per round, the target sizes: hardware-friendly, (n_snn, n_rnn) of every layer; else the totals
+        fixed: list[list[tuple[int, int]]] = []
+        counts: list[tuple[int, int]] = []
         if sel.hardware_friendly:
             final = population_sizes(self.cfg, ratio)
-            targets = [[(_step(s0, s1, k, sel.rounds), _step(r0, r1, k, sel.rounds))
-                        for (s0, r0), (s1, r1) in zip(sizes, final, strict=True)] for k in range(1, sel.rounds + 1)]
+            fixed = [[(_step(s0, s1, k, sel.rounds), _step(r0, r1, k, sel.rounds))
+                      for (s0, r0), (s1, r1) in zip(sizes, final, strict=True)] for k in range(1, sel.rounds + 1)]
             forced = all(s1 in (0, s0) and r1 in (0, r0) for (s0, r0), (s1, r1) in zip(sizes, final, strict=True))
         else:
             total = sum(self.cfg.network.hidden)
             n_snn = round(ratio * total)
             avail_s, avail_r = sum(s for s, _ in sizes), sum(r for _, r in sizes)
-            targets = [(_step(avail_s, n_snn, k, sel.rounds), _step(avail_r, total - n_snn, k, sel.rounds))
-                       for k in range(1, sel.rounds + 1)]
+            counts = [(_step(avail_s, n_snn, k, sel.rounds), _step(avail_r, total - n_snn, k, sel.rounds))
+                      for k in range(1, sel.rounds + 1)]
             forced = n_snn in (0, avail_s) and total - n_snn in (0, avail_r)
         alive = _all_alive(model)
         rounds: list[Importance] = []
-        for target in targets if not forced else targets[-1:]:
+        for rnd in range(sel.rounds) if not forced else [sel.rounds - 1]:
             if forced:  # nothing to choose: every neuron of a kind is kept or none is
                 layers = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in sizes]
             else:
@@ -271,9 +290,9 @@ class Sweep:
                 layers = [LayerScores(snn=lay.snn.masked_fill(~a, -torch.inf), rnn=lay.rnn.masked_fill(~b, -torch.inf))
                           for lay, (a, b) in zip(net.layer_scores(model, imp.scores), alive, strict=True)]
             if sel.hardware_friendly:
-                kept = select_fixed(layers, target)
+                kept = select_fixed(layers, fixed[rnd])
             else:
-                kept = select_counts(layers, *target, policy=sel.empty_layer,
+                kept = select_counts(layers, *counts[rnd], policy=sel.empty_layer,
                                      need_both=sel.keep_both_populations and 0.0 < ratio < 1.0,
                                      what=f"SNN ratio {ratio}")
             alive = [(_mask(k.snn, s), _mask(k.rnn, r)) for k, (s, r) in zip(kept, sizes, strict=True)]
@@ -369,7 +388,7 @@ class Sweep:
 Alive = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _all_alive(model: nn.Module) -> Alive:
+def _all_alive(model: HSTNN) -> Alive:
     return [(torch.ones(s, dtype=torch.bool), torch.ones(r, dtype=torch.bool)) for s, r in net.sizes_of(model)]
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,10 @@ class LayerSpec:
         return self.n_snn + self.n_rnn
 
 
-def _enum(cls: type, value: Any, name: str) -> Any:
+_E = TypeVar("_E", bound=Enum)
+
+
+def _enum(cls: type[_E], value: Any, name: str) -> _E:
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
@@ -261,6 +265,14 @@ class HSTNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = nn.Linear(n_in, config.num_classes, bias=config.readout_bias)
 
+    @property
+    def hybrid_layers(self) -> list[HybridLayer]:
+        """The hidden layers, bottom-up, typed (iterating ``layers``, an ``nn.ModuleList``, yields plain Modules)."""
+        out = [layer for layer in self.layers if isinstance(layer, HybridLayer)]
+        if len(out) != len(self.layers):
+            raise ModelError(f"HSTNN.layers must hold only HybridLayers, got {[type(m).__name__ for m in self.layers]}")
+        return out
+
     # ---------------------------------------------------------------- bundles
     def to_component(self) -> Component:
         """This network as a bundle component (kind ``"hstnn"``, JSON config, CPU state dict)."""
@@ -272,7 +284,7 @@ class HSTNN(nn.Module):
     # ---------------------------------------------------------------- introspection
     def populations(self) -> Iterator[tuple[int, Role, Population]]:
         """``(layer index, Role.SNN | Role.RNN, population)`` for every non-empty population, bottom-up."""
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.hybrid_layers):
             if layer.snn.size:
                 yield i, Role.SNN, layer.snn
             if layer.rnn.size:
@@ -302,7 +314,7 @@ class HSTNN(nn.Module):
 
         check_kept(self, keep)
         masks: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-        for layer, k in zip(self.layers, keep, strict=True):
+        for layer, k in zip(self.hybrid_layers, keep, strict=True):
             ms = ref.new_zeros(layer.spec.n_snn)
             mr = ref.new_zeros(layer.spec.n_rnn)
             ms[k.snn] = 1
@@ -314,7 +326,7 @@ class HSTNN(nn.Module):
                      ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if len(gates) != len(self.layers):
             raise ModelError(f"gates has {len(gates)} layers, the model {len(self.layers)}")
-        for i, (layer, pair) in enumerate(zip(self.layers, gates, strict=True)):
+        for i, (layer, pair) in enumerate(zip(self.hybrid_layers, gates, strict=True)):
             for name, g, n in (("snn", pair[0], layer.spec.n_snn), ("rnn", pair[1], layer.spec.n_rnn)):
                 if not isinstance(g, torch.Tensor) or g.dim() not in (1, 2) or g.shape[-1] != n or (
                         g.dim() == 2 and g.shape[0] not in (1, x.shape[0])):
@@ -336,7 +348,7 @@ class HSTNN(nn.Module):
             raise ModelError("run takes keep or gates, not both (a kept mask is gates of 0 and 1)")
         masks = self._masks(keep, x) if gates is None else self._check_gates(gates, x)
         spikes, rnn_out, y = [], [], x.transpose(0, 1)  # time-major inside: [T, B, F]
-        for layer, m in zip(self.layers, masks, strict=True):
+        for layer, m in zip(self.hybrid_layers, masks, strict=True):
             s, r = layer.run(y, m)
             spikes.append(s)
             rnn_out.append(r)
@@ -362,7 +374,7 @@ class HSTNN(nn.Module):
             raise ModelError(f"init_state needs batch >= 1, got {batch}")
         w = self.readout.weight
         device, dtype = device or w.device, dtype or w.dtype
-        return NetState(layers=[layer.init_state(batch, device, dtype) for layer in self.layers],
+        return NetState(layers=[layer.init_state(batch, device, dtype) for layer in self.hybrid_layers],
                         spike_sum=torch.zeros(batch, self.config.hidden[-1].n_snn, device=device, dtype=dtype))
 
     def step(self, x_t: torch.Tensor, state: NetState) -> tuple[torch.Tensor, NetState]:
@@ -375,7 +387,7 @@ class HSTNN(nn.Module):
             raise ModelError(f"step needs the NetState from init_state({x_t.shape[0]}) or a previous step")
         y, new_layers = x_t, []
         s = r = x_t
-        for layer, st_in in zip(self.layers, state.layers, strict=True):
+        for layer, st_in in zip(self.hybrid_layers, state.layers, strict=True):
             w, b = layer.fused_input_weight()
             s, r, st = layer.advance(F.linear(y, w, b), st_in, None)
             new_layers.append(st)

@@ -54,7 +54,7 @@ class _LIFStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, u_prev: torch.Tensor, s_prev: torch.Tensor, drive: torch.Tensor,  # type: ignore[override]  # noqa: PLR0917  (Function.apply is positional)
+    def forward(ctx: Any, u_prev: torch.Tensor, s_prev: torch.Tensor, drive: torch.Tensor,  # noqa: PLR0917  (Function.apply is positional)
                 decay: float, v_th: float, surrogate: Surrogate) -> tuple[torch.Tensor, torch.Tensor]:
         u = torch.addcmul(drive, u_prev * decay, 1 - s_prev)
         s = (u >= v_th).to(u.dtype)
@@ -63,8 +63,8 @@ class _LIFStep(torch.autograd.Function):
         return u, s
 
     @staticmethod
-    def backward(ctx: Any, g_u: torch.Tensor, g_s: torch.Tensor  # type: ignore[override]
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None]:
+    def backward(ctx: Any, g_u: torch.Tensor, g_s: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, None, None, None]:
         u_prev, s_prev, u = ctx.saved_tensors
         g = torch.addcmul(g_u, g_s, ctx.surrogate.derivative(u - ctx.v_th))  # d/du of both outputs
         g_u_prev = g * (1 - s_prev) * ctx.decay if ctx.needs_input_grad[0] else None
@@ -110,7 +110,7 @@ class Population(nn.Module):
         """One time step from the population's input ``x[B, in_features]``."""
         return self.advance(self.project(x), state)
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         """Every parameter owned row-wise by single neurons (input rows, recurrent rows, per-neuron constants)."""
         raise NotImplementedError
 
@@ -157,7 +157,7 @@ class LIF(Population):
         u, s = lif_step(state[0], state[1], drive, decay=self.decay, v_th=self.v_th, surrogate=self.surrogate)
         return s, (u, s)
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         return [p for p in (self.fc.weight, self.fc.bias) if p is not None]
 
     def per_neuron(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -200,7 +200,7 @@ class ALIF(LIF):
         s = spike(u - (self.v_th + self.adapt * b), self.surrogate)
         return s, (u, s, b)
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         return [*super().afferent_parameters(), self.tau_m, self.tau_adp]
 
 
@@ -233,7 +233,7 @@ class RNN(Population):
     def masked_state(self, state: State, mask: torch.Tensor) -> State:
         return (state[0] * mask, *state[1:])
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         return [p for p in (self.fc_in.weight, self.fc_rec.weight, self.fc_in.bias) if p is not None]
 
     def per_neuron(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -308,7 +308,7 @@ class ConvLIF(Population):
         """One step on ``x[B, C_in, H, W]``; ``state=None`` starts from rest."""
         return self.advance(self.project(x), state)
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         return [p for p in (self.conv.weight, self.conv.bias) if p is not None]
 
     def per_neuron(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -359,7 +359,7 @@ class ConvRNN(Population):
     def masked_state(self, state: State, mask: torch.Tensor) -> State:
         return (state[0] * mask.reshape(1, -1, 1, 1),)
 
-    def afferent_parameters(self) -> list[nn.Parameter]:
+    def afferent_parameters(self) -> list[torch.Tensor]:
         return [p for p in (self.conv_in.weight, self.conv_rec.weight, self.conv_in.bias) if p is not None]
 
     def per_neuron(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:

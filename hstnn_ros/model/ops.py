@@ -94,7 +94,7 @@ def count_ops(model: HSTNN, x: torch.Tensor, record: RunRecord) -> OpsReport:
     acs = torch.zeros(B, L + 1, T, dtype=torch.long)
     spikes_in = (x[..., : cfg.input_spiking] != 0).sum(-1).long().cpu()  # [B, T]
     real_in = x[..., cfg.input_spiking :]  # [B, T, n_real]
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.hybrid_layers):
         g = _gates(layer.rnn)
         n_r = layer.spec.n_rnn
         rows = layer.spec.n_snn + g * n_r
@@ -146,11 +146,12 @@ def count_conv_ops(conv: nn.Conv2d | ConvLIF | ConvRNN, x: torch.Tensor, spiking
     an AC for spiking input but only where the input is non-zero (padding costs nothing). A :class:`ConvRNN` adds the
     MACs of its recurrent convolution on its (real-valued) state.
     """
-    rec = None
+    rec: nn.Conv2d | None = None
     if isinstance(conv, ConvLIF):
         conv = conv.conv
     elif isinstance(conv, ConvRNN):
-        conv, rec = conv.conv_in, conv.conv_rec
+        rec = conv.conv_rec  # before rebinding conv (mypy checks a tuple assignment item by item)
+        conv = conv.conv_in
     if not isinstance(conv, nn.Conv2d):
         raise ModelError(f"count_conv_ops needs an nn.Conv2d, ConvLIF or ConvRNN, got {type(conv).__name__}")
     if conv.groups != 1 or conv.dilation != (1, 1) or not isinstance(conv.padding, tuple):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from hstnn_ros.model.errors import ModelError
-from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec
+from hstnn_ros.model.network import HSTNN, HSTNNConfig, LayerSpec
 from hstnn_ros.model.neurons import ALIF, LIF, RNN, Population
 
 
@@ -85,9 +85,7 @@ def shrink(model: HSTNN, kept: Sequence[KeptNeurons]) -> HSTNN:
     state: dict[str, torch.Tensor] = {}
     cols = torch.arange(cfg.input_size)
     with torch.no_grad():
-        for i, (layer, k) in enumerate(zip(model.layers, kept, strict=True)):
-            if not isinstance(layer, HybridLayer):
-                raise ModelError(f"cannot shrink layer {i}: a {type(layer).__name__}, not a HybridLayer")
+        for i, (layer, k) in enumerate(zip(model.hybrid_layers, kept, strict=True)):
             for role, pop, rows in (("snn", layer.snn, k.snn), ("rnn", layer.rnn, k.rnn)):
                 for key, t in _population_state(pop, rows.to(w.device), cols.to(w.device)).items():
                     state[f"layers.{i}.{role}.{key}"] = t.clone()

@@ -15,7 +15,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from hstnn_ros.model import HSTNN, Decoder, NonSpikingKind, SpikingKind, active_blocks
+from hstnn_ros.model import HSTNN, LIF, RNN, Decoder, NonSpikingKind, SpikingKind, active_blocks
+from hstnn_ros.model.network import HybridLayer
+from hstnn_ros.runtime.errors import RuntimeEngineError
+
+
+def _lif_rnn(layer: HybridLayer) -> tuple[HybridLayer, LIF, RNN]:
+    """A layer and its two populations, typed as the kinds :meth:`FastHstnn.supports` admits."""
+    snn, rnn = layer.snn, layer.rnn
+    if type(snn) is not LIF or type(rnn) is not RNN:
+        raise RuntimeEngineError(f"FastHstnn needs LIF + vanilla RNN layers, got {type(snn).__name__} + "
+                                 f"{type(rnn).__name__}")
+    return layer, snn, rnn
 
 
 class FastHstnn:
@@ -23,7 +34,12 @@ class FastHstnn:
     :class:`HSTNN`. Fused weights are rebuilt when a parameter changes (``load_state_dict``, ``.to``)."""
 
     def __init__(self, model: HSTNN) -> None:
+        if not self.supports(model):
+            cfg = model.config
+            raise RuntimeEngineError(f"FastHstnn runs LIF + vanilla RNN networks, this one is {cfg.spiking_kind.name} "
+                                     f"+ {cfg.nonspiking_kind.name}: run it through HSTNN.run and count_ops")
         self.model = model
+        self._layers = [_lif_rnn(layer) for layer in model.hybrid_layers]
         self._params = list(model.parameters())  # same objects for life: .to() and load_state_dict change data
         self._key: tuple | None = None
         self._weights: list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
@@ -38,7 +54,7 @@ class FastHstnn:
         key = tuple((p.data_ptr(), p._version, p.dtype) for p in self._params)
         if key != self._key:
             with torch.no_grad():  # torch.cat: a new tensor, not a view of the parameters
-                self._weights = [(*layer.fused_input_weight(), layer.rnn.fc_rec.weight) for layer in self.model.layers]
+                self._weights = [(*layer.fused_input_weight(), rnn.fc_rec.weight) for layer, _, rnn in self._layers]
             self._key = key
         return self._weights
 
@@ -55,14 +71,14 @@ class FastHstnn:
         real_in = y[..., cfg.input_spiking :]  # [T, B, n_real]: its all-zero steps are skipped
         rates: list[float] = []
         s_f = y
-        for layer, (w, b, w_rec) in zip(model.layers, self._fused(), strict=True):
+        for (layer, lif, _), (w, b, w_rec) in zip(self._layers, self._fused(), strict=True):
             n_s, n_r = layer.spec.n_snn, layer.spec.n_rnn
             acs += nnz_in * (n_s + n_r)
             macs += active_blocks(real_in).sum(0) * float(real_in.shape[-1] * (n_s + n_r))
             drive = F.linear(y, w, b)
             out = x.new_empty(T, B, n_s + n_r)
             if n_s:  # per-step views made once: tensor indexing costs more than the arithmetic here
-                lif, d_s = layer.snn, drive[..., :n_s].unbind(0)
+                d_s = drive[..., :n_s].unbind(0)
                 fired = torch.empty(T, B, n_s, dtype=torch.bool, device=x.device)
                 f_t = fired.unbind(0)
                 u = d_s[0].clone()  # from rest: decay * 0 * (1 - 0) + drive

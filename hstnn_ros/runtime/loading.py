@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.model import HSTNN
 from hstnn_ros.perception.window import window_from_metadata
 from hstnn_ros.runtime.deployment import DeployMeta, check_frontend_digest
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.inference import FastHstnn
 from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
+
+if TYPE_CHECKING:
+    from hstnn_ros.perception.frontends import Frontend
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ class HstnnClassifier(nn.Module):
     LIF + RNN networks run through ``FastHstnn`` (the same arithmetic and counts in one pass, tested equal to
     ``HSTNN.run`` + ``count_ops``); other kinds through the model core."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: HSTNN) -> None:
         super().__init__()
         self.model = model.float()  # bundles may store fp16 to stay small; inference runs in fp32
         self.num_classes = int(model.config.num_classes)
@@ -64,7 +68,7 @@ class HstnnClassifier(nn.Module):
 class FrontendAdapter(nn.Module):
     """A ``hstnn_ros.perception.frontends`` extractor as an engine ``FrontEnd`` (features + measured ops)."""
 
-    def __init__(self, frontend: nn.Module) -> None:
+    def __init__(self, frontend: Frontend) -> None:
         super().__init__()
         self.frontend = frontend
         self.feature_size = int(frontend.feature_size)

@@ -43,12 +43,12 @@ def _as_hstnn(model: torch.nn.Module) -> HSTNN:
     return model
 
 
-def _lif_rnn(layer: torch.nn.Module, i: int) -> tuple[LIF, RNN]:
+def _lif_rnn(layer: HybridLayer, i: int) -> tuple[LIF, RNN]:
     """The two populations of hybrid layer ``i``, typed as the kinds the chip program expresses."""
-    snn, rnn = (layer.snn, layer.rnn) if isinstance(layer, HybridLayer) else (None, None)
+    snn, rnn = layer.snn, layer.rnn
     if type(snn) is not LIF or type(rnn) is not RNN:
         raise TianjicxError(f"layer {i}: TianjicX export needs an LIF + vanilla RNN hybrid layer, got "
-                            f"{type(layer).__name__}({type(snn).__name__}, {type(rnn).__name__})")
+                            f"{type(snn).__name__} + {type(rnn).__name__}")
     return snn, rnn
 
 
@@ -68,7 +68,7 @@ def float_net_from_hstnn(model: torch.nn.Module) -> FloatNet:
         )
     layers = []
     fan_in = cfg.input_size
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.hybrid_layers):
         snn, rnn = _lif_rnn(layer, i)
         n_s, n_r = snn.size, rnn.size
         layers.append(

@@ -164,7 +164,143 @@ def _hops(manifest: dict) -> dict[tuple[int, str], int]:
     return out
 
 
-def run_program(  # noqa: C901, PLR0912, PLR0915  to be split after the selection rework lands
+@dataclass
+class _Batch:
+    """What one batch of samples carries across steps: per-core LIF state and thresholds, and the integer logits."""
+
+    logits: np.ndarray
+    lif_state: dict[int, np.ndarray] = field(default_factory=dict)
+    lif_theta: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Samples in the batch."""
+        return self.logits.shape[0]
+
+
+@dataclass
+class _Step:
+    """The buffers of one time step: ``cur`` (written this step), ``nxt_rec`` (the recurrent buffers of the next
+    step), ``view`` (what the cores read: ``cur``'s arrays, so a route written this step shows in it, and this step's
+    recurrent buffers)."""
+
+    view: dict[str, np.ndarray]
+    cur: dict[str, np.ndarray]
+    nxt_rec: dict[str, np.ndarray]
+    last: bool
+
+
+class _Simulator:
+    """A program's constants (cores, weights, spike masks, hops, cost model) and the work accounted per core."""
+
+    def __init__(self, manifest: dict, tensors: dict[str, np.ndarray], cost: CostModel) -> None:
+        self.cores = manifest["cores"]
+        self.tensors = tensors
+        self.cost = cost
+        self.smask = _spike_mask(manifest)
+        self.hops = _hops(manifest)
+        self.work = [CoreWork(c["core_id"], c["group"], c["population"], memory_bytes=c["memory_bytes"])
+                     for c in self.cores]
+
+    def step_core(self, cid: int, batch: _Batch, step: _Step) -> None:
+        """One step of core ``cid``: its primitives, then its routes; the clocks it took go into its work."""
+        out, cycles = self._primitives(cid, batch, step)
+        cycles = self._route(cid, out, batch, step, cycles)
+        w = self.work[cid]
+        w.cycles_per_step = max(w.cycles_per_step, cycles)
+
+    def _primitives(self, cid: int, batch: _Batch, step: _Step) -> tuple[np.ndarray | None, float]:
+        """Core ``cid``'s primitives on ``step.view``: its output (None when it has none) and the clocks taken."""
+        c, w, cost = self.cores[cid], self.work[cid], self.cost
+        lo, hi = c["columns"]
+        ncol = hi - lo
+        cycles = 0.0
+        out = None
+        prev = None
+        for p in c["primitives"]:
+            if p["when"] == "last_step" and not step.last:
+                continue
+            if p["op"] == "P04":
+                acc, clocks = self._p04(cid, p, batch, step, prev)
+                prev = out = acc
+                cycles += clocks
+                continue
+            if out is None:
+                raise TianjicxError(f"program core {cid}: primitive {p['op']} has no input (no P04 before it); "
+                                    "re-export the program")
+            if p["op"] == "P07":
+                xin7 = out.astype(np.int8 if p["x_bits"] == 8 else np.int32)
+                out = lut_lookup(xin7, self.tensors[p["table"]], p["lut_width_bits"], p["shift"])
+                w.neuron_ops += ncol * batch.size
+                cycles += c["columns_padded"] * 4 / cost.mem_bytes_per_clock
+            elif p["op"] == "P08":
+                out = self._p08(cid, p, out, batch)
+                w.neuron_ops += ncol * batch.size
+                cycles += c["columns_padded"] * 12 / cost.mem_bytes_per_clock
+        return out, cycles
+
+    def _p04(self, cid: int, p: dict, batch: _Batch, step: _Step, prev: np.ndarray | None
+             ) -> tuple[np.ndarray, float]:
+        """P04 (matrix-vector product) of core ``cid``: its accumulator and clocks; the work goes into its work."""
+        c, w, smask, view = self.cores[cid], self.work[cid], self.smask, step.view
+        lo, hi = c["columns"]
+        ncol = hi - lo
+        names = [p["input"]] if "input" in p else c["reads"]
+        xin = np.concatenate([view[r] for r in names], axis=1)
+        spk = np.concatenate([smask[r] for r in names])
+        bias = self.tensors[p["bias"]] if p.get("bias") is not None else 0
+        acc = p04_matvec(xin, self.tensors[p["weights"]], bias)[:, :ncol].astype(np.int64)
+        if p.get("add_integrator"):
+            acc = acc + unpack_v_state(batch.lif_state[cid])[0]
+        if p.get("add_previous") and prev is not None:
+            acc = acc + prev
+        rows = xin.shape[1]
+        real_rows = sum(_active_real_rows(view[r], smask[r]) for r in names)  # over the batch
+        spikes_in = float((xin[:, spk] != 0).sum())
+        w.macs += real_rows * ncol
+        w.acs += spikes_in * ncol
+        w.sram_bytes += (real_rows + spikes_in) * ncol
+        return acc, math.ceil(max(rows, 1) / self.cost.mac_in_per_clock) * c["columns_padded"] / 32
+
+    def _p08(self, cid: int, p: dict, x: np.ndarray, batch: _Batch) -> np.ndarray | None:
+        """P08 (LIF update) of core ``cid`` on ``x``: its spikes (None for an integrator); the state, created at the
+        core's first step, stays in ``batch``."""
+        lo, hi = self.cores[cid]["columns"]
+        ncol = hi - lo
+        params = LifParams(**p["params"])
+        if cid not in batch.lif_state:
+            nb = batch.size
+            batch.lif_state[cid] = pack_v_state(np.zeros((nb, ncol), np.int64), np.zeros((nb, ncol), np.int64))
+            init = p.get("vtheta_init")
+            theta0 = self.tensors[init] if init else np.zeros(p["vtheta_length"], np.int32)
+            batch.lif_theta[cid] = np.broadcast_to(theta0, (nb, p["vtheta_length"])).astype(np.int32)
+        st = p08_lif(batch.lif_state[cid], batch.lif_theta[cid], x.astype(np.int32), params)
+        batch.lif_state[cid], batch.lif_theta[cid] = st.state, st.vtheta
+        return st.output if p.get("role") != "integrator" else None
+
+    def _route(self, cid: int, out: np.ndarray | None, batch: _Batch, step: _Step, cycles: float) -> float:
+        """Write core ``cid``'s output along its routes (``step.cur``, ``step.nxt_rec`` or, at the last step, the
+        logits); returns ``cycles`` plus the router's clocks."""
+        c, w = self.cores[cid], self.work[cid]
+        lo, hi = c["columns"]
+        ncol = hi - lo
+        for r in c["routes"]:
+            if r["buffer"] == "logits":
+                if step.last:
+                    batch.logits[:, r["offset"] : r["offset"] + ncol] = out
+                continue
+            if out is None:
+                continue
+            o = out.astype(np.int8)
+            dst = step.nxt_rec if r["delay"] == 1 else step.cur
+            dst[r["buffer"]][:, r["offset"] : r["offset"] + ncol] = o
+            h = self.hops[(cid, r["buffer"])]
+            w.noc_byte_hops += float(ncol * batch.size * max(h, 1))
+            cycles += math.ceil(ncol / self.cost.noc_bytes_per_clock) + h
+        return cycles
+
+
+def run_program(
     manifest: dict,
     tensors: dict[str, np.ndarray],
     x_int: np.ndarray,
@@ -183,11 +319,9 @@ def run_program(  # noqa: C901, PLR0912, PLR0915  to be split after the selectio
     if x_int.ndim != 3 or x_int.shape[2] != net["input_size"] or x_int.dtype != np.int8:
         raise TianjicxError(f"program input must be int8 [N, T, {net['input_size']}], got {x_int.dtype} {x_int.shape}")
     n, steps, _ = x_int.shape
-    cores = manifest["cores"]
     bufs = manifest["buffers"]
-    smask = _spike_mask(manifest)
-    hops = _hops(manifest)
-    work = [CoreWork(c["core_id"], c["group"], c["population"], memory_bytes=c["memory_bytes"]) for c in cores]
+    sim = _Simulator(manifest, tensors, cost)
+    work = sim.work
     order = [i for g in manifest["core_groups"] for i in g["cores"]]
     logits_all = []
     batches = range(0, n, batch_size)
@@ -195,80 +329,16 @@ def run_program(  # noqa: C901, PLR0912, PLR0915  to be split after the selectio
         xb = x_int[b0 : b0 + batch_size]
         nb = xb.shape[0]
         rec = {k: np.zeros((nb, v), np.int8) for k, v in bufs.items() if k.endswith(".rec")}
-        lif_state: dict[int, np.ndarray] = {}
-        lif_theta: dict[int, np.ndarray] = {}
-        logits = np.zeros((nb, net["num_classes"]), np.int64)
+        batch = _Batch(logits=np.zeros((nb, net["num_classes"]), np.int64))
         for t in range(steps):
             cur = {k: np.zeros((nb, v), np.int8) for k, v in bufs.items() if not k.endswith(".rec")}
             cur["input"] = xb[:, t]
             nxt_rec = {k: v.copy() for k, v in rec.items()}
-            view = {**cur, **rec}
-            last = t == steps - 1
+            step = _Step(view={**cur, **rec}, cur=cur, nxt_rec=nxt_rec, last=t == steps - 1)
             for cid in order:
-                c = cores[cid]
-                lo, hi = c["columns"]
-                ncol = hi - lo
-                w = work[cid]
-                cycles = 0.0
-                out = None
-                prev = None
-                for p in c["primitives"]:
-                    if p["when"] == "last_step" and not last:
-                        continue
-                    if p["op"] == "P04":
-                        names = [p["input"]] if "input" in p else c["reads"]
-                        xin = np.concatenate([view[r] for r in names], axis=1)
-                        spk = np.concatenate([smask[r] for r in names])
-                        bias = tensors[p["bias"]] if p.get("bias") is not None else 0
-                        acc = p04_matvec(xin, tensors[p["weights"]], bias)[:, :ncol].astype(np.int64)
-                        if p.get("add_integrator"):
-                            acc = acc + unpack_v_state(lif_state[cid])[0]
-                        if p.get("add_previous") and prev is not None:
-                            acc = acc + prev
-                        prev = acc
-                        out = acc
-                        rows = xin.shape[1]
-                        real_rows = sum(_active_real_rows(view[r], smask[r]) for r in names)  # over the batch
-                        spikes_in = float((xin[:, spk] != 0).sum())
-                        w.macs += real_rows * ncol
-                        w.acs += spikes_in * ncol
-                        w.sram_bytes += (real_rows + spikes_in) * ncol
-                        cycles += math.ceil(max(rows, 1) / cost.mac_in_per_clock) * c["columns_padded"] / 32
-                    elif p["op"] == "P07":
-                        xin7 = out.astype(np.int8 if p["x_bits"] == 8 else np.int32)
-                        out = lut_lookup(xin7, tensors[p["table"]], p["lut_width_bits"], p["shift"])
-                        w.neuron_ops += ncol * nb
-                        cycles += c["columns_padded"] * 4 / cost.mem_bytes_per_clock
-                    elif p["op"] == "P08":
-                        params = LifParams(**p["params"])
-                        if cid not in lif_state:
-                            lif_state[cid] = pack_v_state(
-                                np.zeros((nb, ncol), np.int64), np.zeros((nb, ncol), np.int64)
-                            )
-                            init = p.get("vtheta_init")
-                            theta0 = tensors[init] if init else np.zeros(p["vtheta_length"], np.int32)
-                            lif_theta[cid] = np.broadcast_to(theta0, (nb, p["vtheta_length"])).astype(np.int32)
-                        st = p08_lif(lif_state[cid], lif_theta[cid], out.astype(np.int32), params)
-                        lif_state[cid], lif_theta[cid] = st.state, st.vtheta
-                        out = st.output if p.get("role") != "integrator" else None
-                        w.neuron_ops += ncol * nb
-                        cycles += c["columns_padded"] * 12 / cost.mem_bytes_per_clock
-                for r in c["routes"]:
-                    if r["buffer"] == "logits":
-                        if last:
-                            logits[:, r["offset"] : r["offset"] + ncol] = out
-                        continue
-                    if out is None:
-                        continue
-                    o = out.astype(np.int8)
-                    dst = nxt_rec if r["delay"] == 1 else cur
-                    dst[r["buffer"]][:, r["offset"] : r["offset"] + ncol] = o
-                    h = hops[(cid, r["buffer"])]
-                    w.noc_byte_hops += float(ncol * nb * max(h, 1))
-                    cycles += math.ceil(ncol / cost.noc_bytes_per_clock) + h
-                w.cycles_per_step = max(w.cycles_per_step, cycles)
+                sim.step_core(cid, batch, step)
             rec = nxt_rec
-        logits_all.append(logits)
+        logits_all.append(batch.logits)
     logits = np.concatenate(logits_all) if logits_all else np.zeros((0, net["num_classes"]), np.int64)
     group_cycles = [max(work[i].cycles_per_step for i in g["cores"]) for g in manifest["core_groups"]]
     latency_us = steps * max(group_cycles) / cost.clock_hz * 1e6
