@@ -39,7 +39,7 @@ from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle, save_bundle
 from hstnn_ros.perception.events.framing import events_to_frames, split_interval
 from hstnn_ros.perception.events.stream import StreamDecoder
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, FrontendConfig, FrontendError
+from hstnn_ros.perception.frontends import BUILDERS, RGBCNN, SCNN, SMALL, FrontendConfig, FrontendError
 from hstnn_ros.perception.window import WindowSpec
 
 HW = (45, 60)
@@ -132,7 +132,7 @@ def test_frontend_shapes_ops_and_bundle_round_trip(tmp_path):
     assert float(cnn.extract(torch.rand(1, 3, *HW)).acs[0]) == 0.0
     save_bundle(tmp_path / "fe", {"scnn": scnn, "cnn": cnn}, {"input_hw": list(HW)})
     back = load_bundle(tmp_path / "fe")
-    torch.testing.assert_close(back.build("scnn")(x), scnn(x), rtol=0, atol=0)
+    torch.testing.assert_close(back.build("scnn", BUILDERS)(x), scnn(x), rtol=0, atol=0)
     with pytest.raises(FrontendError, match="expects frames"):
         scnn.extract(torch.zeros(1, 3, *HW))
 

@@ -84,7 +84,7 @@ def _decode(msgs: list[bytes], enc: str) -> tuple[pev.EventBatch, pev.StreamDeco
 
 
 @pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono", "dvs"])
-@settings(max_examples=40, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=20_000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) -> None:
     """k damaged bytes anywhere in the serialized packets (header fields, time words, time_base, payload): the
@@ -115,7 +115,7 @@ def test_damaged_bytes_cost_only_their_packets(enc: str, data: st.DataObject) ->
 
 
 @pytest.mark.parametrize("enc", ["evt3", "libcaer", "libcaer_cmp", "mono", "dvs"])
-@settings(max_examples=30, deadline=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=30_000, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_heavy_damage_never_hangs_or_raises(enc: str, data: st.DataObject) -> None:
     """Up to 40 damaged bytes anywhere, the first packet included: the decoder returns clean batches in bounded time

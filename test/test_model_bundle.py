@@ -16,10 +16,8 @@ from hstnn_ros.model import (
     HSTNNConfig,
     hstnn_from_component,
     load_bundle,
-    register_builder,
     save_bundle,
 )
-from hstnn_ros.model import bundle as bundle_module
 from hstnn_ros.model.bundle import JSON_NAME, WEIGHTS_NAME
 
 torch.set_num_threads(1)
@@ -165,9 +163,8 @@ def test_any_corruption_is_refused_or_harmless(tmp_path, which, pos, mask, cut):
         assert torch.equal(m2.state_dict()[k], v)
 
 
-def test_build_uses_registered_builders(saved, monkeypatch):
-    # An empty private registry: the real front-end builders (registered on import) stay untouched for other tests.
-    monkeypatch.setattr(bundle_module, "_BUILDERS", {})
+def test_build_uses_the_builders_it_is_given(saved):
+    """An HSTNN builds by itself; any other kind only with the caller's builders (no registry filled by imports)."""
     path, m, extra, _ = saved
     b = load_bundle(path)
     x = torch.rand(2, 3, 6)
@@ -178,13 +175,11 @@ def test_build_uses_registered_builders(saved, monkeypatch):
         conv.load_state_dict({"weight": c.state["conv.weight"]})
         return conv
 
-    register_builder("scnn", conv_builder)
-    assert torch.equal(b.build("scnn").weight, extra.state["conv.weight"])
-    register_builder("scnn", lambda c: conv_builder({**c.__dict__}))  # a broken builder
+    assert torch.equal(b.build("scnn", {"scnn": conv_builder}).weight, extra.state["conv.weight"])
+    broken = {"scnn": lambda c: conv_builder({**c.__dict__})}
     with pytest.raises(BundleError, match=r"bundle\.json: component 'scnn' \(scnn\) cannot be built"):
-        b.build("scnn")
-    bundle_module._BUILDERS.pop("scnn")
-    with pytest.raises(BundleError, match="no builder registered"):
+        b.build("scnn", broken)
+    with pytest.raises(BundleError, match="no builder for component kind 'scnn'"):
         b.build("scnn")
     with pytest.raises(BundleError, match="no component 'cnn'"):
         b.build("cnn")

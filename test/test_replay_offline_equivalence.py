@@ -19,6 +19,7 @@ from hstnn_ros.datasets.windows import build_dataset
 from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle
 from hstnn_ros.perception.enums import DropPolicy
+from hstnn_ros.perception.frontends import BUILDERS
 from hstnn_ros.runtime.bag_source import open_bag
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.loading import load_pipeline
@@ -39,7 +40,7 @@ def test_replay_decisions_equal_offline_windows(tmp_path):
     pipeline = load_pipeline(MODEL)
     ds = build_dataset(bags, tmp_path / "ds", window=pipeline.window, progress=False)
     fe = load_bundle(MODEL / load_bundle(MODEL).metadata["frontend_bundle"])
-    scnn, cnn = fe.build("scnn"), fe.build("cnn")
+    scnn, cnn = fe.build("scnn", BUILDERS), fe.build("cnn", BUILDERS)
     fs = cache_features(ds, scnn, cnn, progress=False)
     hstnn = load_bundle(MODEL).hstnn("hstnn").float()
     trav = ds.traversals[0]

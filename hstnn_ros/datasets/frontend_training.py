@@ -26,7 +26,7 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
 from hstnn_ros.model import load_bundle, save_bundle
-from hstnn_ros.perception.frontends import RGBCNN, SCNN, SMALL, Frontend, FrontendConfig, dense_macs
+from hstnn_ros.perception.frontends import BUILDERS, RGBCNN, SCNN, SMALL, Frontend, FrontendConfig, dense_macs
 from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
@@ -392,8 +392,8 @@ def cache_feature_sets(ds: WindowDataset, frontends: Path | str, features_dir: P
     import hstnn_ros.perception.frontends  # noqa: F401, PLC0415 - registers the scnn/cnn bundle builders
 
     fe = load_bundle(frontends)
-    scnn = fe.build("scnn")
-    cnn = fe.build("cnn") if "cnn" in fe.components else None
+    scnn = fe.build("scnn", BUILDERS)
+    cnn = fe.build("cnn", BUILDERS) if "cnn" in fe.components else None
     fs = cache_features(ds, scnn, cnn, progress=progress, meta={
         "frontend_bundle": str(Path(frontends).resolve()), "frontend_sha256": fe.digest})
     features_dir = Path(features_dir)

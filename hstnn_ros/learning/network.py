@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -15,9 +15,10 @@ from hstnn_ros.learning.data import TrainData
 from hstnn_ros.learning.errors import LearningError
 from hstnn_ros.learning.hessian import GateGroup, NeuronGroup
 from hstnn_ros.learning.ranking import Kept, LayerScores
-
-if TYPE_CHECKING:
-    from hstnn_ros.model.network import HSTNN
+from hstnn_ros.model.bundle import load_bundle, save_bundle
+from hstnn_ros.model.network import HSTNN, HSTNNConfig, KeptNeurons
+from hstnn_ros.model.ops import count_ops
+from hstnn_ros.model.shrink import shrink
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]],
 
     Initialisation is seeded without touching the global RNG state of the caller.
     """
-    from hstnn_ros.model.network import HSTNN, HSTNNConfig  # noqa: PLC0415
 
     raw: dict[str, Any] = dict(cfg.network.model)
     raw.update(input_size=data.feature_size, num_classes=data.num_classes, input_spiking=data.input_spiking,
@@ -64,8 +64,6 @@ def gate_groups(model: HSTNN) -> list[GateGroup]:
 
 def kept_of(alive: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Any]:
     """The model core's ``KeptNeurons`` of per-layer (SNN, RNN) bool masks of the neurons still present."""
-    from hstnn_ros.model.shrink import KeptNeurons  # noqa: PLC0415
-
     return [KeptNeurons(snn=torch.nonzero(a).flatten(), rnn=torch.nonzero(b).flatten()) for a, b in alive]
 
 
@@ -79,8 +77,6 @@ def layer_scores(model: HSTNN, scores: dict[str, torch.Tensor]) -> list[LayerSco
 
 def shrink_model(model: HSTNN, kept: list[Kept]) -> HSTNN:
     """The compact network keeping ``kept`` neurons (the model core's ``shrink``, Eq. 14-17)."""
-    from hstnn_ros.model.shrink import KeptNeurons, shrink  # noqa: PLC0415
-
     device = next(model.parameters()).device
     return shrink(model, [KeptNeurons(snn=k.snn.long(), rnn=k.rnn.long()) for k in kept]).to(device)
 
@@ -94,8 +90,6 @@ def sizes_of(model: HSTNN) -> list[tuple[int, int]]:
 def measure_ops(model: HSTNN, x: torch.Tensor) -> dict[str, Any]:
     """Measured MACs and ACs per sample (Eq. 23-25, via the model core's ``count_ops``) and the spike rate of each
     hidden layer's SNN population (None where a layer has none), on windows ``x``."""
-    from hstnn_ros.model.ops import count_ops  # noqa: PLC0415
-
     model.eval()
     x = x.to(next(model.parameters()).device)
     record = model.run(x)
@@ -105,15 +99,11 @@ def measure_ops(model: HSTNN, x: torch.Tensor) -> dict[str, Any]:
 
 def save_model(out_dir: Path, model: HSTNN, metadata: dict[str, Any]) -> Path:
     """Write ``model`` as a bundle (the model core's ``save_bundle``) with ``metadata``."""
-    from hstnn_ros.model.bundle import save_bundle  # noqa: PLC0415
-
     save_bundle(out_dir, {COMPONENT: model}, metadata)
     return out_dir
 
 
 def load_model(bundle_dir: Path, device: str = "cpu") -> tuple[HSTNN, dict[str, Any]]:
     """The HSTNN component (on ``device``) and the metadata of a bundle written by :func:`save_model`."""
-    from hstnn_ros.model.bundle import load_bundle  # noqa: PLC0415
-
     bundle = load_bundle(bundle_dir)
     return bundle.hstnn(COMPONENT).to(device), dict(bundle.metadata)

@@ -6,15 +6,14 @@ from hstnn_ros.model.bundle import (
     bundle_digest,
     hstnn_from_component,
     load_bundle,
-    register_builder,
     save_bundle,
 )
 from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
 from hstnn_ros.model.errors import BundleError, ModelError
-from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, LayerSpec, NetState, RunRecord
+from hstnn_ros.model.network import HSTNN, HSTNNConfig, HybridLayer, KeptNeurons, LayerSpec, NetState, RunRecord
 from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, ConvLIF, ConvRNN, Population
 from hstnn_ros.model.ops import OpsReport, active_blocks, count_conv_ops, count_ops
-from hstnn_ros.model.shrink import KeptNeurons, shrink
+from hstnn_ros.model.shrink import shrink
 from hstnn_ros.model.surrogate import Surrogate, spike
 
 __all__ = [
@@ -49,7 +48,6 @@ __all__ = [
     "count_ops",
     "hstnn_from_component",
     "load_bundle",
-    "register_builder",
     "save_bundle",
     "shrink",
     "spike",

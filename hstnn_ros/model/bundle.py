@@ -14,12 +14,14 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from hstnn_ros.model.component import HSTNN_KIND, Component, HasComponent
 from hstnn_ros.model.errors import BundleError, ModelError
+from hstnn_ros.model.network import HSTNN, HSTNNConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,36 +29,8 @@ FORMAT = "hstnn_ros.bundle"
 FORMAT_VERSION = 1
 JSON_NAME = "bundle.json"
 WEIGHTS_NAME = "weights.safetensors"
-HSTNN_KIND = "hstnn"
-
-
-@dataclass
-class Component:
-    """One stored network: what it is (``kind``), how to build it (``config``) and its tensors (``state``)."""
-
-    kind: str
-    config: dict[str, Any]
-    state: dict[str, torch.Tensor]
-
-
-class HasComponent(Protocol):
-    """Anything that can describe itself as a :class:`Component` (e.g. :class:`~hstnn_ros.model.HSTNN`)."""
-
-    def to_component(self) -> Component:
-        """This object as a bundle component."""
-        ...
-
-
-#: Builders turning a component of a given ``kind`` into a live object; the model core registers ``"hstnn"``,
-#: other subpackages (e.g. the perception front-ends) register their kinds with :func:`register_builder`.
-_BUILDERS: dict[str, Callable[[Component], Any]] = {}
-
-
-def register_builder(kind: str, builder: Callable[[Component], Any]) -> None:
-    """Let :meth:`Bundle.build` construct components of ``kind`` with ``builder(component)`` (last one wins)."""
-    if not kind or not callable(builder):
-        raise ModelError(f"register_builder needs a non-empty kind and a callable, got {kind!r}, {builder!r}")
-    _BUILDERS[kind] = builder
+#: A function turning a stored component of some kind into a live object (e.g. ``perception.frontends.BUILDERS``).
+Builder = Callable[[Component], Any]
 
 
 @dataclass
@@ -75,17 +49,19 @@ class Bundle:
             raise BundleError(f"{self.path / JSON_NAME}: no component {name!r} (has {sorted(self.components)})")
         return hstnn_from_component(self.components[name], source=self.path / JSON_NAME).eval()
 
-    def build(self, name: str) -> Any:
-        """Component ``name`` built by the builder registered for its kind (see :func:`register_builder`)."""
+    def build(self, name: str, builders: Mapping[str, Builder] | None = None) -> Any:
+        """Component ``name`` built: an HSTNN by the model core, any other kind by ``builders[kind]`` (passed by
+        the caller that knows the kind, e.g. ``perception.frontends.BUILDERS``: no registry filled by imports)."""
         if name not in self.components:
             raise BundleError(f"{self.path / JSON_NAME}: no component {name!r} (has {sorted(self.components)})")
         comp = self.components[name]
         if comp.kind == HSTNN_KIND:
             return self.hstnn(name)
-        builder = _BUILDERS.get(comp.kind)
+        builder = (builders or {}).get(comp.kind)
         if builder is None:
-            raise BundleError(f"{self.path / JSON_NAME}: no builder registered for component kind {comp.kind!r} "
-                              f"(known: {sorted({HSTNN_KIND, *_BUILDERS})}); import the module that registers it")
+            raise BundleError(f"{self.path / JSON_NAME}: no builder for component kind {comp.kind!r} (given: "
+                              f"{sorted(builders or {})}); pass the builders of its package, e.g. "
+                              "hstnn_ros.perception.frontends.BUILDERS")
         try:
             return builder(comp)
         except BundleError:
@@ -231,8 +207,6 @@ def bundle_digest(directory: Path | str) -> str:
 
 def hstnn_from_component(component: Component, source: Path | str = "<component>") -> Any:
     """Build an :class:`~hstnn_ros.model.HSTNN` from a component, checking kind, config and every tensor shape."""
-    from hstnn_ros.model.network import HSTNN, HSTNNConfig  # noqa: PLC0415  (network imports this module lazily)
-
     if component.kind != HSTNN_KIND:
         raise BundleError(f"{source}: component kind is {component.kind!r}, expected {HSTNN_KIND!r}")
     try:

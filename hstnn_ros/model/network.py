@@ -12,20 +12,17 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hstnn_ros.model.component import HSTNN_KIND, Component
 from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
 from hstnn_ros.model.errors import ModelError
 from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, Population, State
 from hstnn_ros.model.surrogate import Surrogate
-
-if TYPE_CHECKING:
-    from hstnn_ros.model.bundle import Component
-    from hstnn_ros.model.shrink import KeptNeurons
 
 
 @dataclass(frozen=True)
@@ -250,6 +247,41 @@ class HybridLayer(nn.Module):
         return torch.stack(s_list, 0), torch.stack(r_list, 0)
 
 
+@dataclass(frozen=True)
+class KeptNeurons:
+    """Indices of the kept neurons of one hybrid layer: sorted, unique ``LongTensor`` s (possibly empty)."""
+
+    snn: torch.Tensor
+    rnn: torch.Tensor
+
+    def __post_init__(self) -> None:
+        for name in ("snn", "rnn"):
+            t = torch.as_tensor(getattr(self, name), dtype=torch.long).reshape(-1).cpu()
+            if t.numel() > 1 and not bool((t[1:] > t[:-1]).all()):
+                raise ModelError(f"KeptNeurons.{name} must be sorted and unique, got {t.tolist()}")
+            object.__setattr__(self, name, t)
+
+    @classmethod
+    def all_of(cls, spec: LayerSpec) -> KeptNeurons:
+        """Every neuron of a layer."""
+        return cls(torch.arange(spec.n_snn), torch.arange(spec.n_rnn))
+
+
+def check_kept(model: HSTNN, kept: Sequence[KeptNeurons]) -> None:
+    """Raise :class:`ModelError` unless ``kept`` has one in-range entry per hidden layer and no layer ends empty."""
+    if len(kept) != len(model.layers):
+        raise ModelError(f"need one KeptNeurons per hidden layer ({len(model.layers)}), got {len(kept)}")
+    for i, (k, spec) in enumerate(zip(kept, model.config.hidden, strict=True)):
+        if not isinstance(k, KeptNeurons):
+            raise ModelError(f"kept[{i}] must be KeptNeurons, got {type(k).__name__}")
+        for name, n in (("snn", spec.n_snn), ("rnn", spec.n_rnn)):
+            idx = getattr(k, name)
+            if idx.numel() and (int(idx[0]) < 0 or int(idx[-1]) >= n):
+                raise ModelError(f"kept[{i}].{name} indices must be in [0, {n}), got {idx.tolist()}")
+        if k.snn.numel() + k.rnn.numel() == 0:
+            raise ModelError(f"kept[{i}] keeps no neuron: a hybrid layer cannot be empty")
+
+
 class HSTNN(nn.Module):
     """Hybrid spatiotemporal network of any depth (see module docstring)."""
 
@@ -276,8 +308,6 @@ class HSTNN(nn.Module):
     # ---------------------------------------------------------------- bundles
     def to_component(self) -> Component:
         """This network as a bundle component (kind ``"hstnn"``, JSON config, CPU state dict)."""
-        from hstnn_ros.model.bundle import HSTNN_KIND, Component  # noqa: PLC0415
-
         return Component(kind=HSTNN_KIND, config=self.config.to_dict(),
                          state={k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()})
 
@@ -310,8 +340,6 @@ class HSTNN(nn.Module):
                ) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
         if keep is None:
             return [None] * len(self.layers)
-        from hstnn_ros.model.shrink import check_kept  # noqa: PLC0415  (shrink imports this module)
-
         check_kept(self, keep)
         masks: list[tuple[torch.Tensor, torch.Tensor] | None] = []
         for layer, k in zip(self.hybrid_layers, keep, strict=True):

@@ -8,48 +8,12 @@ exactly what the masked network (``model.run(x, keep=kept)``) computes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from hstnn_ros.model.errors import ModelError
-from hstnn_ros.model.network import HSTNN, HSTNNConfig, LayerSpec
+from hstnn_ros.model.network import HSTNN, HSTNNConfig, KeptNeurons, check_kept
 from hstnn_ros.model.neurons import ALIF, LIF, RNN, Population
-
-
-@dataclass(frozen=True)
-class KeptNeurons:
-    """Indices of the kept neurons of one hybrid layer: sorted, unique ``LongTensor`` s (possibly empty)."""
-
-    snn: torch.Tensor
-    rnn: torch.Tensor
-
-    def __post_init__(self) -> None:
-        for name in ("snn", "rnn"):
-            t = torch.as_tensor(getattr(self, name), dtype=torch.long).reshape(-1).cpu()
-            if t.numel() > 1 and not bool((t[1:] > t[:-1]).all()):
-                raise ModelError(f"KeptNeurons.{name} must be sorted and unique, got {t.tolist()}")
-            object.__setattr__(self, name, t)
-
-    @classmethod
-    def all_of(cls, spec: LayerSpec) -> KeptNeurons:
-        """Every neuron of a layer."""
-        return cls(torch.arange(spec.n_snn), torch.arange(spec.n_rnn))
-
-
-def check_kept(model: HSTNN, kept: Sequence[KeptNeurons]) -> None:
-    """Raise :class:`ModelError` unless ``kept`` has one in-range entry per hidden layer and no layer ends empty."""
-    if len(kept) != len(model.layers):
-        raise ModelError(f"need one KeptNeurons per hidden layer ({len(model.layers)}), got {len(kept)}")
-    for i, (k, spec) in enumerate(zip(kept, model.config.hidden, strict=True)):
-        if not isinstance(k, KeptNeurons):
-            raise ModelError(f"kept[{i}] must be KeptNeurons, got {type(k).__name__}")
-        for name, n in (("snn", spec.n_snn), ("rnn", spec.n_rnn)):
-            idx = getattr(k, name)
-            if idx.numel() and (int(idx[0]) < 0 or int(idx[-1]) >= n):
-                raise ModelError(f"kept[{i}].{name} indices must be in [0, {n}), got {idx.tolist()}")
-        if k.snn.numel() + k.rnn.numel() == 0:
-            raise ModelError(f"kept[{i}] keeps no neuron: a hybrid layer cannot be empty")
 
 
 def _population_state(pop: Population, rows: torch.Tensor, cols: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ pooled grid are configurable so that the shipped models fit the repository (see 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hstnn_ros.errors import HstnnError
-from hstnn_ros.model import Component, ConvLIF, Surrogate, SurrogateKind, count_conv_ops, register_builder, spike
+from hstnn_ros.model import Component, ConvLIF, Surrogate, SurrogateKind, count_conv_ops, spike
 
 SCNN_KIND = "scnn"
 CNN_KIND = "cnn"
@@ -293,5 +294,5 @@ def build_frontend(component: Component) -> Frontend:
     return module.eval()
 
 
-register_builder(SCNN_KIND, build_frontend)
-register_builder(CNN_KIND, build_frontend)
+#: How ``Bundle.build`` makes front-ends from their stored components (passed explicitly by the loaders).
+BUILDERS: dict[str, Callable[[Component], nn.Module]] = {SCNN_KIND: build_frontend, CNN_KIND: build_frontend}

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.model import HSTNN
+from hstnn_ros.perception.frontends import BUILDERS, Frontend
 from hstnn_ros.perception.window import window_from_metadata
 from hstnn_ros.runtime.deployment import DeployMeta, check_frontend_digest
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.inference import FastHstnn
 from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipeline
-
-if TYPE_CHECKING:
-    from hstnn_ros.perception.frontends import Frontend
 
 LOG = logging.getLogger(__name__)
 
@@ -118,8 +116,8 @@ def load_pipeline(bundle_dir: Path | str, frontends: Path | str | None = None) -
                                  "features cached by hstnn-frontends)")
     events_only = deploy.events_only or RGB_COMPONENT not in comps
     clf = HstnnClassifier(main.hstnn(HSTNN_COMPONENT))
-    ev = FrontendAdapter(comps[EVENT_COMPONENT].build(EVENT_COMPONENT))
-    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT))
+    ev = FrontendAdapter(comps[EVENT_COMPONENT].build(EVENT_COMPONENT, BUILDERS))
+    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT, BUILDERS))
     rgb_size = clf.input_size - ev.feature_size
     fe_meta = meta.get("frontend_metadata", meta)
     fe_source = str((bundle_dir / fe_rel).resolve() if fe_rel else bundle_dir)
