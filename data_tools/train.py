@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in report["summary"]:
         if "top1" not in row:
             continue
-        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        ratio = "-" if row["snn_ratio"] is None else f"{row['snn_ratio']:.2f}"
         print(f"{row['kind']:8} {ratio:>6} {row['top1']['mean']:.3f}+-{row['top1']['std']:.3f}     "
               f"{row['top5']['mean']:.3f} {row['recall']['mean']:7.3f} {row['mac']['mean']:12.0f} "
               f"{row['ac']['mean']:12.0f}")

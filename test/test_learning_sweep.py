@@ -47,13 +47,13 @@ def _cfg(ratios: list[float], seeds: list[int], epochs: int = 40) -> dict:
 
 
 def _rows(report: dict, kind: str) -> dict[float, dict]:
-    return {r["ratio"]: r for r in report["summary"] if r["kind"] == kind}
+    return {r["snn_ratio"]: r for r in report["summary"] if r["kind"] == kind}
 
 
 def _table(report: dict) -> str:
     """The summary as text, so that a failing assertion shows every number."""
     keys = ("top1", "selected_top1", "random_top1", "overlap_with_random")
-    return "\n".join(f"{r['kind']} r={r['ratio']} " + " ".join(
+    return "\n".join(f"{r['kind']} r={r['snn_ratio']} " + " ".join(
         f"{k}={r[k]['mean']:.3f}+-{r[k]['std']:.3f}" for k in keys if k in r) for r in report["summary"])
 
 

@@ -171,7 +171,7 @@ def test_report_aggregates_over_seeds(tmp_path) -> None:
 
     def unit(seed: int, top1: float, rate: float | None) -> dict:
         m = {"top1": top1, "top5": 1.0, "recall": top1, "loss": 0.1, "n": 10}
-        return {"unit": f"hstnn_r0.5_s{seed}", "kind": "hstnn", "ratio": 0.5, "seed": seed, "test": m, "val": m,
+        return {"unit": f"hstnn_r0.5_s{seed}", "kind": "hstnn", "snn_ratio": 0.5, "seed": seed, "test": m, "val": m,
                 "mac": 100.0 * (seed + 1), "ac": 10.0, "spike_rates": [rate, None],
                 "selected": {"test": dict(m, top1=top1 / 2)}}
 

@@ -46,7 +46,7 @@ def best_unit(report: dict[str, Any], source: Path) -> dict[str, Any]:
     units = [u for u in report["units"] if u["kind"] == "hstnn" and u.get("val")]
     if not units:
         raise FitError(f"{source}: no trained HSTNN unit; see its report.json")
-    return max(units, key=lambda u: (u["val"]["top1"], u["ratio"]))
+    return max(units, key=lambda u: (u["val"]["top1"], u["snn_ratio"]))
 
 
 def _copy_frontends(src: Path, dst: Path) -> Path:
@@ -81,7 +81,7 @@ def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: di
         place_count=int(comp.config["num_classes"]),
         frontend_bundle=None if cfg.embed_frontends else f"../{FRONTENDS}",
         frontend_sha256=None if cfg.embed_frontends else fe.digest,
-        events_only=events_only, environment=environment, snn_ratio=unit["ratio"], unit=unit["unit"],
+        events_only=events_only, environment=environment, snn_ratio=unit["snn_ratio"], unit=unit["unit"],
         val=unit["val"], test=unit["test"], mac_per_decision_hstnn=unit.get("mac"),
         ac_per_decision_hstnn=unit.get("ac"),
         spike_rates=tuple(r for r in unit.get("spike_rates") or () if r is not None) or None,
@@ -141,11 +141,12 @@ def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Pa
                                    frontends_dir=frontends_dir, dest=out / name, events_only=events_only,
                                    fs_file=fs_file)
         per_env = _per_env_accuracy(dest, fs_file, tol)
-        bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit["ratio"], "sizes": unit.get("sizes"),
-                         "val": unit["val"], "test": unit["test"], "mac": unit.get("mac"), "ac": unit.get("ac"),
+        bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit["snn_ratio"],
+                         "sizes": unit.get("sizes"), "val": unit["val"], "test": unit["test"],
+                         "mac": unit.get("mac"), "ac": unit.get("ac"),
                          "spike_rates": unit.get("spike_rates"), "events_only": events_only,
                          "test_per_environment": per_env, "route_filter": calib,
-                         "sweep": [{k: r.get(k) for k in ("model", "ratio", "top1", "val_top1", "mac", "ac")}
+                         "sweep": [{k: r.get(k) for k in ("model", "snn_ratio", "top1", "val_top1", "mac", "ac")}
                                    for r in report["summary"]]}
     presets = _write_presets(out, references)
     plots = _plots(out, frontends_dir, trained, bundles, stages.seconds)

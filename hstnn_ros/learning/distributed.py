@@ -48,7 +48,7 @@ def _run_unit(job: dict[str, Any], _after: Any = None) -> tuple[str, dict[str, A
     torch.set_num_threads(job["threads"])
     sweep = Sweep(config_from_dict(job["cfg"]), load_feature_set(job["features"]), job["out"], name=job["features"])
     seed = job["seed"]
-    unit = Unit(UnitKind(job["kind"]), seed, job["ratio"])
+    unit = Unit(UnitKind(job["kind"]), seed, job["snn_ratio"])
     if sweep.is_done(unit):
         return unit.name, None, ""
     if unit.kind is UnitKind.HSTNN and not sweep.is_done(Unit(UnitKind.ADAPTATION, seed)):
@@ -86,7 +86,7 @@ def run_sweep_ray(cfg: TrainConfig, features: Path | str, out_dir: Path | str, *
         t0 = time.perf_counter()
         for u in todo:
             job = {"cfg": cfg_d, "features": features, "out": str(out), "kind": u.kind.value, "seed": u.seed,
-                   "ratio": u.ratio, "threads": threads_per_unit}
+                   "snn_ratio": u.ratio, "threads": threads_per_unit}
             if u.kind is UnitKind.ADAPTATION:
                 adapt[u.seed] = task.remote(job)
                 refs.append(adapt[u.seed])

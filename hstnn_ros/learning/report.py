@@ -62,10 +62,10 @@ def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fing
     """Aggregate finished unit results into the report dict (see module docstring)."""
     groups: dict[tuple[str, float | None], list[Mapping[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r["kind"], r.get("ratio")), []).append(r)
+        groups.setdefault((r["kind"], r.get("snn_ratio")), []).append(r)
     summary = []
     for (kind, ratio), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
-        row: dict[str, Any] = {"kind": kind, "model": model_label(kind, ratio), "ratio": ratio,
+        row: dict[str, Any] = {"kind": kind, "model": model_label(kind, ratio), "snn_ratio": ratio,
                                "seeds": sorted(r["seed"] for r in rs)}
         for name, path in SCALARS.items():
             vals = [v for r in rs if (v := _get(r, path)) is not None]
@@ -81,7 +81,7 @@ def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fing
             rates.append(mean_std(vals) if vals else None)
         row["spike_rates"] = rates
         summary.append(row)
-    per_unit = [{k: r.get(k) for k in ("unit", "kind", "ratio", "seed", "sizes", "test", "val", "mac", "ac",
+    per_unit = [{k: r.get(k) for k in ("unit", "kind", "snn_ratio", "seed", "sizes", "test", "val", "mac", "ac",
                                        "spike_rates", "selected", "random", "overlap_with_random", "importance",
                                        "training")}
                 for r in results]
@@ -114,12 +114,12 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """``accuracy_vs_ratio.png``, ``ops_vs_ratio.png`` and ``accuracy_vs_ops.png`` (error bars: std over seeds)."""
     plt = pyplot()
 
-    rows = [r for r in report["summary"] if r["ratio"] is not None]
+    rows = [r for r in report["summary"] if r["snn_ratio"] is not None]
     series = {"hstnn": "HSTNN (3-stage)", "direct": "directly hybrid"}
     paths = []
 
-    def line(ax: Any, kind: str, key: str, label: str, xkey: str = "ratio", **kw: Any) -> None:
-        rs = sorted((r for r in rows if r["kind"] == kind and key in r), key=lambda r: r["ratio"])
+    def line(ax: Any, kind: str, key: str, label: str, xkey: str = "snn_ratio", **kw: Any) -> None:
+        rs = sorted((r for r in rows if r["kind"] == kind and key in r), key=lambda r: r["snn_ratio"])
         if not rs:
             return
         xs = [r[xkey]["mean"] if isinstance(r[xkey], dict) else r[xkey] for r in rs]
@@ -152,7 +152,7 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
             ax.errorbar([r["ops"]["mean"] for r in rs], [r["top1"]["mean"] for r in rs],
                         yerr=[r["top1"]["std"] for r in rs], fmt="o", capsize=3, label=series[kind])
             for r in rs:
-                ax.annotate(f"r={r['ratio']:g}", (r["ops"]["mean"], r["top1"]["mean"]), fontsize=6)
+                ax.annotate(f"r={r['snn_ratio']:g}", (r["ops"]["mean"], r["top1"]["mean"]), fontsize=6)
     ax.set(xlabel="operations per sample (MAC + AC)", ylabel="test top-1 accuracy", title="Accuracy vs operations")
     ax.set_xscale("log")
     ax.grid(alpha=0.3)

@@ -206,7 +206,7 @@ class Sweep:
         t0 = time.perf_counter()
         model = net.build_model(self.cfg, self.data, self.adapt_sizes(), seed=unit.seed)
         fit_res = self._fit(model, self.cfg.epochs.adaptation, unit.seed, f"adapt s{unit.seed}")
-        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "ratio": None,
+        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "snn_ratio": None,
                   "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
                   **net.measure_ops(model, self._ops_x())}
         result["seconds"] = time.perf_counter() - t0
@@ -310,7 +310,7 @@ class Sweep:
         model = net.shrink_model(adapted, kept)
         selected = _metrics(model, self.data, self.cfg)
         result: dict[str, Any] = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed,
-                                  "ratio": unit.ratio, "kept": _kept_json(kept), "selected": selected,
+                                  "snn_ratio": unit.ratio, "kept": _kept_json(kept), "selected": selected,
                                   "importance": _importance_meta(self.cfg.selection.criterion, rounds),
                                   "selection_seconds": t_sel}
         if self.cfg.sweep.random_control:
@@ -340,7 +340,7 @@ class Sweep:
         sizes = population_sizes(self.cfg, unit.ratio)
         model = net.build_model(self.cfg, self.data, sizes, seed=unit.seed)
         fit_res = self._fit(model, self.cfg.epochs.direct_epochs, unit.seed, f"direct r={unit.ratio:g} s{unit.seed}")
-        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "ratio": unit.ratio,
+        result = {"unit": unit.name, "kind": unit.kind.value, "seed": unit.seed, "snn_ratio": unit.ratio,
                   "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
                   **net.measure_ops(model, self._ops_x())}
         result["seconds"] = time.perf_counter() - t0
