@@ -70,7 +70,7 @@ models: $(STAMP)
 	test -f $(MODELS_WORK)/route/index.json || $(BIN)/hstnn-synth-route --out $(MODELS_WORK)/route --preset demo \
 		--envs env1,env2,env3 --traversals 4 --seed 0 --quiet
 	$(BIN)/hstnn-fit-route --route $(MODELS_WORK)/route --out models --work $(MODELS_WORK)/fit --quick \
-		--hidden 500 500 --ratios 0.5 0.75 0.95
+		--frontend-epochs 20 --hidden 500 500 --ratios 0.5 0.75 0.95
 
 clean:
 	rm -rf $(VENV) build install log *.egg-info .pytest_cache .ruff_cache .mypy_cache
