@@ -73,6 +73,10 @@ class KnnNovelty:
             raise ModelError(f"KnnNovelty: window >= 1 and a finite threshold needed, got {self.window}, "
                              f"{self.threshold}")
         object.__setattr__(self, "reference", _unit(ref))
+        # torch, not numpy: torch's thread count is the engine's (EngineConfig.threads, 1 by default), whereas
+        # numpy's BLAS may hand a matrix-vector product to a second thread, which on a busy CPU puts ~16 ms into
+        # the latency tail (bench_unknown_place)
+        object.__setattr__(self, "_ref_t", torch.from_numpy(self.reference))
 
     @property
     def size(self) -> int:
@@ -81,7 +85,8 @@ class KnnNovelty:
 
     def similarity(self, x: np.ndarray) -> np.ndarray:
         """Cosine similarity of each readout input ``x`` (``[n]`` or ``[B, n]``) to its nearest reference."""
-        return (np.atleast_2d(_unit(x)) @ self.reference.T).max(axis=1)
+        q = torch.from_numpy(np.ascontiguousarray(np.atleast_2d(_unit(x))))
+        return (q @ self._ref_t.T).amax(dim=1).numpy()
 
     def smoothed(self, similarities: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of whole traversals (one similarity array each, time order), as ``NoveltyTracker`` gives them
