@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,7 @@ class KnnNovelty:
     reference: np.ndarray
     threshold: float
     window: int = SMOOTHING
+    _ref_t: torch.Tensor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ref = np.asarray(self.reference)
