@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--route-filter", action="store_true",
                    help="filter place posteriors along the route (reports raw and filtered accuracy)")
     p.add_argument("--unknown-threshold", type=float, default=None,
-                   help="confidence below which a place is unknown (default: the bundle's calibrated threshold)")
+                   help="softmax confidence below which a place is unknown (default: the bundle's calibrated "
+                        "unknown-place detector, or its softmax threshold in bundles without one)")
     p.add_argument("--output-bag", action="store_true", help="also write the node's topics to <out>/bag")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

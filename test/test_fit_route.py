@@ -93,13 +93,16 @@ def test_fit_route_writes_a_deployable_bundle_set(fitted) -> None:
     assert meta["frontend_bundle"] == "../frontends" and meta["storage_dtype"] == "float16"
     assert meta["frontend_sha256"] == load_bundle(out / "frontends").digest
     assert load_pipeline(out / "events_only").events_only and not load_pipeline(out / "env1").events_only
-    # the route filter and unknown thresholds ship calibrated: kernel from the training traversals, thresholds that
-    # accept the target share of the validation decisions, the engine picks them up
+    # the route filter, unknown thresholds and unknown-place detector ship calibrated: kernel from the training
+    # traversals, thresholds that accept the target share of the validation decisions, the engine picks them up
+    # (the detector by default, the softmax threshold when one is set)
     cal = report["bundles"]["env1"]["route_filter"]
     assert MotionModel.from_dict(meta["route_filter"]) == MotionModel.from_dict(cal["route_filter"])
     assert cal["validation"]["true_accept_raw"] >= 0.95 and cal["validation"]["true_accept_filtered"] >= 0.95
+    assert cal["validation"]["true_accept_detector"] >= 0.95
     eng = PlaceRecognitionEngine(load_pipeline(out / "env1"), EngineConfig(route_filter=True))
-    assert eng.unknown_threshold == meta["unknown_threshold_filtered"]
+    assert eng.novelty is not None and eng.unknown_threshold == meta["unknown_detector"]["threshold"]
+    assert 0 < meta["unknown_detector"]["references"] <= 512
     card = (out / "MODEL_CARD.md").read_text()
     assert "| env1 | env1 |" in card and "auto" in card and "Route filter and unknown place" in card
     assert {r["bundle"] for r in res.summary} == {"env1", "env2", "default", "events_only"}

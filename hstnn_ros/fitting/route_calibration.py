@@ -6,7 +6,9 @@ One window of a feature set is one decision of the online engine (a window ends 
 between consecutive windows of a traversal are the steps between decisions. The fit has no traversal of another
 route, so the unknown thresholds are set for a target true-accept rate on the validation traversals
 (``threshold_for_true_accept``); their false-accept rate has to be measured on another route
-(docs/reports/route_filter.md does).
+(docs/reports/route_filter.md does). Besides the softmax thresholds (kept for bundles read by older engines), the
+unknown-place detector the engine uses (``model.unknown_place``: novelty of the window's representation) takes its
+reference vectors from the training traversals and its threshold from the validation ones.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from hstnn_ros.datasets.features import SPLIT_TRAIN, SPLIT_VAL, FeatureSet
 from hstnn_ros.fitting.errors import FitError
+from hstnn_ros.model.network import HSTNN
 from hstnn_ros.model.route_filter import MotionModel, RouteFilter, estimate_motion, threshold_for_true_accept
+from hstnn_ros.model.unknown_place import calibrate_novelty
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,23 @@ def traversal_sequences(fs: FeatureSet, split: int) -> list[np.ndarray]:
 
 
 @torch.inference_mode()
-def window_probs(model: nn.Module, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Softmax ``[N, C]`` of ``model`` (eval mode) over windows ``[N, T, F]``."""
+def window_outputs(model: HSTNN, features: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax ``[N, C]`` and readout input ``[N, n]`` (``RunRecord.readout_input``) of ``model`` (an ``HSTNN``,
+    eval mode) over windows ``[N, T, F]``."""
     model.eval()
-    out = [torch.softmax(model(torch.from_numpy(np.ascontiguousarray(features[i:i + batch_size]))).float(), dim=1)
-           for i in range(0, len(features), batch_size)]
-    return torch.cat(out).numpy().astype(np.float64)
+    probs, feats = [], []
+    for i in range(0, len(features), batch_size):
+        rec = model.run(torch.from_numpy(np.ascontiguousarray(features[i:i + batch_size])))
+        if rec.readout_input is None:  # HSTNN.run always records it
+            raise FitError("the HSTNN's run recorded no readout input; cannot calibrate the unknown-place detector")
+        probs.append(torch.softmax(rec.logits.float(), dim=1))
+        feats.append(rec.readout_input.float())
+    return torch.cat(probs).numpy().astype(np.float64), torch.cat(feats).numpy()
+
+
+def window_probs(model: HSTNN, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Softmax ``[N, C]`` of ``model`` (eval mode) over windows ``[N, T, F]``."""
+    return window_outputs(model, features, batch_size)[0]
 
 
 def filtered_probs(probs: Sequence[np.ndarray], num_places: int, motion: MotionModel) -> list[np.ndarray]:
@@ -51,7 +65,7 @@ def filtered_probs(probs: Sequence[np.ndarray], num_places: int, motion: MotionM
     return [filt.run(p) for p in probs]
 
 
-def calibrate_route(model: nn.Module, fs: FeatureSet, *, true_accept: float = 0.95,
+def calibrate_route(model: HSTNN, fs: FeatureSet, *, true_accept: float = 0.95,
                     temperatures: Sequence[float] = TEMPERATURES) -> dict[str, Any]:
     """Motion model, temperature and unknown thresholds of ``model`` on ``fs`` (see the module docstring).
 
@@ -63,7 +77,8 @@ def calibrate_route(model: nn.Module, fs: FeatureSet, *, true_accept: float = 0.
     if not train or not val:
         raise FitError("route calibration needs training and validation traversals in the feature set")
     base = estimate_motion([fs.labels[i] for i in train])
-    probs = [window_probs(model, fs.features[i]) for i in val]
+    val_out = [window_outputs(model, fs.features[i]) for i in val]
+    probs = [p for p, _ in val_out]
     labels = [fs.labels[i] for i in val]
     y = np.concatenate(labels)
     nll, top1 = {}, {}
@@ -84,8 +99,13 @@ def calibrate_route(model: nn.Module, fs: FeatureSet, *, true_accept: float = 0.
                   "true_accept_raw": thr_raw["true_accept"], "true_accept_filtered": thr_filt["true_accept"],
                   "target_true_accept": float(true_accept), "nll_by_temperature": nll,
                   "filtered_top1_by_temperature": top1}
+    detector, facts = calibrate_novelty([window_outputs(model, fs.features[i])[1] for i in train],
+                                        [f for _, f in val_out], true_accept)
+    validation["true_accept_detector"] = facts["true_accept_validation"]
     log.info("route filter: kernel %s over steps %s, temperature %g; val top-1 raw %.3f filtered %.3f; unknown "
-             "thresholds raw %.3f filtered %.3f", np.round(motion.probs, 3), motion.offsets, best_t,
-             validation["raw_top1"], validation["filtered_top1"], thr_raw["threshold"], thr_filt["threshold"])
+             "thresholds raw %.3f filtered %.3f, detector %.4f (%d references)", np.round(motion.probs, 3),
+             motion.offsets, best_t, validation["raw_top1"], validation["filtered_top1"], thr_raw["threshold"],
+             thr_filt["threshold"], detector.threshold, len(detector.reference))
     return {"route_filter": motion.to_dict(), "unknown_threshold": thr_raw["threshold"],
-            "unknown_threshold_filtered": thr_filt["threshold"], "validation": validation}
+            "unknown_threshold_filtered": thr_filt["threshold"], "unknown_detector": detector.to_metadata(**facts),
+            "detector": detector, "validation": validation}

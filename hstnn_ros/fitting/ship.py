@@ -26,6 +26,7 @@ from hstnn_ros.fitting.route_calibration import calibrate_route
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir
 from hstnn_ros.learning import evaluate, prepare_data
 from hstnn_ros.model import Component, load_bundle, save_bundle
+from hstnn_ros.model.unknown_place import COMPONENT
 from hstnn_ros.plotting import pyplot, save_figure
 from hstnn_ros.runtime.deployment import DeployMeta
 from hstnn_ros.runtime.presets import PRESETS_FILE, SceneReferences, SceneStats, write_references
@@ -102,7 +103,9 @@ def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: di
     save_bundle(tmp, comps, meta)
     calib = calibrate_route(load_bundle(tmp).hstnn().float().eval(), load_feature_set(fs_file),
                             true_accept=cfg.unknown_true_accept)
-    meta |= {k: calib[k] for k in ("route_filter", "unknown_threshold", "unknown_threshold_filtered")}
+    meta |= {k: calib[k] for k in ("route_filter", "unknown_threshold", "unknown_threshold_filtered",
+                                   "unknown_detector")}
+    comps[COMPONENT] = calib.pop("detector").to_component()
     shutil.rmtree(tmp)
     save_bundle(tmp, comps, meta)
     return replace_dir(tmp, dest), calib
@@ -282,10 +285,13 @@ The route filter (`route_filter: true`) uses the motion kernel estimated from th
 sequences (P(step between decisions) over steps {steps}) and the likelihood temperature with the best filtered
 top-1 on the validation traversals (ties: lowest NLL). The "unknown place" thresholds accept {tar:.0%} of the
 validation decisions (a true-accept target: the fit has no traversal of another route, so their false-accept rate
-is not known here and must be measured on another route). `unknown_threshold` applies to the raw top-1,
-`unknown_threshold_filtered` to the filtered one.
+is not known here and must be measured on another route). The engine decides unknown places with the bundle's
+`unknown_detector` (cosine similarity of the window's representation to its nearest training reference, averaged
+over the last decisions; far fewer false accepts than a softmax threshold, docs/reports/route_filter.md);
+`unknown_threshold` (raw top-1) and `unknown_threshold_filtered` (filtered top-1) are used when an unknown threshold
+is set explicitly, or by engines without the detector.
 
-| bundle | kernel | T | val top-1 raw | val top-1 filtered | threshold raw (TAR) | threshold filtered (TAR) |
+| bundle | kernel | T | val top-1 raw / filtered | thr. raw (TAR) | thr. filtered (TAR) | detector (TAR, refs) |
 |---|---|---|---|---|---|---|
 {route_rows}
 
@@ -356,9 +362,11 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
         rf, v = rc["route_filter"], rc["validation"]
         steps = ", ".join(f"{o:+d}" for o in rf["offsets"])
         route_rows.append(
-            f"| {name} | {' '.join(f'{p:.3f}' for p in rf['probs'])} | {rf['temperature']:g} | {v['raw_top1']:.3f} | "
+            f"| {name} | {' '.join(f'{p:.3f}' for p in rf['probs'])} | {rf['temperature']:g} | {v['raw_top1']:.3f} / "
             f"{v['filtered_top1']:.3f} | {rc['unknown_threshold']:.3f} ({v['true_accept_raw']:.3f}) | "
-            f"{rc['unknown_threshold_filtered']:.3f} ({v['true_accept_filtered']:.3f}) |")
+            f"{rc['unknown_threshold_filtered']:.3f} ({v['true_accept_filtered']:.3f}) | "
+            + (f"{d['threshold']:.4f} ({d['true_accept_validation']:.3f}, {d['references']}) |"
+               if (d := rc.get("unknown_detector")) else "- |"))
     envs_all = ", ".join(per_env)
     title = f"{len(doc['bundles'])} bundles for a route in {envs_all} ({doc['dataset']['num_places']} places)"
     stages = "\n".join(f"| {k} | {v:.0f} |" for k, v in doc["stage_seconds"].items())

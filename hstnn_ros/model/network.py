@@ -165,11 +165,14 @@ def _spec(h: Any) -> LayerSpec:
 
 @dataclass
 class RunRecord:
-    """Everything a batch run produced: logits and per-layer traces (``[B, T, n]``, empty ``n`` allowed)."""
+    """Everything a batch run produced: logits, per-layer traces (``[B, T, n]``, empty ``n`` allowed) and the
+    readout's input ``[B, n_snn + n_rnn]`` (decoded last-layer spikes + last RNN state: the window's representation,
+    what ``model.unknown_place`` measures novelty on)."""
 
     logits: torch.Tensor
     spikes: list[torch.Tensor]
     rnn_out: list[torch.Tensor]
+    readout_input: torch.Tensor | None = None
 
 
 @dataclass
@@ -382,9 +385,9 @@ class HSTNN(nn.Module):
             rnn_out.append(r)
             y = torch.cat([s, r], dim=-1)
         dec = spikes[-1].mean(0) if self.config.decoder is Decoder.RATE else spikes[-1][-1]
-        logits = self.readout(torch.cat([dec, rnn_out[-1][-1]], dim=-1))
-        return RunRecord(logits=logits, spikes=[s.transpose(0, 1) for s in spikes],
-                         rnn_out=[r.transpose(0, 1) for r in rnn_out])
+        feat = torch.cat([dec, rnn_out[-1][-1]], dim=-1)
+        return RunRecord(logits=self.readout(feat), spikes=[s.transpose(0, 1) for s in spikes],
+                         rnn_out=[r.transpose(0, 1) for r in rnn_out], readout_input=feat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C]`` for windows ``x[B, T, F]``."""

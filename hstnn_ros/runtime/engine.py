@@ -41,6 +41,7 @@ import torch
 
 from hstnn_ros import defaults
 from hstnn_ros.model.route_filter import MotionModel, RouteFilter
+from hstnn_ros.model.unknown_place import NoveltyTracker
 from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.perception.images import preprocess_rgbd
 from hstnn_ros.perception.window import EventBuffer, VirtualClock
@@ -72,8 +73,10 @@ class EngineConfig:
         route_filter: filter the place posteriors along the route (``model.route_filter``: an HMM over places
             with the bundle's motion model); results keep the raw decision too.
         unknown_threshold: confidence below which a decision is an unknown place; ``None``: the bundle's calibrated
-            threshold if it has one (``unknown_threshold`` metadata, or ``unknown_threshold_filtered`` with the
-            route filter), else never; 0: never.
+            detector (``Pipeline.unknown_detector``: novelty of the window's representation, ``model.unknown_place``)
+            if it has one, else its calibrated softmax threshold (``unknown_threshold`` metadata, or
+            ``unknown_threshold_filtered`` with the route filter), else never; a number: that softmax threshold
+            (0: never).
         threads: torch intra-op threads set when the engine is built (process-wide: ``torch.set_num_threads``);
             ``None`` leaves torch's setting. Default 1: a decision is hundreds of small ops, where a second OpenMP
             thread costs more in hand-offs than it saves, and on a busy CPU (a robot's cores are shared) waiting for
@@ -214,8 +217,11 @@ class PlaceResult:
         logits: ``[C]`` float32 logits (for offline comparison).
         window_start_ns: stamp of the first frame in the window.
         top_k_names: the ``class_id`` strings of ``top_k``'s places.
-        known: False when ``score`` is below the unknown-place threshold (``place_id`` is then the best guess).
+        known: False when ``unknown_score`` is below the unknown-place threshold (``place_id`` is then the best
+            guess).
         raw_top_k: with the route filter on, the classifier's own ``top_k`` before filtering (else empty).
+        unknown_score: what the unknown-place threshold is compared with: the bundle detector's score (smoothed
+            similarity to the training windows) when it is used, else ``score``.
     """
 
     stamp_ns: int
@@ -230,6 +236,7 @@ class PlaceResult:
     top_k_names: tuple[str, ...] = ()
     known: bool = True
     raw_top_k: tuple[tuple[int, float], ...] = ()
+    unknown_score: float = math.nan
 
     @property
     def raw_place_id(self) -> int:
@@ -274,6 +281,11 @@ class PlaceRecognitionEngine:
             motion = MotionModel.from_dict(meta["route_filter"]) if "route_filter" in meta else MotionModel()
             self.route_filter = RouteFilter(pipeline.num_classes, motion)
         thr = self.config.unknown_threshold
+        self.novelty: NoveltyTracker | None = None
+        if thr is None and pipeline.unknown_detector is not None:
+            self.novelty = NoveltyTracker(pipeline.unknown_detector)
+            self.unknown_threshold = pipeline.unknown_detector.threshold
+            return
         # the filtered posterior is sharper than the raw softmax: a route fit calibrates a threshold for each
         key = "unknown_threshold_filtered" if self.route_filter is not None and "unknown_threshold_filtered" in meta \
             else "unknown_threshold"
@@ -342,12 +354,10 @@ class PlaceRecognitionEngine:
 
     def reset(self) -> None:
         """Forget every buffered input and feature (counters are kept)."""
-        if self.route_filter is not None:
-            self.route_filter.reset()
+        self._restart_window()
         self.events.reset()
         self.frames.clear()
         self.clock.reset()
-        self.window.clear()
         self._watermark = -(2**62)
         self._last_frame_ns = None
 
@@ -407,15 +417,21 @@ class PlaceRecognitionEngine:
             if len(self.frames) == before:
                 return results
 
+    def _restart_window(self) -> None:
+        """A gap: the feature window and the per-decision states (route filter, unknown-place smoothing) restart."""
+        self.window.clear()
+        if self.route_filter is not None:
+            self.route_filter.reset()
+        if self.novelty is not None:
+            self.novelty.reset()
+
     def _process(self, frame: PendingFrame) -> PlaceResult | None:
         t0 = time.perf_counter()
         st = self.stage_seconds
         prev = self._last_frame_ns
         if prev is not None and frame.stamp_ns - prev > self.config.max_gap_ns:
             self._gaps += 1
-            self.window.clear()
-            if self.route_filter is not None:
-                self.route_filter.reset()
+            self._restart_window()
         self._last_frame_ns = frame.stamp_ns
         events, edges = self.events.cut(frame.stamp_ns, prev)
         self._processed += 1
@@ -451,6 +467,7 @@ class PlaceRecognitionEngine:
             raw_top = _top_k(probs, self.config.top_k)
             probs = self.route_filter.update(probs)
         top = _top_k(probs, self.config.top_k)
+        unknown_score = top[0][1] if self.novelty is None else self._novelty_score(out.readout_input)
         ops = OpCounts(
             event_frontend_macs=float(ev.macs),
             event_frontend_acs=float(ev.acs),
@@ -473,9 +490,17 @@ class PlaceRecognitionEngine:
             logits=logits.cpu().numpy(),
             window_start_ns=self.window.start_ns,
             top_k_names=tuple(pipe.place_name(i) for i, _ in top),
-            known=top[0][1] >= self.unknown_threshold,
+            known=unknown_score >= self.unknown_threshold,
             raw_top_k=raw_top,
+            unknown_score=unknown_score,
         )
+
+    def _novelty_score(self, readout_input: torch.Tensor | None) -> float:
+        """The bundle detector's score of this decision (``model.unknown_place.NoveltyTracker``)."""
+        if self.novelty is None or readout_input is None:
+            raise RuntimeEngineError("the bundle's unknown-place detector needs the classifier's readout_input, "
+                                     "which this classifier does not return")
+        return self.novelty.update(readout_input[0].float().cpu().numpy())
 
     def window_tensor(self) -> torch.Tensor:
         """The current window ``[1, T, F]`` in the feature-set layout (RGB at ``WindowSpec.rgb_steps``)."""

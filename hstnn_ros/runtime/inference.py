@@ -58,9 +58,14 @@ class FastHstnn:
             self._key = key
         return self._weights
 
-    @torch.no_grad()
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[float, ...]]:
         """Logits, MACs and ACs per sample (float64) and the mean spike rate of each non-empty SNN population."""
+        return self.run_readout(x)[:4]
+
+    @torch.no_grad()
+    def run_readout(self, x: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[float, ...], torch.Tensor]:
+        """``run`` plus the readout's input ``[B, n]`` (``RunRecord.readout_input``)."""
         model, cfg = self.model, self.model.config
         model._check_input(x)
         B, T, _ = x.shape
@@ -111,5 +116,5 @@ class FastHstnn:
             acs += s_f[-1].sum(-1, dtype=torch.float64) * C
         r_last = y[-1, :, cfg.hidden[-1].n_snn :]
         macs += active_blocks(r_last) * float(r_last.shape[-1] * C)
-        logits = model.readout(torch.cat([dec, r_last], dim=-1))
-        return logits, macs, acs, tuple(rates)
+        feat = torch.cat([dec, r_last], dim=-1)
+        return model.readout(feat), macs, acs, tuple(rates), feat

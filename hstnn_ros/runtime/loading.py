@@ -23,6 +23,7 @@ from torch import nn
 
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.model import HSTNN
+from hstnn_ros.model.unknown_place import KnnNovelty
 from hstnn_ros.perception.frontends import BUILDERS, Frontend
 from hstnn_ros.perception.window import window_from_metadata
 from hstnn_ros.runtime.deployment import DeployMeta, check_frontend_digest
@@ -53,14 +54,14 @@ class HstnnClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> ClassifierResult:
         if self._fast is not None and not torch.is_grad_enabled():
-            logits, macs, acs, rates = self._fast.run(x)
-            return ClassifierResult(logits, float(macs.sum()), float(acs.sum()), rates)
+            logits, macs, acs, rates, feat = self._fast.run_readout(x)
+            return ClassifierResult(logits, float(macs.sum()), float(acs.sum()), rates, feat)
         from hstnn_ros.model import count_ops  # noqa: PLC0415
 
         record = self.model.run(x)
         ops = count_ops(self.model, x, record)
         rates = tuple(r for r in ops.spike_rates if r is not None)
-        return ClassifierResult(record.logits, float(ops.macs.sum()), float(ops.acs.sum()), rates)
+        return ClassifierResult(record.logits, float(ops.macs.sum()), float(ops.acs.sum()), rates, record.readout_input)
 
 
 class FrontendAdapter(nn.Module):
@@ -130,6 +131,13 @@ def load_pipeline(bundle_dir: Path | str, frontends: Path | str | None = None) -
         raise RuntimeEngineError(f"{fe_source}: the RGB front-end takes {rgb_in} channels but the window has "
                                  f"{window.rgb_channels} (depth={window.depth}); rebuild the front-end bundle")
     names = deploy.place_names
+    try:
+        detector = KnnNovelty.from_bundle(meta, main.components, source=str(bundle_dir / "bundle.json"))
+    except HstnnError as exc:
+        raise RuntimeEngineError(str(exc)) from exc
+    if detector is not None and detector.size != clf.model.readout.in_features:
+        raise RuntimeEngineError(f"{bundle_dir}: its unknown-place references have {detector.size} features but the "
+                                 f"HSTNN's readout takes {clf.model.readout.in_features}; re-ship the bundle")
     return Pipeline(
         event_frontend=ev,
         rgb_frontend=rgb,
@@ -138,4 +146,5 @@ def load_pipeline(bundle_dir: Path | str, frontends: Path | str | None = None) -
         rgb_feature_size=rgb_size,
         place_names=tuple(names) if names else None,
         metadata={"bundle": str(bundle_dir), **{k: v for k, v in meta.items() if k != "frontend_metadata"}},
+        unknown_detector=detector,
     )

@@ -5,9 +5,10 @@ the rosbags typestore in replay) and returns the ``place`` and ``ops`` messages.
 
 - ``place`` (``vision_msgs/msg/Classification``), stamped with the window's last input, ``frame_id`` of the input
   image; one ``ObjectHypothesis`` per top-k entry, best first (``class_id`` = place name, ``score`` = softmax
-  probability, after the route filter when it is on). An **unknown place** (confidence below the calibrated
-  threshold: the robot is probably off its map) is published with a first hypothesis ``class_id = "unknown"``
-  (``UNKNOWN_CLASS_ID``, score = 1 - best probability) followed by the best guesses.
+  probability, after the route filter when it is on). An **unknown place** (``PlaceResult.known`` False: the
+  bundle's detector finds the window unlike the route's training windows, or, without one, the confidence is below
+  the calibrated threshold: the robot is probably off its map) is published with a first hypothesis
+  ``class_id = "unknown"`` (``UNKNOWN_CLASS_ID``, score = 1 - best probability) followed by the best guesses.
 - ``place_raw`` (same type), only with the route filter on: the classifier's own top-k before filtering.
 - ``ops`` (``diagnostic_msgs/msg/DiagnosticArray``, same header), one status ``hstnn_ros/ops`` whose key-values
   (``OPS_KEYS``) are the operations of that decision by component, spike rates, latency and the place id. A

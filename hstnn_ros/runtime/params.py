@@ -112,7 +112,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("route_filter", _ENGINE.route_filter,
               "filter place posteriors along the route (the raw decision is published on `place_raw`)"),
     ParamSpec("unknown_threshold", -1.0,
-              "confidence below which the place is `unknown`; -1: the bundle's calibrated threshold; 0: never",
+              "softmax confidence below which the place is `unknown`; -1: the bundle's calibrated detector "
+              "(novelty of the window's representation) or, in bundles without one, its softmax threshold; 0: never",
               low=-1.0, high=1.0),
     ParamSpec("device", _ENGINE.device, "torch device: cpu | cuda | cuda:N"),
     ParamSpec("threads", _ENGINE.threads or 0, "torch intra-op threads (0: leave torch's setting)", low=0, high=256),

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from hstnn_ros import defaults
+from hstnn_ros.model.unknown_place import KnnNovelty
 from hstnn_ros.perception.window import WindowSpec
 from hstnn_ros.runtime.errors import RuntimeEngineError
 
@@ -38,12 +39,14 @@ class FrontendResult:
 
 @dataclass(frozen=True)
 class ClassifierResult:
-    """Output of the HSTNN on ``B`` windows: logits ``[B, C]`` and the ops measured on those windows."""
+    """Output of the HSTNN on ``B`` windows: logits ``[B, C]``, the ops measured on those windows and the readout's
+    input ``[B, n]`` (the windows' representation; needed by a bundle's unknown-place detector)."""
 
     logits: torch.Tensor
     macs: float
     acs: float
     spike_rates: tuple[float, ...] = ()
+    readout_input: torch.Tensor | None = None
 
 
 @runtime_checkable
@@ -83,6 +86,8 @@ class Pipeline:
         metadata: free provenance (bundle path, SNN ratio, environment).
         event_transform: applied to the ``[bins, 2, H, W]`` event frames before the event front-end (an extra
             transform a custom front-end needs beyond the window's clip/normalise); ``None`` = none.
+        unknown_detector: the bundle's calibrated unknown-place detector (``model.unknown_place``; the classifier
+            must then return ``readout_input``); ``None``: unknown places by the softmax threshold.
     """
 
     event_frontend: FrontEnd
@@ -93,6 +98,7 @@ class Pipeline:
     place_names: tuple[str, ...] | None = None
     metadata: dict = field(default_factory=dict)
     event_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    unknown_detector: KnnNovelty | None = None
 
     def __post_init__(self) -> None:
         expected = self.event_frontend.feature_size + self.rgb_feature_size

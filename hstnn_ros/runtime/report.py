@@ -44,6 +44,7 @@ class DecisionRecord:
     known: bool = True
     raw_place_id: int = -1
     raw_score: float = float("nan")
+    unknown_score: float = float("nan")
 
     @classmethod
     def from_result(cls, r: PlaceResult, true_place: int = -1, environment: str = "") -> DecisionRecord:
@@ -55,7 +56,7 @@ class DecisionRecord:
             event_frontend_acs=o.event_frontend_acs, rgb_frontend_macs=o.rgb_frontend_macs, hstnn_macs=o.hstnn_macs,
             hstnn_acs=o.hstnn_acs, event_frontend_spike_rate=o.event_frontend_spike_rate, latency_s=r.latency_s,
             top_k=";".join(f"{i}:{p:.4f}" for i, p in r.top_k), known=r.known, raw_place_id=r.raw_place_id,
-            raw_score=r.raw_top_k[0][1] if r.raw_top_k else r.score,
+            raw_score=r.raw_top_k[0][1] if r.raw_top_k else r.score, unknown_score=r.unknown_score,
         )
 
 
