@@ -42,12 +42,18 @@ PLOTS = "plots"
 _FRONTEND_KEYS = ("window", "num_places", "dataset_fingerprint", "pretrain")
 
 
+def unit_ratio(unit: dict[str, Any]) -> float:
+    """A unit result's SNN ratio: ``snn_ratio``, or ``ratio`` in results written before the key was renamed (a fit
+    resumed across that change keeps its trained stages)."""
+    return float(unit["snn_ratio"] if "snn_ratio" in unit else unit["ratio"])
+
+
 def best_unit(report: dict[str, Any], source: Path) -> dict[str, Any]:
     """The HSTNN unit with the best validation top-1 (ties: the higher SNN ratio)."""
     units = [u for u in report["units"] if u["kind"] == "hstnn" and u.get("val")]
     if not units:
         raise FitError(f"{source}: no trained HSTNN unit; see its report.json")
-    return max(units, key=lambda u: (u["val"]["top1"], u["snn_ratio"]))
+    return max(units, key=lambda u: (u["val"]["top1"], unit_ratio(u)))
 
 
 def _copy_frontends(src: Path, dst: Path) -> Path:
@@ -82,7 +88,7 @@ def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: di
         place_count=int(comp.config["num_classes"]),
         frontend_bundle=None if cfg.embed_frontends else f"../{FRONTENDS}",
         frontend_sha256=None if cfg.embed_frontends else fe.digest,
-        events_only=events_only, environment=environment, snn_ratio=unit["snn_ratio"], unit=unit["unit"],
+        events_only=events_only, environment=environment, snn_ratio=unit_ratio(unit), unit=unit["unit"],
         val=unit["val"], test=unit["test"], mac_per_decision_hstnn=unit.get("mac"),
         ac_per_decision_hstnn=unit.get("ac"),
         spike_rates=tuple(r for r in unit.get("spike_rates") or () if r is not None) or None,
@@ -144,7 +150,7 @@ def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Pa
                                    frontends_dir=frontends_dir, dest=out / name, events_only=events_only,
                                    fs_file=fs_file)
         per_env = _per_env_accuracy(dest, fs_file, tol)
-        bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit["snn_ratio"],
+        bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit_ratio(unit),
                          "sizes": unit.get("sizes"), "val": unit["val"], "test": unit["test"],
                          "mac": unit.get("mac"), "ac": unit.get("ac"),
                          "spike_rates": unit.get("spike_rates"), "events_only": events_only,
