@@ -15,6 +15,7 @@ import numpy as np
 from hstnn_ros.datasets.features import SPLIT_TRAIN, load_feature_set
 from hstnn_ros.defaults import EVENT_FRAMES_PER_WINDOW
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.model import load_bundle
 from hstnn_ros.tianjicx import LutWidth, MappingStrategy, export_program
 
 
@@ -33,8 +34,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        from hstnn_ros.model import load_bundle  # noqa: PLC0415
-
         model = load_bundle(args.model).hstnn()
         cfg = model.config
         if args.calib:

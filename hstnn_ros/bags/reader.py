@@ -33,6 +33,10 @@ from types import TracebackType
 from typing import Any
 
 import yaml
+from mcap.exceptions import McapError
+from mcap.reader import make_reader
+from mcap.records import Channel, Chunk, Message, Schema
+from mcap.stream_reader import StreamReader, breakup_chunk
 
 from hstnn_ros.bags.enums import Storage
 from hstnn_ros.bags.errors import BagError
@@ -315,9 +319,6 @@ class _Mcap:
     usable summary the file is indexed once front to back (``_scan``) and streamed again from that scan."""
 
     def __init__(self, path: Path) -> None:
-        from mcap.exceptions import McapError  # noqa: PLC0415
-        from mcap.reader import make_reader  # noqa: PLC0415
-
         self.path = path
         self.recovery: str | None = None
         self.lost = 0
@@ -353,9 +354,6 @@ class _Mcap:
         """(topic, msgtype, Message) of every readable message in file order, with mcap's ``StreamReader``: one chunk
         at a time (a chunk that fails decompression or parsing is counted in ``stats["bad_chunks"]`` and skipped), up
         to the first unreadable record (``stats["stop"]`` = its description, ``stats["at"]`` = bytes read)."""
-        from mcap.records import Channel, Chunk, Message, Schema  # noqa: PLC0415
-        from mcap.stream_reader import StreamReader, breakup_chunk  # noqa: PLC0415
-
         self.fh.seek(0)
         schemas: dict[int, str] = {}
         channels: dict[int, tuple[str, int]] = {}

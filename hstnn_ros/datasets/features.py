@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from hstnn_ros.datasets.errors import DatasetError
@@ -138,8 +138,6 @@ def load_feature_set(path: Path | str) -> FeatureSet:
     if not path.is_file():
         raise DatasetError(f"{path}: no such feature set file (build one with `hstnn-frontends cache`)")
     try:
-        from safetensors import safe_open  # noqa: PLC0415
-
         with safe_open(str(path), framework="numpy") as fh:
             header_txt = (fh.metadata() or {}).get("hstnn_ros")
         arrays = load_file(str(path))

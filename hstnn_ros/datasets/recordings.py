@@ -21,6 +21,7 @@ that clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from hstnn_ros import defaults
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.labels import Labelling, LabelSpec, place_labels
+from hstnn_ros.datasets.neurogpr import FRAMES_DIR, NeuroGPRFrames
 from hstnn_ros.datasets.stamps import parse_stamp
 from hstnn_ros.datasets.topics import Topics
 from hstnn_ros.datasets.windows import (
@@ -46,6 +48,7 @@ from hstnn_ros.datasets.windows import (
     cut_frames,
 )
 from hstnn_ros.perception.errors import DecodeError
+from hstnn_ros.perception.events import iter_aedat4
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.codecs import Evt3State, decode_evt3
 from hstnn_ros.perception.window import WindowSpec
@@ -251,8 +254,6 @@ class Aedat4Frames:
                       cv2.cvtColor(img, cv2.COLOR_BGR2RGB)).astype(np.uint8)
 
     def __iter__(self) -> Iterator[FrameSample]:
-        from hstnn_ros.perception.events import iter_aedat4  # noqa: PLC0415
-
         try:
             yield from cut_frames(iter_aedat4(self.path), self._frames() if self.has_frames else None, self.window,
                                   frame_period_ns=self.frame_period_ns, source=self.path)
@@ -383,8 +384,6 @@ class RawEvt3Frames:
 # ------------------------------------------------------------------------------------------------------- dispatch
 def recording_kind(path: Path | str) -> str:
     """``bag``, ``neurogpr``, ``frames``, ``aedat4`` or ``raw``: what ``open_recording`` reads ``path`` as."""
-    from hstnn_ros.datasets.neurogpr import FRAMES_DIR  # noqa: PLC0415
-
     p = Path(path)
     if p.is_file():
         suffix = p.suffix.lower()
@@ -411,8 +410,6 @@ def recording_kind(path: Path | str) -> str:
 def open_recording(path: Path | str, *, window: WindowSpec | None = None, topics: Topics = Topics(),
                    label: LabelSpec | Labelling | str = Labelling.TIME, progress: bool = True) -> FrameSource:
     """The frame source of one traversal's recording, by what ``path`` is (``recording_kind``)."""
-    from hstnn_ros.datasets.neurogpr import NeuroGPRFrames  # noqa: PLC0415
-
     window = window or WindowSpec()
     spec = LabelSpec.of(label)
     kind = recording_kind(path)
@@ -434,8 +431,6 @@ def open_recording(path: Path | str, *, window: WindowSpec | None = None, topics
 def window_for(paths: Sequence[Path | str], base: WindowSpec) -> WindowSpec:
     """``base`` with what the recordings fix (event images per frame and polarity of frame folders) applied, so the
     user never types what the data already says; recordings that disagree are refused, naming them."""
-    import dataclasses  # noqa: PLC0415
-
     fixed: dict[str, tuple[Any, Path]] = {}
     for p in paths:
         if recording_kind(p) != "frames":

@@ -29,6 +29,7 @@ from hstnn_ros.fitting.ship import ship
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir, stage_key
 from hstnn_ros.learning import run_sweep
 from hstnn_ros.model import bundle_digest
+from hstnn_ros.runtime.bag_source import BagTopics, open_bag
 from hstnn_ros.runtime.presets import SceneStats, measure_scene, references_from_windows
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,6 @@ def _measure_references(cfg: FitRouteConfig, bag_recs: list[tuple[Path, str]], r
     """Scene statistics (``SceneMeter``) of every ``scene_seconds`` window of each environment's training bags,
     reduced to references (``references_from_windows``) in ``ref_file``; nothing when an environment of the route
     has no bag (``auto`` then cannot tell it)."""
-    from hstnn_ros.runtime.bag_source import BagTopics, open_bag  # noqa: PLC0415
-
     envs = cfg.preset_environments
     splits = assign_splits(_traversal_names(cfg))
     windows: dict[Environment, list[SceneStats]] = {e: [] for e in envs}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hstnn_ros.datasets.features import load_feature_set
+from hstnn_ros.enums import Environment
 from hstnn_ros.fitting.config import DEFAULT_TARGET, EVENTS_ONLY_TARGET, FitRouteConfig
 from hstnn_ros.fitting.errors import FitError
 from hstnn_ros.fitting.route_calibration import calibrate_route
@@ -184,7 +185,6 @@ def _write_presets(out: Path, references: Path | None) -> dict[str, Any] | None:
             log.warning("%s removed: it belonged to other models and no scene references were measured here", path)
             path.unlink()
         return None
-    from hstnn_ros.enums import Environment  # noqa: PLC0415
 
     doc = json.loads(references.read_text())
     refs = SceneReferences({Environment(e): SceneStats.from_features(v) for e, v in doc["references"].items()},

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -349,8 +349,6 @@ def load_importance(path: Path | str, key: str) -> Importance | None:
     if not path.is_file():
         return None
     try:
-        from safetensors import safe_open  # noqa: PLC0415
-
         with safe_open(str(path), framework="pt") as fh:
             md = fh.metadata() or {}
         tensors = load_file(str(path))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hstnn_ros import defaults
+from hstnn_ros import bags, defaults
 from hstnn_ros.bags.cdr import read_event_packet
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.topics import Topics, resolve_topics
@@ -67,8 +67,6 @@ class BagSource:
     """One rosbag2 recording as engine inputs (see ``items``)."""
 
     def __init__(self, path: Path, topics: BagTopics) -> None:
-        from hstnn_ros import bags  # noqa: PLC0415
-
         self.path = Path(path)
         self._bags = bags
         try:
@@ -197,8 +195,6 @@ class OutputBagWriter:
     with the decision's stamp."""
 
     def __init__(self, out_dir: Path, frame_id: str = "") -> None:
-        from hstnn_ros import bags  # noqa: PLC0415
-
         self.frame_id = frame_id
         self._ctx = bags.BagWriter(out_dir)
         self._w = self._ctx.__enter__()

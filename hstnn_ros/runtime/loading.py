@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from hstnn_ros.errors import HstnnError
-from hstnn_ros.model import HSTNN
+from hstnn_ros.model import HSTNN, count_ops, load_bundle
 from hstnn_ros.model.unknown_place import KnnNovelty
 from hstnn_ros.perception.frontends import BUILDERS, Frontend
 from hstnn_ros.perception.window import window_from_metadata
@@ -56,7 +56,6 @@ class HstnnClassifier(nn.Module):
         if self._fast is not None and not torch.is_grad_enabled():
             logits, macs, acs, rates, feat = self._fast.run_readout(x)
             return ClassifierResult(logits, float(macs.sum()), float(acs.sum()), rates, feat)
-        from hstnn_ros.model import count_ops  # noqa: PLC0415
 
         record = self.model.run(x)
         ops = count_ops(self.model, x, record)
@@ -79,8 +78,6 @@ class FrontendAdapter(nn.Module):
 
 
 def _load(path: Path) -> Any:
-    from hstnn_ros.model import load_bundle  # noqa: PLC0415
-
     if not (path / "bundle.json").is_file():
         raise RuntimeEngineError(f"{path}: not a model bundle (no bundle.json); pass a bundle directory or a preset")
     return load_bundle(path)

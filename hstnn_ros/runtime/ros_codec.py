@@ -16,6 +16,8 @@ import numpy as np
 from hstnn_ros.bags.cdr import PacketHeader
 from hstnn_ros.bags.cdr import packet_header as cdr_header
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception import events as pev
+from hstnn_ros.perception.images import decode_image
 from hstnn_ros.runtime.errors import RuntimeEngineError
 
 
@@ -52,8 +54,6 @@ class EventMessageKind(enum.Enum):
 def stream_decoder(msgtype: str) -> Any:
     """A fresh stateful decoder for one event topic of ``msgtype`` (deserialized message -> EventBatches), its
     compiled kernels loaded (``warm_up``: the first message is not the one that waits for them)."""
-    from hstnn_ros.perception import events as pev  # noqa: PLC0415
-
     pev.warm_up()
     return pev.make_decoder(msgtype)
 
@@ -90,8 +90,6 @@ def image_to_array(msg: Any) -> np.ndarray:
     """sensor_msgs/Image (rclpy or rosbags object) -> ``uint8 [H, W, 3]`` RGB or ``float32 [H, W]`` depth in metres,
     through the perception layer's decoder; its ``DecodeError`` becomes ``RuntimeEngineError`` (a malformed
     message for the node and replay counters)."""
-    from hstnn_ros.perception.images import decode_image  # noqa: PLC0415
-
     if isinstance(msg.data, (bytes, bytearray, memoryview)):  # rclpy may hand bytes; the decoder wants an array
         msg = SimpleNamespace(encoding=msg.encoding, height=msg.height, width=msg.width, step=msg.step,
                               is_bigendian=msg.is_bigendian, data=np.frombuffer(msg.data, np.uint8))

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from hstnn_ros import bags
 from hstnn_ros.datasets.synth.enums import EventMessage, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.messages import FRAME_DVS
+from hstnn_ros.perception import events as pev
 
 
 class _Writer:
@@ -37,10 +39,6 @@ class _Writer:
 @contextlib.contextmanager
 def open_writer(bag_dir: Path, storage: Storage) -> Iterator[_Writer]:
     """A bag writer on ``bag_dir`` using the package's bag layer."""
-    try:
-        from hstnn_ros import bags  # noqa: PLC0415
-    except ImportError as e:  # pragma: no cover - the bag layer is part of the package
-        raise SynthError(f"hstnn_ros.bags is not importable ({e}); the synthetic route needs its BagWriter") from e
     with bags.BagWriter(bag_dir, storage=storage.value) as w:
         yield _Writer(w, w.typestore)
 
@@ -49,8 +47,6 @@ class EventEncoder:
     """Turns event records into serialised event messages of the chosen type and encoding."""
 
     def __init__(self, message: EventMessage, encoding: str, width: int, height: int) -> None:
-        from hstnn_ros.perception import events as pev  # noqa: PLC0415
-
         self.message, self.width, self.height = message, width, height
         self.pev = pev
         self.seq = 0

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hstnn_ros import bags
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.stats import EventStats, StatsAccumulator
+from hstnn_ros.perception import events as pev
 
 
 def synthetic_env_stats(index_path: Path | str) -> list[EventStats]:
@@ -33,9 +35,6 @@ def synthetic_env_stats(index_path: Path | str) -> list[EventStats]:
 
 def real_bag_stats(bag_dir: Path | str, topic: str | None = None) -> EventStats:
     """Event statistics of the event topic of a real rosbag2 (the first event topic unless ``topic`` is given)."""
-    from hstnn_ros import bags  # noqa: PLC0415
-    from hstnn_ros.perception import events as pev  # noqa: PLC0415
-
     bag_dir = Path(bag_dir)
     acc: StatsAccumulator | None = None
     with bags.BagReader(bag_dir) as reader:

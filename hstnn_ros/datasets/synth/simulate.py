@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from hstnn_ros.datasets.synth.config import LIGHTING, LightingConfig, RouteConfig, validate
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
@@ -150,8 +151,6 @@ class TraversalSimulator:
 
     def records(self, progress: bool = False) -> Iterator[Record]:
         """Time-ordered records (per render step: due RGB-D frames and odometry, then finished event packets)."""
-        from tqdm import tqdm  # noqa: PLC0415
-
         tr = self.traj
         packet_s = self.cfg.packet_ms * 1e-3
         rgb_dt, odom_dt = 1.0 / self.cfg.rgb_hz, 1.0 / self.cfg.odom_hz

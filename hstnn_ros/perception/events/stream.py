@@ -19,9 +19,11 @@ disagree with both witnesses.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,9 +32,10 @@ from hstnn_ros.bags.cdr import EventPacketFields, read_event_packet
 from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events import codecs
 from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr
+from hstnn_ros.perception.events.cdr import DVS_MSGTYPES, decode_dvs_cdr, encode_dvs_event_array
 from hstnn_ros.perception.events.clock import FIRST_TOL_NS, KERNEL_PARAMS, MAX_WRAPS, PacketClock, Verdict
 from hstnn_ros.perception.events.enums import Encoding, TimeMode
+from hstnn_ros.perception.events.framing import events_to_frames
 from hstnn_ros.perception.events.kernels import (
     aedat_events_ok,
     check_events,
@@ -644,10 +647,6 @@ def warm_up() -> float:
     took (0.0 after the first call)."""
     if _WARM:
         return 0.0
-    import time  # noqa: PLC0415
-    from types import SimpleNamespace  # noqa: PLC0415
-
-    from hstnn_ros.perception.events.cdr import encode_dvs_event_array  # noqa: PLC0415
 
     t0 = time.perf_counter()
     batch = EventBatch(np.array([1_000, 2_000, 70_000_000], np.int64), np.array([1, 2, 3], np.uint16),
@@ -663,7 +662,6 @@ def warm_up() -> float:
             dec.decode(SimpleNamespace(encoding=enc, time_base=base, width=8, height=8, header=header, events=events))
     dec.reset()
     dec.decode(DVS_MSGTYPES[0], encode_dvs_event_array(batch))
-    from hstnn_ros.perception.events.framing import events_to_frames  # noqa: PLC0415
 
     events_to_frames(batch, [0, 5_000, 80_000_000], (4, 4))  # and the framing kernel
     aedat_events_ok(np.frombuffer(bytes(16), np.uint8), 0, 1, 8, 8)  # and the AEDAT4 check
