@@ -312,3 +312,20 @@ class RobotGraph:
         with self._lock:
             r = self.received
             return Received(list(r.place), list(r.ops), list(r.diagnostics), list(r.place_t))
+
+
+def place_decision(msg: Any) -> tuple[bool, str, list[float]]:
+    """A ``place`` message read as documented (``runtime.messages``): (known, best place id, the place hypotheses'
+    scores). An unknown place leads with ``class_id: unknown`` (score = 1 - the best probability), then the best
+    guesses; checks that layout and returns the best guess as the place."""
+    from hstnn_ros.runtime.messages import UNKNOWN_CLASS_ID
+
+    hyps = [(h.class_id, h.score) for h in msg.results]
+    known = not hyps or hyps[0][0] != UNKNOWN_CLASS_ID
+    if not known:
+        assert len(hyps) >= 2, f"an unknown place must still carry the best guesses, got {hyps}"
+        assert abs(hyps[0][1] - (1.0 - hyps[1][1])) < 1e-6, f"unknown's score is 1 - the best probability: {hyps}"
+        hyps = hyps[1:]
+    assert all(c != UNKNOWN_CLASS_ID for c, _ in hyps), hyps
+    return known, hyps[0][0] if hyps else "", [sc for _, sc in hyps]
+

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ros_support import EVENTS, IMAGE, route_bag
+from ros_support import EVENTS, IMAGE, place_decision, route_bag
 
 try:
     from launch_testing import post_shutdown_test
@@ -89,7 +89,7 @@ class TestReplayLaunch(unittest.TestCase):
         for msg in place:  # stamped in the recording's time (the decision frame's stamp)
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             self.assertTrue(t[0] - 1_000_000_000 <= stamp <= t[-1] + 1_000_000_000, stamp)
-            scores = [h.score for h in msg.results]
+            _, _, scores = place_decision(msg)  # after a leading "unknown", best first
             self.assertTrue(scores and scores == sorted(scores, reverse=True))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ros_support import ENGINE_STATUS, EVENTS, IMAGE, route_bag
+from ros_support import ENGINE_STATUS, EVENTS, IMAGE, place_decision, route_bag
 
 try:
     from launch_testing import post_shutdown_test
@@ -116,7 +116,7 @@ class TestRobotLaunch(unittest.TestCase):
         self.assertEqual(types.get("/ops"), ["diagnostic_msgs/msg/DiagnosticArray"])
         for msg in place:
             self.assertGreater(msg.header.stamp.sec, 0)  # stamped with the recording's time, not zero
-            scores = [h.score for h in msg.results]
+            _, _, scores = place_decision(msg)  # after a leading "unknown", best first
             self.assertTrue(scores and scores == sorted(scores, reverse=True))
             self.assertTrue(all(0.0 <= s <= 1.0 for s in scores))
             self.assertTrue(all(h.class_id for h in msg.results))

@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ros_support import EVENTS, IMAGE, Received, RobotGraph, launch_cmd, route_bag, session_tmp, start, stop
+from ros_support import (
+    EVENTS,
+    IMAGE,
+    Received,
+    RobotGraph,
+    launch_cmd,
+    place_decision,
+    route_bag,
+    session_tmp,
+    start,
+    stop,
+)
 
 from hstnn_ros import defaults
 
@@ -65,10 +76,10 @@ def test_place_messages_arrive_in_bag_time(first_play: tuple[Any, Received]) -> 
 
     with BagReader(route_bag()) as bag:
         frame_stamps = {_stamp_ns(bag.deserialize(m)) for m in bag.messages([IMAGE])}
-    # each decision is stamped with its frame's stamp, best hypothesis first
+    # each decision is stamped with its frame's stamp, best hypothesis first (after "unknown" when it leads)
     assert {_stamp_ns(m) for m in got.place} <= frame_stamps
     for m in got.place:
-        scores = [h.score for h in m.results]
+        _, _, scores = place_decision(m)
         assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
 
 
@@ -82,10 +93,11 @@ def test_a_place_message_for_95_percent_of_frames_after_the_first_window(first_p
 
 def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received],
                                                  offline: list[dict[str, Any]]) -> None:
-    """Where the live node and hstnn-replay decided on the same frame, they chose the same place."""
+    """Where the live node and hstnn-replay decided on the same frame, they chose the same place and agreed on
+    whether it is known (the bundle's unknown-place rule)."""
     _, got = first_play
-    off = {int(d["stamp_ns"]): str(d["place_id"]) for d in offline}
-    live = {_stamp_ns(m): m.results[0].class_id for m in got.place}
+    off = {int(d["stamp_ns"]): (bool(d["known"]), str(d["place_id"])) for d in offline}
+    live = {_stamp_ns(m): place_decision(m)[:2] for m in got.place}
     both = sorted(set(off) & set(live))
     assert len(both) >= 0.5 * len(off), f"only {len(both)} of {len(off)} offline decisions were also made live"
     differ = [(t, live[t], off[t]) for t in both if live[t] != off[t]]
@@ -99,7 +111,7 @@ def test_live_accuracy_within_003_of_the_offline_replay(first_play: tuple[Any, R
     assert truth, "the route's ground truth (route.json) gave no labels"
     off_acc = sum(str(d["place_id"]) == str(d["true_place"]) for d in offline if int(d["stamp_ns"]) in truth) \
         / len(truth)
-    judged = [(m.results[0].class_id, truth[_stamp_ns(m)]) for m in got.place if _stamp_ns(m) in truth]
+    judged = [(place_decision(m)[1], truth[_stamp_ns(m)]) for m in got.place if _stamp_ns(m) in truth]
     assert judged
     live_acc = sum(c == str(t) for c, t in judged) / len(judged)
     assert abs(live_acc - off_acc) <= 0.03, f"live {live_acc:.3f} on {len(judged)}, offline {off_acc:.3f}"
