@@ -68,7 +68,13 @@ def test_player_publishes_the_recording_with_clock_and_loops(ros_log_dir: Path, 
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
                               stdin=subprocess.DEVNULL, start_new_session=True)
         wall = time.monotonic() - t0
-        time.sleep(1.0)  # the last messages in flight
+        deadline = time.monotonic() + 10.0  # the last messages in flight (a busy machine delivers late)
+        while time.monotonic() < deadline:
+            with lock:
+                if len(events) >= 2 * len(rec_events) and len(images) >= 2 * n_img:
+                    break
+            time.sleep(0.1)
+        time.sleep(0.2)
     finally:
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()

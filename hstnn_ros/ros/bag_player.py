@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
@@ -97,6 +98,12 @@ class _Player:
         if self.started is not None:
             self.report.wall_s = time.monotonic() - self.started
         return self.report
+
+    def drain(self, timeout_s: float = 1.0) -> None:
+        """Before exiting, let reliable subscribers acknowledge the last messages (else the middleware may drop
+        what is still in flight when the node goes); best-effort publishers return at once."""
+        for pub in (*self.pubs.values(), *([self.clock_pub] if self.clock_pub is not None else [])):
+            pub.wait_for_all_acked(Duration(seconds=timeout_s))
 
     def wait_for(self, topics: list[str], timeout_s: float) -> None:
         """Block until each of ``topics`` that is played has a matched subscription (``HstnnError`` after
@@ -200,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             rc = 1
         finally:
-            report = player.finish()
+            report = player.finish()  # wall time of the playback itself, before the drain
+            if rclpy.ok():
+                player.drain()
             print(report.table(), flush=True)
             if args.report is not None:
                 args.report.write_text(report.to_json())
