@@ -61,7 +61,10 @@ def test_ten_times_the_event_rate_keeps_deciding_bounded_and_counted(graph: Robo
     published = warm.published[EVENTS] + burst.published[EVENTS]
     received, lost = after.counter("event_msgs_received"), after.counter("event_msgs_lost")
     assert received is not None and lost is not None
-    assert received + lost == published, f"{received} received + {lost} lost != {published} published"
+    # every packet is received or counted lost, except a loss at the very end of the burst: a best-effort stream's
+    # last packets have no successor whose seq would reveal the gap (seen once in CI: one packet)
+    unseen = published - (received + lost)
+    assert 0 <= unseen <= 2, f"{received} received + {lost} lost vs {published} published"
     decided = len(after.place) - len(base.place)
     growth = max(samples) - rss0
     v = after.engine_values()
