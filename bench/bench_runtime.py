@@ -24,6 +24,7 @@ import torch
 
 from bench.timing import compare
 from hstnn_ros import defaults
+from hstnn_ros.datasets.frontend_training import gemm_peak_flops
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.runtime.engine import EngineConfig, PlaceRecognitionEngine
 from hstnn_ros.runtime.loading import load_pipeline
@@ -31,18 +32,6 @@ from hstnn_ros.runtime.loading import load_pipeline
 QUICK = os.environ.get("HSTNN_BENCH_QUICK", "") not in ("", "0")
 PERIOD_NS = 33_333_333
 EVENTS_PER_S = 1_000_000
-
-
-def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
-    """Best fp32 GEMM FLOP/s of ``torch.mm`` on ``n x n`` matrices (the machine's practical peak)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def _stream(n_frames: int, rng: np.random.Generator) -> list[tuple[EventBatch, int, np.ndarray]]:
