@@ -9,6 +9,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,20 @@ class PretrainConfig:
     seed: int = 0
     device: str = "cpu"
     channels_last: bool = True
+    #: A first epoch whose mean training loss stays above ``stall_share * ln(places)`` (the loss of a uniform guess)
+    #: learned nothing: training restarts from the same initial weights at ``lr * lr_backoff``, at most
+    #: ``max_restarts`` times. 4e-3 suits the 20-place routes; on the 100-place default route it diverged and the
+    #: SCNN stayed at chance for 5 epochs, where 1e-3 learns from the first epoch.
+    stall_share: float = 0.97
+    lr_backoff: float = 0.25
+    max_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch < 1 or not self.lr > 0:
+            raise DatasetError(f"pretraining recipe {self}: epochs, batch and lr must be positive")
+        if not 0 < self.lr_backoff < 1 or self.max_restarts < 0 or not 0 < self.stall_share <= 1:
+            raise DatasetError(f"pretraining recipe {self}: use 0 < lr_backoff < 1, max_restarts >= 0 and "
+                               "0 < stall_share <= 1")
 
 
 def gemm_peak_flops(n: int = 1024, repeats: int = 5) -> float:
@@ -114,61 +129,39 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       ) -> tuple[Frontend, dict[str, Any]]:
     """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
     epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies.
+    A first epoch that learned nothing (``PretrainConfig.stall_share``) restarts at a lower learning rate; the
+    metrics say which rate was used (``lr``) and how many restarts it took (``restarts``).
 
     Progress: one bar over every training step from the first second on, with the loss and each epoch's validation
     top-1. The metrics record the training throughput: ``train_flops_per_s`` counts the dense forward and backward
     work of the convolutions and FC layers (``dense_macs``; the first layer needs no input gradient) over the time
     spent in training steps (validation excluded, ``val_seconds``); ``share_of_gemm_peak`` divides it by the best of
     two GEMM peak measurements taken just before and after (``gemm_peak_flops``)."""
-    torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng(recipe.seed)
-    cl = recipe.channels_last
-    model: Frontend = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
-    head = nn.Linear(fe_config.features, ds.num_places).to(recipe.device)
-    if cl:
-        # Module.to takes memory_format at run time; torch's overloads of it do not name the keyword
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    params = [*model.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=recipe.lr, fused=True if recipe.device == "cpu" else None)
     xtr, ytr, _ = _frames(ds, kind, "train")
     xva, yva, _ = _frames(ds, kind, "val")
-    steps = (len(xtr) + recipe.batch - 1) // recipe.batch
     flops_per_frame = _train_flops_per_frame(fe_config)
-    best, best_acc = None, -1.0
-    t_train = t_val = 0.0
-    history: list[dict[str, float]] = []
     peaks = [gemm_peak_flops()]
-    bar = tqdm(total=recipe.epochs * steps, desc=f"pretrain {kind}", unit="step", disable=not progress)
-    # Denormal numbers (tiny gradients of the spiking layers) cost x86 cores tens of cycles each and slowed training
-    # steps up to 3x; flushing them to zero changes nothing a 32-bit place classifier can resolve. Process-wide in
-    # torch, so it is switched off again afterwards (torch's default).
-    with _flush_denormals():
-        for epoch in range(recipe.epochs):
-            model.train()
-            order = rng.permutation(len(xtr))
-            t0 = time.perf_counter()
-            total = _train_epoch(model, head, xtr, ytr, order, opt=opt, params=params, recipe=recipe, bar=bar,
-                                 epoch=epoch, last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
-            t1 = time.perf_counter()
-            t_train += t1 - t0
-            acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
-                                  channels_last=cl).mean())
-            t_val += time.perf_counter() - t1
-            history.append({"epoch": epoch + 1, "train_loss": total / len(xtr), "val_top1": acc})
-            bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(xtr):.3f}", val=f"{acc:.3f}")
-            log.info("pretrain %s epoch %d: val top-1 %.3f", kind, epoch + 1, acc)
-            if acc > best_acc:
-                best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
-    bar.close()
+    stall_loss = recipe.stall_share * math.log(max(ds.num_places, 2))
+    lr, restarts = recipe.lr, 0
+    while True:
+        run = _Run(kind, fe_config, ds.num_places, recipe, lr)
+        fit = run.fit(xtr, ytr, xva, yva, progress=progress, stall_loss=stall_loss if restarts < recipe.max_restarts
+                      else None)
+        if fit is not None:
+            break
+        log.warning("pretrain %s: the first epoch at lr %.2g learned nothing (training loss above %.3f, a uniform "
+                    "guess over %d places is %.3f); restarting at lr %.2g", kind, lr, stall_loss, ds.num_places,
+                    math.log(ds.num_places), lr * recipe.lr_backoff)
+        lr *= recipe.lr_backoff
+        restarts += 1
+    model, head, best_acc, history, t_train, t_val = fit
     peaks.append(gemm_peak_flops())
-    assert best is not None
-    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
-    model.load_state_dict(best[0])
-    head.load_state_dict(best[1])
+    epochs = len(history)
     metrics: dict[str, Any] = {
         "val_top1": best_acc, "per_env": {}, "history": history, "train_seconds": t_train, "val_seconds": t_val,
-        "train_frames": len(xtr) * recipe.epochs, "train_flops": float(flops_per_frame) * len(xtr) * recipe.epochs,
-        "train_flops_per_s": float(flops_per_frame) * len(xtr) * recipe.epochs / max(t_train, 1e-9),
+        "lr": lr, "restarts": restarts,
+        "train_frames": len(xtr) * epochs, "train_flops": float(flops_per_frame) * len(xtr) * epochs,
+        "train_flops_per_s": float(flops_per_frame) * len(xtr) * epochs / max(t_train, 1e-9),
         "threads": torch.get_num_threads(), "gemm_peak_flops_per_s": max(peaks), "gemm_peaks": peaks,
     }
     metrics["share_of_gemm_peak"] = metrics["train_flops_per_s"] / metrics["gemm_peak_flops_per_s"]
@@ -176,6 +169,67 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
     model.eval()
     model.requires_grad_(False)
     return model.cpu(), metrics
+
+
+class _Run:
+    """One pretraining run at learning rate ``lr``: the front-end and head from the recipe's seed (so a restart
+    begins from the same weights), Adam, and the best-validation checkpoint."""
+
+    def __init__(self, kind: str, fe_config: FrontendConfig, num_places: int, recipe: PretrainConfig,
+                 lr: float) -> None:
+        torch.manual_seed(recipe.seed)
+        self.kind, self.recipe, self.lr = kind, recipe, lr
+        self.rng = np.random.default_rng(recipe.seed)
+        self.model: Frontend = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
+        self.head = nn.Linear(fe_config.features, num_places).to(recipe.device)
+        if recipe.channels_last:
+            # Module.to takes memory_format at run time; torch's overloads of it do not name the keyword
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.params = [*self.model.parameters(), *self.head.parameters()]
+        self.opt = torch.optim.Adam(self.params, lr=lr, fused=True if recipe.device == "cpu" else None)
+
+    def fit(self, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray, *, progress: bool,
+            stall_loss: float | None
+            ) -> tuple[Frontend, nn.Module, float, list[dict[str, float]], float, float] | None:
+        """Every epoch, keeping the best validation epoch; None when the first epoch's mean training loss is above
+        ``stall_loss`` (it learned nothing)."""
+        recipe, model, head, cl = self.recipe, self.model, self.head, self.recipe.channels_last
+        steps = (len(xtr) + recipe.batch - 1) // recipe.batch
+        best, best_acc = None, -1.0
+        t_train = t_val = 0.0
+        history: list[dict[str, float]] = []
+        bar = tqdm(total=recipe.epochs * steps, desc=f"pretrain {self.kind} (lr {self.lr:.2g})", unit="step",
+                   disable=not progress)
+        # Denormal numbers (tiny gradients of the spiking layers) cost x86 cores tens of cycles each and slowed
+        # training steps up to 3x; flushing them to zero changes nothing a 32-bit place classifier can resolve.
+        # Process-wide in torch, so it is switched off again afterwards (torch's default).
+        with _flush_denormals():
+            for epoch in range(recipe.epochs):
+                model.train()
+                order = self.rng.permutation(len(xtr))
+                t0 = time.perf_counter()
+                total = _train_epoch(model, head, xtr, ytr, order, opt=self.opt, params=self.params, recipe=recipe,
+                                     bar=bar, epoch=epoch,
+                                     last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
+                t1 = time.perf_counter()
+                t_train += t1 - t0
+                if epoch == 0 and stall_loss is not None and not total / len(xtr) <= stall_loss:  # NaN too
+                    bar.close()
+                    return None
+                acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
+                                      channels_last=cl).mean())
+                t_val += time.perf_counter() - t1
+                history.append({"epoch": epoch + 1, "train_loss": total / len(xtr), "val_top1": acc})
+                bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(xtr):.3f}", val=f"{acc:.3f}")
+                log.info("pretrain %s epoch %d: val top-1 %.3f", self.kind, epoch + 1, acc)
+                if acc > best_acc:
+                    best_acc, best = acc, (copy.deepcopy(model.state_dict()), copy.deepcopy(head.state_dict()))
+        bar.close()
+        assert best is not None
+        model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]  # as above
+        model.load_state_dict(best[0])
+        head.load_state_dict(best[1])
+        return model, head, best_acc, history, t_train, t_val
 
 
 def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.ndarray, order: np.ndarray, *,
