@@ -30,6 +30,7 @@ import numpy as np
 from bench.timing import compare
 from hstnn_ros.bags import BagReader, BagWriter, typestore
 from hstnn_ros.perception import events as pev
+from hstnn_ros.perception.events.enums import Encoding
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 QUICK = os.environ.get("HSTNN_BENCH_QUICK") == "1"
@@ -48,13 +49,13 @@ def _best(fn: Callable[[], Any]) -> tuple[float, Any]:  # (framing)
 
 
 def _bulk(msgs: list[Any]) -> Callable[[], pev.Decoded]:
-    enc = msgs[0].encoding
+    enc = Encoding(msgs[0].encoding)
     buf = np.concatenate([np.asarray(m.events, np.uint8) for m in msgs])
-    if enc == "evt3":
+    if enc is Encoding.EVT3:
         return lambda: pev.decode_evt3(buf, pev.Evt3State())
-    if enc == "libcaer_cmp":
+    if enc is Encoding.LIBCAER_CMP:
         return lambda: pev.decode_libcaer_cmp(buf, 0, pev.LibcaerCmpState())
-    if enc == "libcaer":
+    if enc is Encoding.LIBCAER:
         return lambda: pev.decode_libcaer(buf, int(msgs[0].time_base))
     return lambda: pev.decode_mono(buf, int(msgs[0].time_base))
 

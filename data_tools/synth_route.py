@@ -22,6 +22,7 @@ from hstnn_ros.datasets.synth.realism import real_bag_stats, synthetic_env_stats
 from hstnn_ros.datasets.synth.stats import EventStats
 from hstnn_ros.enums import Environment
 from hstnn_ros.errors import HstnnError
+from hstnn_ros.perception.events.enums import Encoding
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--first-traversal", type=int, default=0,
                    help="index of the first traversal (later indices: new traversals of the same world)")
     p.add_argument("--storage", default="mcap", choices=[s.value for s in Storage])
-    p.add_argument("--encoding", default="evt3", help="EventPacket encoding (a supported encoder)")
+    p.add_argument("--encoding", default=Encoding.EVT3.value, choices=[e.value for e in Encoding],
+                   help="EventPacket encoding")
     p.add_argument("--dvs-msgs", action="store_true", help="write dvs_msgs/msg/EventArray instead of EventPacket")
     p.add_argument("--places", type=int, default=None, help="override the preset's number of places")
     p.add_argument("--seed", type=int, default=0)
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cfg = preset_config(args.preset)
-        kw: dict = {"storage": Storage(args.storage), "encoding": args.encoding,
+        kw: dict = {"storage": Storage(args.storage), "encoding": Encoding(args.encoding),
                     "event_message": EventMessage.DVS_EVENT_ARRAY if args.dvs_msgs else EventMessage.EVENT_PACKET}
         if args.places is not None:
             kw["world"] = dataclasses.replace(cfg.world, num_places=args.places)

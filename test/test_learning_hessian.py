@@ -22,6 +22,7 @@ from hstnn_ros.learning.hessian import (
     save_importance,
     weights_hash,
 )
+from hstnn_ros.model.enums import Role
 
 torch.set_num_threads(1)
 
@@ -51,7 +52,7 @@ def _rows(ts: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _groups(m: TinyRecurrent) -> list[NeuronGroup]:
-    return [NeuronGroup(0, "rnn", [m.w_in, m.w_rec], _rows), NeuronGroup(1, "snn", [m.w2], _rows)]
+    return [NeuronGroup(0, Role.RNN, [m.w_in, m.w_rec], _rows), NeuronGroup(1, Role.SNN, [m.w2], _rows)]
 
 
 def _exact(model: nn.Module, groups: list[NeuronGroup], x: torch.Tensor, y: torch.Tensor) -> tuple[dict, dict]:
@@ -285,7 +286,7 @@ def test_removal_saliency_of_removed_neurons_is_zero_and_not_ranked(tmp_path) ->
     g = torch.Generator().manual_seed(2)
     data = [(torch.rand(16, 4, 3, generator=g) * 2, torch.randint(0, 3, (16,), generator=g)) for _ in range(8)]
     groups = [GateGroup(i, kind, n) for i, sp in enumerate(m.config.hidden)
-              for kind, n in (("snn", sp.n_snn), ("rnn", sp.n_rnn))]
+              for kind, n in ((Role.SNN, sp.n_snn), (Role.RNN, sp.n_rnn))]
     alive = [(torch.tensor([True, False, True]), torch.tensor([True, True, False])),
              (torch.tensor([True, True]), torch.tensor([False, True]))]
 

@@ -183,3 +183,5 @@ def test_report_aggregates_over_seeds(tmp_path) -> None:
     assert row["spike_rates"][0]["mean"] == pytest.approx(0.2) and row["spike_rates"][1] is None
     path = write_report(tmp_path, rep, plots=True)
     assert path.is_file() and (tmp_path / "accuracy_vs_ops.png").is_file()
+    with pytest.raises(LearningError, match=r"hstnn_r0.5_s2: kind 'hybrid' is not one of"):
+        build_report([dict(unit(2, 0.5, None), kind="hybrid")], TrainConfig(), fingerprint="f")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from hstnn_ros.bags import BagReader, BagWriter
 from hstnn_ros.datasets import DatasetError
+from hstnn_ros.datasets.enums import RecordingKind
 from hstnn_ros.datasets.labels import Labelling, LabelSpec, labels_in_force, read_label_csv
 from hstnn_ros.datasets.recordings import (
     Aedat4Frames,
@@ -195,6 +196,7 @@ def test_recording_args_and_kinds(tmp_path: Path) -> None:
     (tmp_path / "f").mkdir()
     (tmp_path / "f" / "stamps.txt").write_text("1.0\n")
     assert [recording_kind(tmp_path / n) for n in ("x.aedat4", "x.raw", "f")] == ["aedat4", "raw", "frames"]
+    assert recording_kind(tmp_path / "f") is RecordingKind.FRAMES
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(DatasetError, match="unknown recording file type"):
         recording_kind(tmp_path / "x.txt")

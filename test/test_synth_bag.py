@@ -26,6 +26,7 @@ from hstnn_ros.datasets.synth import (
 from hstnn_ros.datasets.synth.simulate import EventsRecord, TraversalSimulator
 from hstnn_ros.datasets.synth.world import build_world
 from hstnn_ros.enums import Environment
+from hstnn_ros.perception.events.enums import Encoding
 
 
 def _tiny(storage: Storage = Storage.MCAP, length_m: float = 1.0):
@@ -150,7 +151,7 @@ def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
     if kind == "dvs_msgs":
         cfg = dataclasses.replace(cfg, event_message=EventMessage.DVS_EVENT_ARRAY)
     else:
-        cfg = dataclasses.replace(cfg, encoding=kind)
+        cfg = dataclasses.replace(cfg, encoding=Encoding(kind))
     res = write_traversal(tmp_path / kind, cfg, Environment.ENV1, 0, seed=5)
     expect_type = "dvs_msgs/msg/EventArray" if kind == "dvs_msgs" else "event_camera_msgs/msg/EventPacket"
     assert res.meta["topics"][TOPIC_EVENTS]["type"] == expect_type

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hstnn_ros import defaults
+from hstnn_ros.datasets.enums import RecordingKind
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.labels import Labelling, LabelSpec, place_labels
 from hstnn_ros.datasets.neurogpr import FRAMES_DIR, NeuroGPRFrames
@@ -382,26 +383,26 @@ class RawEvt3Frames:
 
 
 # ------------------------------------------------------------------------------------------------------- dispatch
-def recording_kind(path: Path | str) -> str:
-    """``bag``, ``neurogpr``, ``frames``, ``aedat4`` or ``raw``: what ``open_recording`` reads ``path`` as."""
+def recording_kind(path: Path | str) -> RecordingKind:
+    """What ``open_recording`` reads ``path`` as; a path that is none of them is refused, naming it."""
     p = Path(path)
     if p.is_file():
         suffix = p.suffix.lower()
         if suffix == AEDAT4_SUFFIX:
-            return "aedat4"
+            return RecordingKind.AEDAT4
         if suffix == RAW_SUFFIX:
-            return "raw"
+            return RecordingKind.RAW
         if suffix in (".mcap", ".db3"):
-            return "bag"
+            return RecordingKind.BAG
         raise DatasetError(f"{p}: unknown recording file type {suffix!r}; give a rosbag2 folder, a .mcap/.db3 file, "
                            f"an {AEDAT4_SUFFIX} or {RAW_SUFFIX} file, or a frame folder with {STAMPS_FILE}")
     if p.is_dir():
         if (p / "metadata.yaml").is_file() or any(p.glob("*.mcap")) or any(p.glob("*.db3")):
-            return "bag"
+            return RecordingKind.BAG
         if (p / FRAMES_DIR).is_dir():
-            return "neurogpr"
+            return RecordingKind.NEUROGPR
         if (p / STAMPS_FILE).is_file():
-            return "frames"
+            return RecordingKind.FRAMES
         raise DatasetError(f"{p}: neither a rosbag2 folder, a NeuroGPR traversal nor a frame folder (no "
                            f"metadata.yaml/.mcap/.db3, {FRAMES_DIR}/ or {STAMPS_FILE})")
     raise DatasetError(f"{p}: no such recording")
@@ -413,17 +414,17 @@ def open_recording(path: Path | str, *, window: WindowSpec | None = None, topics
     window = window or WindowSpec()
     spec = LabelSpec.of(label)
     kind = recording_kind(path)
-    if kind == "bag":
+    if kind is RecordingKind.BAG:
         return BagFrames(Path(path), topics=topics, window=window, progress=progress).with_label_topic(
             spec.arg if spec.mode is Labelling.TOPIC else None)
     if spec.mode is Labelling.TOPIC:
         raise DatasetError(f"{path}: --label {spec} reads a bag topic, and this is a {kind} recording; use --label "
                            "csv or time")
-    if kind == "neurogpr":
+    if kind is RecordingKind.NEUROGPR:
         return NeuroGPRFrames(path, window=window, progress=progress)
-    if kind == "frames":
+    if kind is RecordingKind.FRAMES:
         return FrameFolder(path, window=window, progress=progress)
-    if kind == "aedat4":
+    if kind is RecordingKind.AEDAT4:
         return Aedat4Frames(path, window=window, progress=progress)
     return RawEvt3Frames(path, window=window, progress=progress)
 
@@ -433,7 +434,7 @@ def window_for(paths: Sequence[Path | str], base: WindowSpec) -> WindowSpec:
     user never types what the data already says; recordings that disagree are refused, naming them."""
     fixed: dict[str, tuple[Any, Path]] = {}
     for p in paths:
-        if recording_kind(p) != "frames":
+        if recording_kind(p) is not RecordingKind.FRAMES:
             continue
         for k, v in FrameFolder(p, progress=False).window_hints().items():
             if k in fixed and fixed[k][0] != v:
@@ -482,6 +483,6 @@ def build_recordings_dataset(recordings: Sequence[tuple[Path | str, str]], out: 
     window = window_for([p for p, _ in recordings], window or WindowSpec())
     sources = [(open_recording(p, window=window, topics=topics, label=spec, progress=progress), env)
                for p, env in recordings]
-    kinds = sorted({recording_kind(p) for p, _ in recordings})
+    kinds = sorted({recording_kind(p).value for p, _ in recordings})
     return build_dataset_from(sources, Path(out), window=window, labelling=spec, places=places, progress=progress,
                               extra={"recordings": kinds, "topics": vars(topics)})

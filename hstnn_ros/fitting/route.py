@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hstnn_ros.datasets.enums import RecordingKind
 from hstnn_ros.datasets.features import FeatureSet, load_feature_set, save_feature_set
 from hstnn_ros.datasets.frontend_training import cache_feature_sets, plot_frontend_report, pretrain_frontends
 from hstnn_ros.datasets.recordings import build_recordings_dataset, recording_kind
@@ -155,7 +156,7 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
 
     # -- scene references for auto ------------------------------------------------------------------------------
     ref_file = work / "references.json"
-    bag_recs = [(p, e) for p, e in cfg.recordings if recording_kind(p) == "bag"
+    bag_recs = [(p, e) for p, e in cfg.recordings if recording_kind(p) is RecordingKind.BAG
                 and e in {x.value for x in cfg.preset_environments}]
     ref_key = stage_key(recordings=[[*_recording_stamp(p), e] for p, e in bag_recs], seconds=cfg.scene_seconds,
                         topics=dataclasses.asdict(cfg.topics))

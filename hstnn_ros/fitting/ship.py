@@ -26,6 +26,8 @@ from hstnn_ros.fitting.errors import FitError
 from hstnn_ros.fitting.route_calibration import calibrate_route
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir
 from hstnn_ros.learning import evaluate, prepare_data
+from hstnn_ros.learning.enums import UnitKind
+from hstnn_ros.learning.report import unit_kind
 from hstnn_ros.model import Component, load_bundle, save_bundle
 from hstnn_ros.model.unknown_place import COMPONENT
 from hstnn_ros.plotting import pyplot, save_figure
@@ -51,7 +53,7 @@ def unit_ratio(unit: dict[str, Any]) -> float:
 
 def best_unit(report: dict[str, Any], source: Path) -> dict[str, Any]:
     """The HSTNN unit with the best validation top-1 (ties: the higher SNN ratio)."""
-    units = [u for u in report["units"] if u["kind"] == "hstnn" and u.get("val")]
+    units = [u for u in report["units"] if unit_kind(u) is UnitKind.HSTNN and u.get("val")]
     if not units:
         raise FitError(f"{source}: no trained HSTNN unit; see its report.json")
     return max(units, key=lambda u: (u["val"]["top1"], unit_ratio(u)))

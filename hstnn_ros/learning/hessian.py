@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hstnn_ros.learning.errors import LearningError
+from hstnn_ros.model.enums import Role
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class NeuronGroup:
     """One population's neurons: its afferent parameters and the map to a per-neuron view ``[size, k]``."""
 
     layer: int
-    kind: str  #: "snn" or "rnn"
+    kind: Role
     params: Sequence[torch.Tensor]
     per_neuron: Callable[[list[torch.Tensor]], torch.Tensor]
 
@@ -138,7 +139,7 @@ def _pools(groups: Sequence[NeuronGroup | GateGroup], alive: torch.Tensor | None
     pools = []
     for kind in sorted({g.kind for g in groups}):
         idx = [torch.arange(o, o + n, dtype=torch.long) for g, o, n in zip(groups, offsets, sizes, strict=True)
-               if g.kind == kind]
+               if g.kind is kind]
         ix = torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
         pools.append(ix if alive is None else ix[alive[ix]])
     return pools
@@ -247,7 +248,7 @@ class GateGroup:
     """One population seen through its output gates: ``size`` neurons of ``kind`` in hidden layer ``layer``."""
 
     layer: int
-    kind: str  #: "snn" or "rnn"
+    kind: Role
     size: int
 
     @property

@@ -16,6 +16,7 @@ from hstnn_ros.learning.errors import LearningError
 from hstnn_ros.learning.hessian import GateGroup, NeuronGroup
 from hstnn_ros.learning.ranking import Kept, LayerScores
 from hstnn_ros.model.bundle import load_bundle, save_bundle
+from hstnn_ros.model.enums import Role
 from hstnn_ros.model.network import HSTNN, HSTNNConfig, KeptNeurons
 from hstnn_ros.model.ops import count_ops
 from hstnn_ros.model.shrink import shrink
@@ -50,7 +51,7 @@ def build_model(cfg: TrainConfig, data: TrainData, sizes: list[tuple[int, int]],
 
 def neuron_groups(model: HSTNN) -> list[NeuronGroup]:
     """Every population of the model as a :class:`NeuronGroup` (afferent parameters + per-neuron view)."""
-    return [NeuronGroup(layer=int(layer), kind=str(kind), params=list(pop.afferent_parameters()),
+    return [NeuronGroup(layer=int(layer), kind=kind, params=list(pop.afferent_parameters()),
                         per_neuron=pop.per_neuron)
             for layer, kind, pop in model.populations()]
 
@@ -59,7 +60,7 @@ def gate_groups(model: HSTNN) -> list[GateGroup]:
     """Every population of every hidden layer (empty ones too), SNN then RNN, in the order of ``HSTNN.run``'s
     ``gates``."""
     return [GateGroup(layer=i, kind=kind, size=int(n)) for i, spec in enumerate(model.config.hidden)
-            for kind, n in (("snn", spec.n_snn), ("rnn", spec.n_rnn))]
+            for kind, n in ((Role.SNN, spec.n_snn), (Role.RNN, spec.n_rnn))]
 
 
 def kept_of(alive: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Any]:
@@ -71,7 +72,7 @@ def layer_scores(model: HSTNN, scores: dict[str, torch.Tensor]) -> list[LayerSco
     """Per hidden layer the SNN and RNN importance vectors (empty when a layer has no such population)."""
     n_layers = len(model.config.hidden)
     empty = torch.zeros(0)
-    return [LayerScores(snn=scores.get(f"L{i}.snn", empty), rnn=scores.get(f"L{i}.rnn", empty))
+    return [LayerScores(snn=scores.get(f"L{i}.{Role.SNN}", empty), rnn=scores.get(f"L{i}.{Role.RNN}", empty))
             for i in range(n_layers)]
 
 

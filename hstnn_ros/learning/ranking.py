@@ -14,8 +14,7 @@ import torch
 
 from hstnn_ros.learning.enums import EmptyPolicy
 from hstnn_ros.learning.errors import LearningError
-
-SNN, RNN = "snn", "rnn"
+from hstnn_ros.model.enums import Role
 
 
 @dataclass(frozen=True)
@@ -93,12 +92,12 @@ def select_counts(layers: Sequence[LayerScores], n_snn: int, n_rnn: int, *, poli
     ms = _global_top([lay.snn for lay in layers], n_snn)
     mr = _global_top([lay.rnn for lay in layers], n_rnn)
     for i in range(len(layers)):
-        for kind, masks, scores, other in ((SNN, ms, [la.snn for la in layers], mr),
-                                           (RNN, mr, [la.rnn for la in layers], ms)):
+        for kind, masks, scores, other in ((Role.SNN, ms, [la.snn for la in layers], mr),
+                                           (Role.RNN, mr, [la.rnn for la in layers], ms)):
             lacking = int(masks[i].sum()) == 0 and (need_both or int(other[i].sum()) == 0)
             if not lacking:
                 continue
-            if (kind == SNN and n_snn == 0) or (kind == RNN and n_rnn == 0):
+            if (kind is Role.SNN and n_snn == 0) or (kind is Role.RNN and n_rnn == 0):
                 continue  # this kind is not kept at all; the other kind must cover the layer
             problem = (f"{what}: global ranking leaves layer {i} without {kind.upper()} neurons"
                        f" ({int(ms[i].sum())} SNN, {int(mr[i].sum())} RNN kept)")

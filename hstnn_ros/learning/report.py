@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hstnn_ros.learning.config import TrainConfig
+from hstnn_ros.learning.enums import UnitKind
+from hstnn_ros.learning.errors import LearningError
 from hstnn_ros.plotting import pyplot, save_figure
 
 REPORT_FORMAT = "hstnn_ros.train_report"
@@ -50,22 +52,32 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": n}
 
 
-def model_label(kind: str, ratio: float | None) -> str:
+def model_label(kind: UnitKind, ratio: float | None) -> str:
     """What a summary row is in the paper's terms: adaptation, hstnn, or the baselines rnn / snn / direct_hybrid."""
-    if kind != "direct":
-        return kind
-    return {0.0: "rnn", 1.0: "snn"}.get(ratio, "direct_hybrid") if ratio is not None else kind
+    if kind is not UnitKind.DIRECT or ratio is None:
+        return kind.value
+    return {0.0: "rnn", 1.0: "snn"}.get(ratio, "direct_hybrid")
+
+
+def unit_kind(result: Mapping[str, Any]) -> UnitKind:
+    """The kind of a unit result or summary row (its JSON ``kind``); an unknown one is refused, naming the unit."""
+    try:
+        return UnitKind(result["kind"])
+    except (KeyError, ValueError):
+        raise LearningError(f"unit result {result.get('unit', '?')}: kind {result.get('kind')!r} is not one of "
+                            f"{[k.value for k in UnitKind]}; was it written by another version?") from None
 
 
 def build_report(results: Sequence[Mapping[str, Any]], cfg: TrainConfig, *, fingerprint: str,
                  failures: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Aggregate finished unit results into the report dict (see module docstring)."""
-    groups: dict[tuple[str, float | None], list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[UnitKind, float | None], list[Mapping[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r["kind"], r.get("snn_ratio")), []).append(r)
+        groups.setdefault((unit_kind(r), r.get("snn_ratio")), []).append(r)
     summary = []
-    for (kind, ratio), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1])):
-        row: dict[str, Any] = {"kind": kind, "model": model_label(kind, ratio), "snn_ratio": ratio,
+    for (kind, ratio), rs in sorted(groups.items(),
+                                    key=lambda kv: (kv[0][0].value, -1 if kv[0][1] is None else kv[0][1])):
+        row: dict[str, Any] = {"kind": kind.value, "model": model_label(kind, ratio), "snn_ratio": ratio,
                                "seeds": sorted(r["seed"] for r in rs)}
         for name, path in SCALARS.items():
             vals = [v for r in rs if (v := _get(r, path)) is not None]
@@ -114,12 +126,12 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """``accuracy_vs_ratio.png``, ``ops_vs_ratio.png`` and ``accuracy_vs_ops.png`` (error bars: std over seeds)."""
     plt = pyplot()
 
-    rows = [r for r in report["summary"] if r["snn_ratio"] is not None]
-    series = {"hstnn": "HSTNN (3-stage)", "direct": "directly hybrid"}
+    rows = [(unit_kind(r), r) for r in report["summary"] if r["snn_ratio"] is not None]
+    series = {UnitKind.HSTNN: "HSTNN (3-stage)", UnitKind.DIRECT: "directly hybrid"}
     paths = []
 
-    def line(ax: Any, kind: str, key: str, label: str, xkey: str = "snn_ratio", **kw: Any) -> None:
-        rs = sorted((r for r in rows if r["kind"] == kind and key in r), key=lambda r: r["snn_ratio"])
+    def line(ax: Any, kind: UnitKind, key: str, label: str, xkey: str = "snn_ratio", **kw: Any) -> None:
+        rs = sorted((r for k, r in rows if k is kind and key in r), key=lambda r: r["snn_ratio"])
         if not rs:
             return
         xs = [r[xkey]["mean"] if isinstance(r[xkey], dict) else r[xkey] for r in rs]
@@ -127,16 +139,16 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
                     label=label, **kw)
 
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    line(ax, "hstnn", "top1", series["hstnn"])
-    line(ax, "hstnn", "selected_top1", "after Selection (before Restoration)", linestyle=":")
-    line(ax, "direct", "top1", series["direct"], linestyle="--")
+    line(ax, UnitKind.HSTNN, "top1", series[UnitKind.HSTNN])
+    line(ax, UnitKind.HSTNN, "selected_top1", "after Selection (before Restoration)", linestyle=":")
+    line(ax, UnitKind.DIRECT, "top1", series[UnitKind.DIRECT], linestyle="--")
     ax.set(xlabel="SNN ratio", ylabel="test top-1 accuracy", title="Accuracy vs SNN ratio")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     paths.append(save_figure(fig, out_dir / "accuracy_vs_ratio.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for kind, style in (("hstnn", "-"), ("direct", "--")):
+    for kind, style in ((UnitKind.HSTNN, "-"), (UnitKind.DIRECT, "--")):
         line(ax, kind, "mac", f"{series[kind]}: MAC", linestyle=style)
         line(ax, kind, "ac", f"{series[kind]}: AC", linestyle=style)
     ax.set(xlabel="SNN ratio", ylabel="operations per sample", title="Operations vs SNN ratio")
@@ -146,8 +158,8 @@ def plot_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     paths.append(save_figure(fig, out_dir / "ops_vs_ratio.png"))
 
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for kind in ("hstnn", "direct"):
-        rs = [r for r in rows if r["kind"] == kind and "ops" in r and "top1" in r]
+    for kind in (UnitKind.HSTNN, UnitKind.DIRECT):
+        rs = [r for k, r in rows if k is kind and "ops" in r and "top1" in r]
         if rs:
             ax.errorbar([r["ops"]["mean"] for r in rs], [r["top1"]["mean"] for r in rs],
                         yerr=[r["top1"]["std"] for r in rs], fmt="o", capsize=3, label=series[kind])

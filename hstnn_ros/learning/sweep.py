@@ -41,6 +41,7 @@ from hstnn_ros.learning.hessian import (
 from hstnn_ros.learning.ranking import Kept, LayerScores, select_counts, select_fixed, select_random
 from hstnn_ros.learning.report import build_report, write_report
 from hstnn_ros.learning.trainer import evaluate, fit
+from hstnn_ros.model.enums import Role
 
 if TYPE_CHECKING:
     from hstnn_ros.model.network import HSTNN
@@ -252,7 +253,7 @@ class Sweep:
                 return nn.functional.cross_entropy(model.run(x.to(device), keep=keep).logits, y.to(device))
 
             groups = net.neuron_groups(model)
-            flat = torch.cat([alive[g.layer][0 if g.kind == "snn" else 1] for g in groups])
+            flat = torch.cat([alive[g.layer][0 if g.kind is Role.SNN else 1] for g in groups])
             imp = estimate_importance(loss_fn, batches, groups, alive=flat, **common)
         save_importance(path, imp, key)
         return imp

@@ -24,6 +24,7 @@ from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
+from hstnn_ros.runtime.enums import ItemKind
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.messages import (
     OPS_TOPIC,
@@ -35,7 +36,7 @@ from hstnn_ros.runtime.messages import (
 )
 from hstnn_ros.runtime.pipeline import Pipeline
 from hstnn_ros.runtime.presets import SceneMeter, SceneStats
-from hstnn_ros.runtime.replay import ItemKind, ReplayItem
+from hstnn_ros.runtime.replay import ReplayItem
 from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
 LOG = logging.getLogger(__name__)

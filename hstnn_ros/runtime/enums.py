@@ -1,5 +1,6 @@
-"""Choices of the online runtime (input mode, model presets). Queue drop policy and event binning are the
-perception layer's (``hstnn_ros.perception.enums``), lighting environments the package's (``hstnn_ros.enums``)."""
+"""Choices of the online runtime (input mode, model presets, kinds of input item). Queue drop policy and event
+binning are the perception layer's (``hstnn_ros.perception.enums``), lighting environments the package's
+(``hstnn_ros.enums``)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,14 @@ class Preset(enum.StrEnum):
     def of(cls, env: Environment) -> Preset:
         """The preset of a lighting environment."""
         return cls(env.value)
+
+
+class ItemKind(enum.Enum):
+    """What one input item carries, in a replay stream (``replay.ReplayItem``) and in the live node's work queue
+    (``online.OnlineRecognizer``)."""
+
+    EVENTS = "events"  #: an event message (replay: an ``EventBatch``; online: its serialized CDR bytes)
+    IMAGE = "image"  #: a colour image (replay: ``(rgb [H, W, 3] uint8, depth [H, W] or None)``; online: the message)
+    DEPTH = "depth"  #: an aligned depth image (online only: replay items carry depth with their colour image)
+    LABEL = "label"  #: replay only: an int place id valid from this stamp on
+    MALFORMED = "malformed"  #: replay only: a str reason (a message that could not be decoded)

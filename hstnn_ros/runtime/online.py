@@ -34,6 +34,7 @@ from hstnn_ros.enums import Environment
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.pairing import RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
+from hstnn_ros.runtime.enums import ItemKind
 from hstnn_ros.runtime.loading import load_pipeline
 from hstnn_ros.runtime.params import NodeSettings
 from hstnn_ros.runtime.pipeline import Pipeline
@@ -101,7 +102,7 @@ class OnlineRecognizer:
         self._scene = load_references(self.session.models_dir).meter() if self.session.awaiting_scene else None
         self._loader: ThreadPoolExecutor | None = None
         self._loading: Future[tuple[Environment | None, Path, Pipeline]] | None = None
-        self._queue: deque[tuple[str, Any]] = deque()
+        self._queue: deque[tuple[ItemKind, Any]] = deque()
         self._cv = threading.Condition()
         self._stop = False
         self._first_seq: int | None = None
@@ -130,19 +131,19 @@ class OnlineRecognizer:
                     self.counters.seq_restarts += 1
                     self.counters.event_msgs_seq_gaps += max(0, head.seq - self._first_seq)
                 self._last_seq = head.seq
-            self._put(("events", raw), "event_msgs_dropped_queue", "event_msgs_received")
+            self._put((ItemKind.EVENTS, raw), "event_msgs_dropped_queue", "event_msgs_received")
 
     def offer_image(self, msg: Any) -> None:
         """A colour ``sensor_msgs/Image``."""
         with self._cv:
-            self._put(("image", msg), "frames_dropped_queue", "frames_received")
+            self._put((ItemKind.IMAGE, msg), "frames_dropped_queue", "frames_received")
 
     def offer_depth(self, msg: Any) -> None:
         """An aligned depth ``sensor_msgs/Image``."""
         with self._cv:
-            self._put(("depth", msg), "depth_dropped_queue", "depth_received")
+            self._put((ItemKind.DEPTH, msg), "depth_dropped_queue", "depth_received")
 
-    def _put(self, item: tuple[str, Any], dropped: str, received: str) -> None:
+    def _put(self, item: tuple[ItemKind, Any], dropped: str, received: str) -> None:
         """Queue ``item`` and count it ``received``; a full queue refuses it and counts it ``dropped`` (the queue
         stays as fresh either way: once it is full, its length bounds the delay)."""
         c = self.counters
@@ -166,14 +167,14 @@ class OnlineRecognizer:
             try:
                 self._handle(kind, payload)
             except Exception:
-                LOG.exception("unexpected error while handling a %s message (counted as malformed)", kind)
-                if kind == "events":
+                LOG.exception("unexpected error while handling a %s message (counted as malformed)", kind.value)
+                if kind is ItemKind.EVENTS:
                     self.counters.event_msgs_malformed += 1
                 else:
                     self.counters.frames_malformed += 1
 
-    def _handle(self, kind: str, payload: Any) -> None:
-        if kind == "events":
+    def _handle(self, kind: ItemKind, payload: Any) -> None:
+        if kind is ItemKind.EVENTS:
             self._handle_events(payload)
         else:
             self._handle_image(kind, payload)
@@ -200,9 +201,9 @@ class OnlineRecognizer:
             if self._scene is not None:
                 self._scene.add_events(batch)
 
-    def _handle_image(self, kind: str, payload: Any) -> None:
-        """A colour (``kind == "image"``) or depth image into the pairer and on to the engine; a malformed one is
-        counted and dropped."""
+    def _handle_image(self, kind: ItemKind, payload: Any) -> None:
+        """A colour (``ItemKind.IMAGE``) or depth (``ItemKind.DEPTH``) image into the pairer and on to the engine; a
+        malformed one is counted and dropped."""
         engine = self.session.engine
         stamp = payload.header.stamp.sec * 1_000_000_000 + payload.header.stamp.nanosec
         try:
@@ -212,7 +213,7 @@ class OnlineRecognizer:
             LOG.warning("image dropped: %s", exc)
             return
         self._note_time(stamp)
-        if kind == "image":
+        if kind is ItemKind.IMAGE:
             self._frame_id = str(payload.header.frame_id)
             if self._scene is not None:
                 self._scene.add_image(stamp, arr)

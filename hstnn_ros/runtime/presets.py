@@ -25,8 +25,9 @@ import numpy as np
 from hstnn_ros import defaults
 from hstnn_ros.enums import Environment
 from hstnn_ros.perception.events.batch import EventBatch
-from hstnn_ros.runtime.enums import Preset
+from hstnn_ros.runtime.enums import ItemKind, Preset
 from hstnn_ros.runtime.errors import RuntimeEngineError
+from hstnn_ros.runtime.replay import ReplayItem
 
 LOG = logging.getLogger(__name__)
 
@@ -268,17 +269,16 @@ def write_references(models_dir: Path | str, references: SceneReferences, *,
     return path
 
 
-def measure_scene(items: Iterable[Any], seconds: float) -> list[SceneStats]:
-    """Scene statistics of consecutive ``seconds``-long windows of a time-ordered input stream (``ReplayItem``-like
-    objects: ``kind.value`` ``"events"`` with an ``EventBatch`` payload or ``"image"`` with ``(rgb, depth)``); a last
-    partial window is dropped."""
+def measure_scene(items: Iterable[ReplayItem], seconds: float) -> list[SceneStats]:
+    """Scene statistics of consecutive ``seconds``-long windows of a time-ordered stream of replay items (events
+    items with an ``EventBatch`` payload and image items with ``(rgb, depth)`` are measured, other kinds skipped); a
+    last partial window is dropped."""
     out = []
     meter = SceneMeter(seconds)
     for item in items:
-        kind = getattr(item.kind, "value", item.kind)
-        if kind == "events":
+        if item.kind is ItemKind.EVENTS:
             meter.add_events(item.payload)
-        elif kind == "image":
+        elif item.kind is ItemKind.IMAGE:
             meter.add_image(item.stamp_ns, item.payload[0])
         if meter.ready:
             out.append(meter.stats())

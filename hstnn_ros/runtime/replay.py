@@ -6,7 +6,6 @@ rosbag2 recording into ``ReplayItem``s live in ``bag_source`` so that tests and 
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from bisect import bisect_right
@@ -21,19 +20,11 @@ from hstnn_ros.datasets.sidecar import has_sidecar, read_sidecar
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.enums import DropPolicy
 from hstnn_ros.runtime.engine import EngineConfig, EngineCounters, PlaceRecognitionEngine, PlaceResult
+from hstnn_ros.runtime.enums import ItemKind
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.report import DecisionRecord
 
 LOG = logging.getLogger(__name__)
-
-
-class ItemKind(enum.Enum):
-    """What a replay item carries."""
-
-    EVENTS = "events"  # payload: EventBatch
-    IMAGE = "image"  # payload: (rgb [H, W, 3] uint8, depth [H, W] or None)
-    LABEL = "label"  # payload: int place id valid from this stamp on
-    MALFORMED = "malformed"  # payload: str reason (a message that could not be decoded)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from hstnn_ros.datasets.synth.enums import EventMessage, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.messages import FRAME_DVS
 from hstnn_ros.perception import events as pev
+from hstnn_ros.perception.events.enums import Encoding
 
 
 class _Writer:
@@ -46,14 +47,16 @@ def open_writer(bag_dir: Path, storage: Storage) -> Iterator[_Writer]:
 class EventEncoder:
     """Turns event records into serialised event messages of the chosen type and encoding."""
 
-    def __init__(self, message: EventMessage, encoding: str, width: int, height: int) -> None:
+    def __init__(self, message: EventMessage, encoding: Encoding, width: int, height: int) -> None:
         self.message, self.width, self.height = message, width, height
         self.pev = pev
         self.seq = 0
+        #: the message's ``encoding`` field and the route metadata's (``dvs_msgs`` for arrays, which have no field)
+        self.encoding: str
         if message is EventMessage.DVS_EVENT_ARRAY:
             self.encoding = "dvs_msgs"
         else:
-            self.encoding = encoding
+            self.encoding = str(encoding)
             available = sorted(getattr(pev, "ENCODERS", {}))
             if encoding not in available:
                 raise SynthError(f"event encoding {encoding!r} has no encoder; use one of {available}")

@@ -7,12 +7,14 @@ recorded in its ``route.json``.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from hstnn_ros.datasets.synth.enums import EventMessage, Preset, Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.enums import Environment
+from hstnn_ros.perception.events.enums import Encoding
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class RouteConfig:
     rgb_hz: float = 30.0
     odom_hz: float = 50.0
     packet_ms: float = 10.0  #: one event message per this many milliseconds
-    encoding: str = "evt3"
+    encoding: Encoding = Encoding.EVT3  #: of ``EventPacket`` messages (``dvs_msgs`` arrays have none)
     event_message: EventMessage = EventMessage.EVENT_PACKET
     storage: Storage = Storage.MCAP
     #: vary the lighting between traversals (each environment's ``traversal_*`` spreads); off keeps every traversal
@@ -137,7 +139,7 @@ class RouteConfig:
         def conv(v: Any) -> Any:
             if isinstance(v, dict):
                 return {k: conv(x) for k, x in v.items()}
-            if hasattr(v, "value") and not isinstance(v, (int, float, str)):
+            if isinstance(v, enum.Enum):
                 return v.value
             return v
 

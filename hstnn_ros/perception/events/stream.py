@@ -64,6 +64,9 @@ ENCODERS: dict[str, Callable[[EventBatch], tuple[bytes, int]]] = {
 #: bits of us, libcaer stamps 31 bits of us); encodings whose time is an offset from ``time_base`` have none.
 WRAP_NS = {Encoding.EVT3.value: (1 << codecs.EVT3_TIME_BITS) * 1000,
            Encoding.LIBCAER.value: (1 << codecs.LIBCAER_TS_BITS) * 1000}
+#: The fast path's encoding, bound once: the per-message checks compare against a module global (a plain str
+#: comparison), where ``Encoding.EVT3`` would look the member up on the class each time (~70 ns a check).
+_EVT3 = Encoding.EVT3
 _NO_TIME = int(np.iinfo(np.int64).min)  # "no time yet" for the stream's latest time
 #: Most evt3 packets ``decode_many`` decodes in one call (a run with a packet that needs the check is decoded again
 #: message by message: the cap bounds that cost).
@@ -224,7 +227,7 @@ class StreamDecoder:
             raise DecodeError(f"no event decoder for message type {msgtype}; supported: {EVENT_MSGTYPES}")
         msg = msg_or_msgtype
         enc = getattr(msg, "encoding", None)
-        if enc == "evt3" and self.fast and self._encoding == "evt3" and self._held is None:
+        if enc == _EVT3 and self.fast and self._encoding == _EVT3 and self._held is None:
             st = msg.header.stamp  # the fast path first (see ``_plain_one``)
             batch = self._plain_one(int(st.sec) * 1_000_000_000 + int(st.nanosec), int(msg.width), int(msg.height),
                                     msg.events)
@@ -285,7 +288,7 @@ class StreamDecoder:
         i, n = 0, len(msgs)
         decode = self.decode
         while i < n:
-            if self._encoding != "evt3" or not self.fast:  # nothing to run together: message by message
+            if self._encoding != _EVT3 or not self.fast:  # nothing to run together: message by message
                 batch = decode(msgs[i])
                 if len(batch) or not out:
                     out.append(batch)
@@ -310,14 +313,14 @@ class StreamDecoder:
         """How far from ``i`` the messages are evt3 packets the fast path may take in one call (``i + 1``: none):
         the stream already decodes evt3 at their size, holds nothing, knows its time offset, payloads of whole
         words."""
-        if not (self.fast and self._encoding == "evt3" and self._held is None and self._size is not None and
+        if not (self.fast and self._encoding == _EVT3 and self._held is None and self._size is not None and
                 (self._offset_ns is not None or self.time_mode is not TimeMode.ROS)):
             return i + 1
         j = i
         while j < len(msgs) and j - i < RUN_PACKETS:
             m = msgs[j]
             ev = getattr(m, "events", None)
-            if getattr(m, "encoding", None) != "evt3" or (int(m.width), int(m.height)) != self._size or not (
+            if getattr(m, "encoding", None) != _EVT3 or (int(m.width), int(m.height)) != self._size or not (
                     isinstance(ev, (bytes, bytearray)) or (isinstance(ev, np.ndarray) and ev.dtype == np.uint8
                                                            and ev.ndim == 1 and ev.flags.c_contiguous)) or len(ev) % 2:
                 break
@@ -346,7 +349,7 @@ class StreamDecoder:
                 payload: Any, try_fast: bool = True) -> EventBatch:
         """One event packet from its fields (a message object's, or read straight from CDR bytes); ``try_fast``:
         the evt3 fast path was not tried on it yet."""
-        if try_fast and enc == "evt3" and self.fast and self._encoding == "evt3" and self._held is None:
+        if try_fast and enc == _EVT3 and self.fast and self._encoding == _EVT3 and self._held is None:
             batch = self._plain_one(stamp, width, height, payload)
             if batch is not None:
                 return batch
@@ -360,9 +363,9 @@ class StreamDecoder:
         if self._encoding is not None and enc != self._encoding and enc in ENCODERS:
             self.counters.note(f"encoding changed from {self._encoding} to {enc}; stream state reset")
             self._evt3, self._cmp, self._offset_ns = codecs.Evt3State(), codecs.LibcaerCmpState(), None
-        bad_base = enc != Encoding.EVT3 and not 0 <= time_base < MAX_TIME_BASE_NS
+        bad_base = enc != _EVT3 and not 0 <= time_base < MAX_TIME_BASE_NS
         try:
-            if enc == Encoding.EVT3:
+            if enc == _EVT3:
                 d = codecs.decode_evt3(payload, self._evt3)
             elif enc == Encoding.LIBCAER_CMP:
                 d = codecs.decode_libcaer_cmp(payload, 0 if bad_base else time_base, self._cmp)
@@ -400,15 +403,15 @@ class StreamDecoder:
                 return EventBatch.empty(width, height)
             self._problem("malformed", f"{enc}: time_base {time_base} out of range; the packet's events were timed "
                                        "from its header stamp")
-        if self.time_mode is TimeMode.ROS and enc == Encoding.EVT3:
+        if self.time_mode is TimeMode.ROS and enc == _EVT3:
             if self._offset_ns is None and len(t):
                 self._offset_ns = stamp - int(t[0])
             off = self._offset_ns or 0
             t = t + off
             trig_t = trig_t + off
         period = WRAP_NS.get(enc, 0)
-        ros = self.time_mode is TimeMode.ROS or enc != Encoding.EVT3
-        v = self._clock.check(t, stamp, period, self._last_t, shiftable=enc == Encoding.EVT3 and ros, ros_clock=ros)
+        ros = self.time_mode is TimeMode.ROS or enc != _EVT3
+        v = self._clock.check(t, stamp, period, self._last_t, shiftable=enc == _EVT3 and ros, ros_clock=ros)
         t = v.t
         if v.reanchored:
             self._offset_ns = (self._offset_ns or 0) + v.shift if v.shift else self._offset_ns
@@ -425,7 +428,7 @@ class StreamDecoder:
         if len(trig_t) and tw is not None and (trig_t.min() < tw[0] or trig_t.max() > tw[1]):
             tv = resync_events(trig_t, tw[0], tw[1], tw[0], period, MAX_WRAPS, _NO_TIME, False)
             trig_t, trig_id, trig_edge = tv[0][tv[1]], trig_id[tv[1]], trig_edge[tv[1]]
-        if enc == Encoding.EVT3 and v.window is not None and not v.plain:  # (a plain packet: the state agrees)
+        if enc == _EVT3 and v.window is not None and not v.plain:  # (a plain packet: the state agrees)
             self._reanchor_evt3_state(v.window)
         if len(trig_t):
             self.counters.triggers += len(trig_t)
@@ -658,7 +661,7 @@ def warm_up() -> float:
         dec.reset()
         # evt3 twice more: the second packet of a stream takes the fast path (read-only and writable payloads)
         ro = np.frombuffer(payload, np.uint8)
-        for events in [ro, ro, bytearray(payload)] if enc == "evt3" else [ro]:
+        for events in [ro, ro, bytearray(payload)] if enc == Encoding.EVT3 else [ro]:
             dec.decode(SimpleNamespace(encoding=enc, time_base=base, width=8, height=8, header=header, events=events))
     dec.reset()
     dec.decode(DVS_MSGTYPES[0], encode_dvs_event_array(batch))
