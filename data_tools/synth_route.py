@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from hstnn_ros.datasets.synth import (
-    EventMessage,
+    EventMessageKind,
     Preset,
     Storage,
     SynthError,
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = preset_config(args.preset)
         kw: dict = {"storage": Storage(args.storage), "encoding": Encoding(args.encoding),
-                    "event_message": EventMessage.DVS_EVENT_ARRAY if args.dvs_msgs else EventMessage.EVENT_PACKET}
+                    "event_message": (EventMessageKind.DVS_EVENT_ARRAY if args.dvs_msgs
+                                      else EventMessageKind.EVENT_PACKET)}
         if args.places is not None:
             kw["world"] = dataclasses.replace(cfg.world, num_places=args.places)
         cfg = cfg.with_overrides(**kw)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.runtime.errors import RuntimeEngineError
 from hstnn_ros.runtime.ros_codec import EventMessageKind, image_to_array
 
@@ -16,7 +17,7 @@ from hstnn_ros.runtime.ros_codec import EventMessageKind, image_to_array
 def test_type_names() -> None:
     assert EventMessageKind.from_type_name("dvs_msgs/EventArray") is EventMessageKind.DVS_EVENT_ARRAY
     assert EventMessageKind.from_type_name(" event_camera_msgs/msg/EventPacket ") is EventMessageKind.EVENT_PACKET
-    with pytest.raises(RuntimeEngineError, match="not supported"):
+    with pytest.raises(DecodeError, match="not supported"):
         EventMessageKind.from_type_name("prophesee_event_msgs/msg/EventArray")
 
 
@@ -24,7 +25,7 @@ def test_missing_ros_message_package_names_the_fix() -> None:
     try:
         import dvs_msgs  # noqa: F401
     except ImportError:
-        with pytest.raises(RuntimeEngineError, match="ros-<distro>-dvs-msgs"):
+        with pytest.raises(DecodeError, match="ros-<distro>-dvs-msgs"):
             EventMessageKind.DVS_EVENT_ARRAY.message_class()
     else:
         assert EventMessageKind.DVS_EVENT_ARRAY.message_class().__name__ == "EventArray"

@@ -144,12 +144,12 @@ def test_cli_prints_synthetic_stats_beside_real_bags(tmp_path, capsys, shared_da
 
 @pytest.mark.parametrize("kind", ["libcaer_cmp", "mono", "dvs_msgs"])
 def test_other_event_encodings_decode_to_the_same_events(tmp_path, kind):
-    from hstnn_ros.datasets.synth import EventMessage
+    from hstnn_ros.datasets.synth import EventMessageKind
 
     cfg = _tiny(length_m=0.4)
     ref = write_traversal(tmp_path / "evt3", cfg, Environment.ENV1, 0, seed=5)
     if kind == "dvs_msgs":
-        cfg = dataclasses.replace(cfg, event_message=EventMessage.DVS_EVENT_ARRAY)
+        cfg = dataclasses.replace(cfg, event_message=EventMessageKind.DVS_EVENT_ARRAY)
     else:
         cfg = dataclasses.replace(cfg, encoding=Encoding(kind))
     res = write_traversal(tmp_path / kind, cfg, Environment.ENV1, 0, seed=5)

@@ -27,7 +27,17 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
 from hstnn_ros.model import load_bundle, save_bundle
-from hstnn_ros.perception.frontends import BUILDERS, RGBCNN, SCNN, SMALL, Frontend, FrontendConfig, dense_macs
+from hstnn_ros.perception.frontends import (
+    BUILDERS,
+    CNN_KIND,
+    RGBCNN,
+    SCNN,
+    SCNN_KIND,
+    SMALL,
+    Frontend,
+    FrontendConfig,
+    dense_macs,
+)
 from hstnn_ros.perception.window import WindowSpec, assemble_window
 from hstnn_ros.plotting import pyplot, save_figure
 
@@ -94,7 +104,7 @@ def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.nd
     for t in ds.traversals:
         if t.split != split:
             continue
-        if kind == "scnn":
+        if kind == SCNN_KIND:
             n, b = t.events.shape[:2]
             xs.append(t.events.reshape(n * b, *t.events.shape[2:]))
             ys.append(np.repeat(t.labels, b))
@@ -180,7 +190,7 @@ class _Run:
         torch.manual_seed(recipe.seed)
         self.kind, self.recipe, self.lr = kind, recipe, lr
         self.rng = np.random.default_rng(recipe.seed)
-        self.model: Frontend = (SCNN if kind == "scnn" else RGBCNN)(fe_config).to(recipe.device)
+        self.model: Frontend = (SCNN if kind == SCNN_KIND else RGBCNN)(fe_config).to(recipe.device)
         self.head = nn.Linear(fe_config.features, num_places).to(recipe.device)
         if recipe.channels_last:
             # Module.to takes memory_format at run time; torch's overloads of it do not name the keyword
@@ -398,7 +408,7 @@ def save_frontend_bundle(out: Path | str, scnn: Frontend, cnn: Frontend | None, 
                          metrics: dict[str, Any]) -> Path:
     """Write frozen front-ends as a bundle with the window they were trained on (the one front-end metadata
     schema: ``FRONTEND_META_KEYS``)."""
-    comps = {"scnn": scnn, **({"cnn": cnn} if cnn is not None else {})}
+    comps = {SCNN_KIND: scnn, **({CNN_KIND: cnn} if cnn is not None else {})}
     meta = {"window": window.to_dict(), "num_places": int(num_places), "dataset_fingerprint": dataset_fingerprint,
             "pretrain": vars(pretrain), "metrics": metrics}
     return save_bundle(out, comps, meta)
@@ -426,10 +436,10 @@ def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = 
     report)``."""
     window = ds.window
     shape: dict[str, Any] = {"input_hw": window.input_hw} if full_size else {**SMALL, "input_hw": window.input_hw}
-    scnn, m_ev = pretrain_frontend(ds, "scnn", FrontendConfig(in_channels=2, **shape), recipe, progress)
+    scnn, m_ev = pretrain_frontend(ds, SCNN_KIND, FrontendConfig(in_channels=2, **shape), recipe, progress)
     cnn, m_rgb = None, None
     if not ds.events_only:
-        cnn, m_rgb = pretrain_frontend(ds, "cnn", FrontendConfig(in_channels=window.rgb_channels, **shape), recipe,
+        cnn, m_rgb = pretrain_frontend(ds, CNN_KIND, FrontendConfig(in_channels=window.rgb_channels, **shape), recipe,
                                        progress)
     report = {"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": nearest_neighbour_baseline(ds)}
     bundle = save_frontend_bundle(out, scnn, cnn, window, num_places=ds.num_places,
@@ -443,11 +453,9 @@ def cache_feature_sets(ds: WindowDataset, frontends: Path | str, features_dir: P
     """The frozen front-ends of bundle ``frontends`` over every frame of ``ds``, as ``features_dir/all.safetensors``
     plus one feature set per environment. The feature sets record the front-end bundle (absolute path and weights
     digest), so that the HSTNN bundles trained on them name the front-ends they need."""
-    import hstnn_ros.perception.frontends  # noqa: F401, PLC0415 - registers the scnn/cnn bundle builders
-
     fe = load_bundle(frontends)
-    scnn = fe.build("scnn", BUILDERS)
-    cnn = fe.build("cnn", BUILDERS) if "cnn" in fe.components else None
+    scnn = fe.build(SCNN_KIND, BUILDERS)
+    cnn = fe.build(CNN_KIND, BUILDERS) if CNN_KIND in fe.components else None
     fs = cache_features(ds, scnn, cnn, progress=progress, meta={
         "frontend_bundle": str(Path(frontends).resolve()), "frontend_sha256": fe.digest})
     features_dir = Path(features_dir)

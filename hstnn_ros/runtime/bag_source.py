@@ -22,6 +22,7 @@ from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.topics import Topics, resolve_topics
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception.events.batch import EventBatch
+from hstnn_ros.perception.events.stream import PACKET_MSGTYPES
 from hstnn_ros.perception.pairing import Paired, RgbdPairer
 from hstnn_ros.runtime.engine import PlaceResult
 from hstnn_ros.runtime.enums import ItemKind
@@ -41,7 +42,6 @@ from hstnn_ros.runtime.ros_codec import image_to_array, stream_decoder
 
 LOG = logging.getLogger(__name__)
 
-PACKET_TYPES = ("event_camera_msgs/msg/EventPacket", "event_array_msgs/msg/EventArray")
 
 
 @dataclass
@@ -164,7 +164,7 @@ class BagSource:
 
 def _event_batches(decoder: Any, msgtype: str, data: bytes) -> list[EventBatch]:
     """The events of one message, straight from its CDR bytes as the node decodes them."""
-    if msgtype in PACKET_TYPES:
+    if msgtype in PACKET_MSGTYPES:
         try:
             fields = read_event_packet(data)
         except ValueError as exc:

@@ -24,7 +24,7 @@ from torch import nn
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.model import HSTNN, count_ops, load_bundle
 from hstnn_ros.model.unknown_place import KnnNovelty
-from hstnn_ros.perception.frontends import BUILDERS, Frontend
+from hstnn_ros.perception.frontends import BUILDERS, CNN_KIND, SCNN_KIND, Frontend
 from hstnn_ros.perception.window import window_from_metadata
 from hstnn_ros.runtime.deployment import DeployMeta, check_frontend_digest
 from hstnn_ros.runtime.errors import RuntimeEngineError
@@ -34,8 +34,6 @@ from hstnn_ros.runtime.pipeline import ClassifierResult, FrontendResult, Pipelin
 LOG = logging.getLogger(__name__)
 
 HSTNN_COMPONENT = "hstnn"
-EVENT_COMPONENT = "scnn"
-RGB_COMPONENT = "cnn"
 
 
 class HstnnClassifier(nn.Module):
@@ -107,15 +105,15 @@ def load_pipeline(bundle_dir: Path | str, frontends: Path | str | None = None) -
         check_frontend_digest(bundle_dir, fe_dir, deploy.frontend_sha256, fe.digest)
         comps = {**{name: fe for name in fe.components}, **comps}
         meta.setdefault("frontend_metadata", dict(fe.metadata))
-    if EVENT_COMPONENT not in comps:
-        raise RuntimeEngineError(f"{bundle_dir}: no {EVENT_COMPONENT!r} event front-end in the bundle or in its "
+    if SCNN_KIND not in comps:
+        raise RuntimeEngineError(f"{bundle_dir}: no {SCNN_KIND!r} event front-end in the bundle or in its "
                                  f"frontend_bundle ({fe_rel!r}); pass the front-end bundle it was trained with "
                                  "(--frontends DIR), or fit models that name it (hstnn-fit-route, hstnn-train on "
                                  "features cached by hstnn-frontends)")
-    events_only = deploy.events_only or RGB_COMPONENT not in comps
+    events_only = deploy.events_only or CNN_KIND not in comps
     clf = HstnnClassifier(main.hstnn(HSTNN_COMPONENT))
-    ev = FrontendAdapter(comps[EVENT_COMPONENT].build(EVENT_COMPONENT, BUILDERS))
-    rgb = None if events_only else FrontendAdapter(comps[RGB_COMPONENT].build(RGB_COMPONENT, BUILDERS))
+    ev = FrontendAdapter(comps[SCNN_KIND].build(SCNN_KIND, BUILDERS))
+    rgb = None if events_only else FrontendAdapter(comps[CNN_KIND].build(CNN_KIND, BUILDERS))
     rgb_size = clf.input_size - ev.feature_size
     fe_meta = meta.get("frontend_metadata", meta)
     fe_source = str((bundle_dir / fe_rel).resolve() if fe_rel else bundle_dir)

@@ -7,7 +7,6 @@ topic. Decoder errors become ``RuntimeEngineError`` so the node counts them as m
 
 from __future__ import annotations
 
-import enum
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,38 +16,9 @@ from hstnn_ros.bags.cdr import PacketHeader
 from hstnn_ros.bags.cdr import packet_header as cdr_header
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.perception import events as pev
+from hstnn_ros.perception.events.enums import EventMessageKind
 from hstnn_ros.perception.images import decode_image
 from hstnn_ros.runtime.errors import RuntimeEngineError
-
-
-class EventMessageKind(enum.Enum):
-    """Event message types the node subscribes to (parameter ``event_msg_type``)."""
-
-    EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
-    DVS_EVENT_ARRAY = "dvs_msgs/msg/EventArray"
-
-    @classmethod
-    def from_type_name(cls, name: str) -> EventMessageKind:
-        """``"event_camera_msgs/msg/EventPacket"`` (or without ``/msg``) -> kind; unknown names list the choices."""
-        norm = name.strip()
-        if norm.count("/") == 1:
-            pkg, typ = norm.split("/")
-            norm = f"{pkg}/msg/{typ}"
-        try:
-            return cls(norm)
-        except ValueError as exc:
-            raise RuntimeEngineError(f"event_msg_type {name!r} is not supported: use one of "
-                                     f"{[k.value for k in cls]}") from exc
-
-    def message_class(self) -> Any:
-        """The rclpy message class (needs the ROS 2 message package installed)."""
-        pkg, _, typ = self.value.split("/")
-        try:
-            module = __import__(f"{pkg}.msg", fromlist=[typ])
-        except ImportError as exc:
-            raise RuntimeEngineError(f"ROS message package {pkg!r} is not installed: install ros-<distro>-"
-                                     f"{pkg.replace('_', '-')} or choose another event_msg_type") from exc
-        return getattr(module, typ)
 
 
 def stream_decoder(msgtype: str) -> Any:

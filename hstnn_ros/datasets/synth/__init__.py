@@ -1,6 +1,7 @@
 """Synthetic routes: a seeded corridor world, a vectorised renderer, an ESIM-style event simulator and three
 lighting environments, written as real rosbag2 recordings so the package can be tried without a robot."""
 
+from hstnn_ros.bags.enums import Storage
 from hstnn_ros.datasets.synth.config import (
     LIGHTING,
     PRESETS,
@@ -12,7 +13,7 @@ from hstnn_ros.datasets.synth.config import (
     WorldConfig,
     preset_config,
 )
-from hstnn_ros.datasets.synth.enums import EventMessage, Preset, Storage
+from hstnn_ros.datasets.synth.enums import Preset
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.esim import EventSimulator, SimEvents
 from hstnn_ros.datasets.synth.messages import TOPIC_DEPTH, TOPIC_EVENTS, TOPIC_ODOM, TOPIC_RGB
@@ -25,6 +26,7 @@ from hstnn_ros.datasets.synth.route import (
 from hstnn_ros.datasets.synth.simulate import TraversalSimulator
 from hstnn_ros.datasets.synth.stats import EventStats, StatsAccumulator, format_stats_table
 from hstnn_ros.datasets.synth.world import World, build_world
+from hstnn_ros.perception.events.enums import EventMessageKind
 
 __all__ = [
     "LIGHTING",
@@ -34,7 +36,7 @@ __all__ = [
     "TOPIC_ODOM",
     "TOPIC_RGB",
     "CameraConfig",
-    "EventMessage",
+    "EventMessageKind",
     "EventSimConfig",
     "EventSimulator",
     "EventStats",

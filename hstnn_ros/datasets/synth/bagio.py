@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from hstnn_ros import bags
-from hstnn_ros.datasets.synth.enums import EventMessage, Storage
+from hstnn_ros.bags.enums import Storage
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.datasets.synth.messages import FRAME_DVS
 from hstnn_ros.perception import events as pev
-from hstnn_ros.perception.events.enums import Encoding
+from hstnn_ros.perception.events.enums import Encoding, EventMessageKind
 
 
 class _Writer:
@@ -47,13 +47,13 @@ def open_writer(bag_dir: Path, storage: Storage) -> Iterator[_Writer]:
 class EventEncoder:
     """Turns event records into serialised event messages of the chosen type and encoding."""
 
-    def __init__(self, message: EventMessage, encoding: Encoding, width: int, height: int) -> None:
+    def __init__(self, message: EventMessageKind, encoding: Encoding, width: int, height: int) -> None:
         self.message, self.width, self.height = message, width, height
         self.pev = pev
         self.seq = 0
         #: the message's ``encoding`` field and the route metadata's (``dvs_msgs`` for arrays, which have no field)
         self.encoding: str
-        if message is EventMessage.DVS_EVENT_ARRAY:
+        if message is EventMessageKind.DVS_EVENT_ARRAY:
             self.encoding = "dvs_msgs"
         else:
             self.encoding = str(encoding)
@@ -68,7 +68,7 @@ class EventEncoder:
         ev = rec.events
         batch = self.pev.EventBatch(t_ns=ev.t_ns, x=ev.x, y=ev.y, p=ev.p, width=self.width, height=self.height)
         header = mf.header(int(ev.t_ns[0]) if len(ev) else rec.t_ns, FRAME_DVS)
-        if self.message is EventMessage.DVS_EVENT_ARRAY:
+        if self.message is EventMessageKind.DVS_EVENT_ARRAY:
             return self.pev.encode_dvs_event_array(batch, header=header, typestore=mf.ts)
         payload, time_base = self.pev.ENCODERS[self.encoding](batch)
         Packet = mf.ts.types[self.msgtype]

@@ -11,10 +11,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from hstnn_ros.datasets.synth.enums import EventMessage, Preset, Storage
+from hstnn_ros.bags.enums import Storage
+from hstnn_ros.datasets.synth.enums import Preset
 from hstnn_ros.datasets.synth.errors import SynthError
 from hstnn_ros.enums import Environment
-from hstnn_ros.perception.events.enums import Encoding
+from hstnn_ros.perception.events.enums import Encoding, EventMessageKind
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class RouteConfig:
     odom_hz: float = 50.0
     packet_ms: float = 10.0  #: one event message per this many milliseconds
     encoding: Encoding = Encoding.EVT3  #: of ``EventPacket`` messages (``dvs_msgs`` arrays have none)
-    event_message: EventMessage = EventMessage.EVENT_PACKET
+    event_message: EventMessageKind = EventMessageKind.EVENT_PACKET
     storage: Storage = Storage.MCAP
     #: vary the lighting between traversals (each environment's ``traversal_*`` spreads); off keeps every traversal
     #: of an environment under identical light

@@ -1,5 +1,6 @@
-"""Choices of the synthetic route generator (size presets, event message kinds, storage); the lighting environments
-are ``hstnn_ros.enums.Environment``."""
+"""Choices of the synthetic route generator: size presets. The lighting environments are
+``hstnn_ros.enums.Environment``, event message kinds ``perception.events.enums.EventMessageKind``, bag storage
+``bags.enums.Storage``."""
 
 from __future__ import annotations
 
@@ -12,17 +13,3 @@ class Preset(enum.Enum):
     DEMO = "demo"
     DEFAULT = "default"
     BENCH = "bench"
-
-
-class EventMessage(enum.Enum):
-    """Message type used for the event topic."""
-
-    EVENT_PACKET = "event_camera_msgs/msg/EventPacket"
-    DVS_EVENT_ARRAY = "dvs_msgs/msg/EventArray"
-
-
-class Storage(enum.Enum):
-    """rosbag2 storage plugin."""
-
-    MCAP = "mcap"
-    SQLITE3 = "sqlite3"
