@@ -67,7 +67,8 @@ def decode_image(msg: Any) -> np.ndarray:
 
 
 def preprocess_rgbd(rgb: np.ndarray, depth: np.ndarray | None = None,
-                    out_wh: tuple[int, int] = defaults.FRONTEND_INPUT_WH, *, depth_max_m: float = 10.0) -> np.ndarray:
+                    out_wh: tuple[int, int] = defaults.FRONTEND_INPUT_WH, *,
+                    depth_max_m: float = defaults.DEPTH_MAX_M) -> np.ndarray:
     """Front-end input ``float32 [C, H, W]``: RGB in [0, 1] (area-resized), plus depth (metres clipped to
     ``[0, depth_max_m]`` and divided by it, nearest-resized so no depths are invented) when given."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
