@@ -169,14 +169,14 @@ def test_pretrain_restarts_at_a_lower_rate_when_the_first_epoch_learns_nothing(d
     """A learning rate far too high leaves the first epoch's loss above a uniform guess: training restarts from the
     same weights at a backed-off rate, and the metrics say so; an impossible recipe fails at construction."""
     shape = {**SMALL, "input_hw": HW, "features": 32, "hidden": 32}
-    recipe = PretrainConfig(epochs=1, batch=16, lr=1e3, lr_backoff=1e-3, max_restarts=1)
+    recipe = PretrainConfig(epochs=1, batch=16, lr=1e3, lr_backoff=1e-3, max_restarts=1, stall_steps=1)
     with caplog.at_level("WARNING"):
         _, m = pretrain_frontend(dataset, "cnn", FrontendConfig(in_channels=3, **shape), recipe, progress=False)
     assert m["restarts"] == 1 and m["lr"] == pytest.approx(1.0)
     assert "learned nothing" in caplog.text
     assert len(m["history"]) == 1  # the restarted run's epochs only
     _, m0 = pretrain_frontend(dataset, "cnn", FrontendConfig(in_channels=3, **shape),
-                              PretrainConfig(epochs=1, batch=16, lr=1e3, max_restarts=0), progress=False)
+                              PretrainConfig(epochs=1, batch=16, lr=1e3, max_restarts=0, stall_steps=1), progress=False)
     assert m0["restarts"] == 0 and m0["lr"] == 1e3  # no restart allowed: the run is kept as it is
     with pytest.raises(DatasetError, match="lr_backoff"):
         PretrainConfig(lr_backoff=1.5)

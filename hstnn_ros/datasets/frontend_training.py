@@ -57,17 +57,20 @@ class PretrainConfig:
     seed: int = 0
     device: str = "cpu"
     channels_last: bool = True
-    #: A first epoch whose mean training loss stays above ``stall_share * ln(places)`` (the loss of a uniform guess)
-    #: learned nothing: training restarts from the same initial weights at ``lr * lr_backoff``, at most
-    #: ``max_restarts`` times. 4e-3 suits the 20-place routes; on the 100-place default route it diverged and the
-    #: SCNN stayed at chance for 5 epochs, where 1e-3 learns from the first epoch.
+    #: Training that learned nothing restarts from the same initial weights at ``lr * lr_backoff`` (at most
+    #: ``max_restarts`` times): judged once, at the end of the first epoch by which ``stall_steps`` steps have run, by
+    #: the mean loss of the last quarter of those steps against ``stall_share * ln(places)`` (a uniform guess).
+    #: 4e-3 suits the 8- and 20-place routes; on the 100-place default route the SCNN stayed at chance with it for 5
+    #: epochs (loss ln 100), where 1e-3 learns from the first epoch. (Steps, not one epoch: an 8-place route has a
+    #: dozen steps per epoch, too few to tell slow learning from none.)
     stall_share: float = 0.97
+    stall_steps: int = 100
     lr_backoff: float = 0.25
     max_restarts: int = 2
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch < 1 or not self.lr > 0:
-            raise DatasetError(f"pretraining recipe {self}: epochs, batch and lr must be positive")
+        if self.epochs < 1 or self.batch < 1 or not self.lr > 0 or self.stall_steps < 1:
+            raise DatasetError(f"pretraining recipe {self}: epochs, batch, lr and stall_steps must be positive")
         if not 0 < self.lr_backoff < 1 or self.max_restarts < 0 or not 0 < self.stall_share <= 1:
             raise DatasetError(f"pretraining recipe {self}: use 0 < lr_backoff < 1, max_restarts >= 0 and "
                                "0 < stall_share <= 1")
@@ -139,7 +142,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       ) -> tuple[Frontend, dict[str, Any]]:
     """Train front-end ``kind`` (``scnn`` or ``cnn``) with a linear place head on the training split; keep the
     epoch with the best validation accuracy; return the frozen module (eval mode) and per-environment accuracies.
-    A first epoch that learned nothing (``PretrainConfig.stall_share``) restarts at a lower learning rate; the
+    A run that learned nothing (``PretrainConfig.stall_steps``) restarts at a lower learning rate; the
     metrics say which rate was used (``lr``) and how many restarts it took (``restarts``).
 
     Progress: one bar over every training step from the first second on, with the loss and each epoch's validation
@@ -159,7 +162,7 @@ def pretrain_frontend(ds: WindowDataset, kind: str, fe_config: FrontendConfig,
                       else None)
         if fit is not None:
             break
-        log.warning("pretrain %s: the first epoch at lr %.2g learned nothing (training loss above %.3f, a uniform "
+        log.warning("pretrain %s: the first steps at lr %.2g learned nothing (training loss above %.3f, a uniform "
                     "guess over %d places is %.3f); restarting at lr %.2g", kind, lr, stall_loss, ds.num_places,
                     math.log(ds.num_places), lr * recipe.lr_backoff)
         lr *= recipe.lr_backoff
@@ -201,13 +204,15 @@ class _Run:
     def fit(self, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray, *, progress: bool,
             stall_loss: float | None
             ) -> tuple[Frontend, nn.Module, float, list[dict[str, float]], float, float] | None:
-        """Every epoch, keeping the best validation epoch; None when the first epoch's mean training loss is above
-        ``stall_loss`` (it learned nothing)."""
+        """Every epoch, keeping the best validation epoch; None when it learned nothing (``PretrainConfig``'s
+        stall check against ``stall_loss``; None: no check)."""
         recipe, model, head, cl = self.recipe, self.model, self.head, self.recipe.channels_last
         steps = (len(xtr) + recipe.batch - 1) // recipe.batch
         best, best_acc = None, -1.0
         t_train = t_val = 0.0
         history: list[dict[str, float]] = []
+        seen: list[float] = []  # step losses until the stall check has run
+        pending = stall_loss is not None
         bar = tqdm(total=recipe.epochs * steps, desc=f"pretrain {self.kind} (lr {self.lr:.2g})", unit="step",
                    disable=not progress)
         # Denormal numbers (tiny gradients of the spiking layers) cost x86 cores tens of cycles each and slowed
@@ -218,14 +223,19 @@ class _Run:
                 model.train()
                 order = self.rng.permutation(len(xtr))
                 t0 = time.perf_counter()
-                total = _train_epoch(model, head, xtr, ytr, order, opt=self.opt, params=self.params, recipe=recipe,
-                                     bar=bar, epoch=epoch,
-                                     last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
+                total, step_losses = _train_epoch(
+                    model, head, xtr, ytr, order, opt=self.opt, params=self.params, recipe=recipe, bar=bar,
+                    epoch=epoch, last_val=f"{history[-1]['val_top1']:.3f}" if history else "-")
+                if pending:
+                    seen.extend(step_losses)
                 t1 = time.perf_counter()
                 t_train += t1 - t0
-                if epoch == 0 and stall_loss is not None and not total / len(xtr) <= stall_loss:  # NaN too
-                    bar.close()
-                    return None
+                if pending and len(seen) >= recipe.stall_steps:
+                    pending = False  # judged once
+                    late = float(np.mean(seen[len(seen) - max(1, len(seen) // 4):]))
+                    if stall_loss is not None and not late <= stall_loss:  # NaN too
+                        bar.close()
+                        return None
                 acc = float(_accuracy(model, head, xva, yva, batch=recipe.batch, device=recipe.device,
                                       channels_last=cl).mean())
                 t_val += time.perf_counter() - t1
@@ -244,9 +254,11 @@ class _Run:
 
 def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.ndarray, order: np.ndarray, *,
                  opt: torch.optim.Optimizer, params: list[nn.Parameter], recipe: PretrainConfig, bar: tqdm,
-                 epoch: int, last_val: str) -> float:
-    """One pass over the training frames in ``order`` (batches of ``recipe.batch``); returns the summed loss."""
+                 epoch: int, last_val: str) -> tuple[float, list[float]]:
+    """One pass over the training frames in ``order`` (batches of ``recipe.batch``); returns the summed loss and
+    each step's loss."""
     total = 0.0
+    losses: list[float] = []
     for s in range(0, len(order), recipe.batch):
         idx = np.sort(order[s:s + recipe.batch])  # sorted gathers read memory in order; same batches
         yb = torch.from_numpy(ytr[idx]).to(recipe.device)
@@ -255,10 +267,11 @@ def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.nda
         loss.backward()
         nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        total += float(loss.detach()) * len(idx)
+        losses.append(float(loss.detach()))
+        total += losses[-1] * len(idx)
         bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}", val=last_val, refresh=False)
-    return total
+        bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", val=last_val, refresh=False)
+    return total, losses
 
 
 def _train_flops_per_frame(cfg: FrontendConfig) -> int:
