@@ -59,12 +59,12 @@ def route(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def other_world(tmp_path_factory) -> Path:
-    """One env1 traversal of another world (another seed): a recording of places that are not on the route."""
+def other_world(tmp_path_factory) -> tuple[Path, Path]:
+    """One env1 and one env3 traversal of another world (another seed): recordings of places not on the route."""
     root = tmp_path_factory.mktemp("other_world")
-    generate_route_set(root, _route_config(), envs=(Environment.ENV1,), traversals=1, seed=OTHER_SEED,
-                       progress=False)
-    return root / "env1_t0"
+    generate_route_set(root, _route_config(), envs=(Environment.ENV1, Environment.ENV3), traversals=1,
+                       seed=OTHER_SEED, progress=False)
+    return root / "env1_t0", root / "env3_t0"
 
 
 def _config(route: Path, out: Path, **kw: object) -> FitRouteConfig:
@@ -173,36 +173,44 @@ def test_interrupted_fit_resumes_to_the_same_bundles(fitted, route, tmp_path) ->
 
 
 def test_off_route_false_accepts_are_measured_on_a_finished_fit(fitted, route, other_world, tmp_path) -> None:
-    """--off-route added to a finished fit runs only the off-route stages; every shipped bundle gets false-accept
-    rates of its three unknown-place rules beside the true-accept rates on its own test traversals, in the report
-    and the card; the detector rejects the other world far more often than the own route's held-out traversal."""
+    """--off-route added to a finished fit runs only the off-route stages; every shipped bundle gets the accept rates
+    of its three unknown-place rules on the off-route recordings (per environment and all) beside the true-accept
+    rates on its own test traversals, in the report and the card. The own route's test recording given as an
+    off-route one is accepted exactly as its cached test windows were; the other world is rejected far more often
+    by the detector."""
     out, _, threads = fitted
     torch.set_num_threads(threads)
     models = tmp_path / "models"
     shutil.copytree(out, models)  # the finished fit, work folder and stage log included
     card = (models / "MODEL_CARD.md").read_text()
     assert "False-accept rate: not known" in card and "--off-route REC" in card
-    res = fit_route(_config(route[0], models, off_route=((other_world, "other"),)), progress=False)
+    own_test = route[0] / "env1_t3"  # env1's test traversal (the last of four)
+    off = ((own_test, "own"), (other_world[0], "other"), (other_world[1], "other"))
+    res = fit_route(_config(route[0], models, off_route=off), progress=False)
     assert res.ran == ["off_route_windows", "off_route"], res.ran
     report = json.loads((models / "build_report.json").read_text())
     card = (models / "MODEL_CARD.md").read_text()
-    assert "False-accept rate: not known" not in card and "other=env1_t0" in card
+    assert "False-accept rate: not known" not in card and "other=env3_t0" in card
     for name in ("env1", "env2", "default", "events_only"):
         u = report["bundles"][name]["unknown_place"]
-        tar, far = u["test"], u["off_route"]["all"]
-        assert u["off_route"]["per_environment"]["other"] == far
-        assert far["windows"] > 20 and far["traversals"] == 1
+        tar, per_env = u["test"], u["off_route"]["per_environment"]
+        assert set(per_env) == {"own", "other"} and per_env["other"]["traversals"] == 2
+        assert u["off_route"]["all"]["windows"] == per_env["own"]["windows"] + per_env["other"]["windows"]
         assert tar["traversals"] == (1 if name.startswith("env") else 2)  # default: env1 and env2 test
-        for rule in RULES:
-            assert 0.0 <= tar[rule] <= 1.0 and 0.0 <= far[rule] <= 1.0, (name, rule)
-        if name == "env1":  # the other world was recorded in env1's lighting: only the places differ
-            assert 1 - far["detector"] >= (1 - tar["detector"]) + 0.25, (tar, far)  # rejected: 0.67 vs 0.20
+        for r in (tar, *per_env.values(), u["off_route"]["all"]):
+            assert all(0.0 <= r[rule] <= 1.0 for rule in RULES), (name, r)
+        far = per_env["other"]
         assert (f"| {name} | {tar['windows']} | {tar['raw']:.3f} | {tar['filtered']:.3f} | {tar['detector']:.3f} | "
                 f"other | {far['windows']} | {far['raw']:.3f} | {far['filtered']:.3f} | {far['detector']:.3f} |"
                 in card), name
-    # the same bundles measured again are not measured again
-    again = fit_route(_config(route[0], models, off_route=((other_world, "other"),)), progress=False)
-    assert not again.ran
+    u = report["bundles"]["env1"]["unknown_place"]
+    own, tar, far = u["off_route"]["per_environment"]["own"], u["test"], u["off_route"]["per_environment"]["other"]
+    assert own["windows"] == tar["windows"]
+    for rule in RULES:  # same windows, same rules: one or two decisions at a threshold may flip with the rounding
+        assert abs(own[rule] - tar[rule]) <= 2 / tar["windows"], (rule, own, tar)
+    assert 1 - far["detector"] >= (1 - tar["detector"]) + 0.2, (tar, far)  # measured 0.31-0.40 more rejected
+    # the same bundles are not measured again
+    assert not fit_route(_config(route[0], models, off_route=off), progress=False).ran
 
 
 def test_cli_refuses_bad_input_naming_the_fix(route, tmp_path, capsys) -> None:
