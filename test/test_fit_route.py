@@ -208,7 +208,7 @@ def test_off_route_false_accepts_are_measured_on_a_finished_fit(fitted, route, o
     assert own["windows"] == tar["windows"]
     for rule in RULES:  # same windows, same rules: one or two decisions at a threshold may flip with the rounding
         assert abs(own[rule] - tar[rule]) <= 2 / tar["windows"], (rule, own, tar)
-    assert 1 - far["detector"] >= (1 - tar["detector"]) + 0.2, (tar, far)  # measured 0.31-0.40 more rejected
+    assert 1 - far["detector"] >= (1 - tar["detector"]) + 0.2, (tar, far)  # measured: 0.30-0.40 more rejected
     # the same bundles are not measured again
     assert not fit_route(_config(route[0], models, off_route=off), progress=False).ran
 
