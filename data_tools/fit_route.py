@@ -1,7 +1,7 @@
 """hstnn-fit-route: recordings of a route in, a deployable bundle set out, in one resumable command.
 
   hstnn-fit-route --bags env1=BAG... env2=BAG... --label distance|time|topic:/place_label|csv[:PATTERN]|route
-                  --places N --out DIR [--config YAML] [--ratios ...] [--quick]
+                  --places N --out DIR [--config YAML] [--ratios ...] [--quick] [--off-route [ENV=]REC ...]
   hstnn-fit-route --route SYNTH_ROUTE_DIR --out models --quick       (a route written by hstnn-synth-route)
 
 Builds the window dataset, pretrains and caches the front-ends, runs the three-stage training per environment, for
@@ -11,6 +11,9 @@ OUT/build_report.json and OUT/plots/. The bundles run as they are: `hstnn-replay
 `ros2 launch hstnn_ros place_recognition.launch.py model_bundle:=OUT/env1`, `hstnn-export-tianjicx OUT/env1`; OUT
 can also serve as the models directory of the presets. A recording is a rosbag2 folder or file, a NeuroGPR or frame
 folder, an .aedat4 or a raw EVT3 .raw file. Interrupted? Run the same command again: finished stages are skipped.
+--off-route takes recordings of places NOT on the route (another route, off-map driving) and measures how often each
+shipped unknown-place rule accepts them (false-accept rate, in the model card and report); added to a finished fit,
+only that measurement runs.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from hstnn_ros.datasets.sidecar import route_bags
 from hstnn_ros.datasets.topics import Topics
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.fitting import FitRouteConfig, fit_route, format_summary_table, train_recipe
-from hstnn_ros.fitting.config import FIT_INPUT_HW
+from hstnn_ros.fitting.config import FIT_INPUT_HW, OFF_ROUTE_ENV
 from hstnn_ros.perception.window import WindowSpec
 
 
@@ -61,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="store weights in float32 (default float16, run in float32)")
     p.add_argument("--unknown-true-accept", type=float, default=0.95, metavar="SHARE",
                    help="unknown-place thresholds accept this share of validation decisions (default 0.95)")
+    p.add_argument("--off-route", nargs="+", metavar="[ENV=]REC",
+                   help="recordings of places not on the route: measure the unknown-place false-accept rates on "
+                        "them (ENV= optional, for per-environment rates; default environment 'unnamed')")
     p.add_argument("--events-topic", help="event topic (default: found by type)")
     p.add_argument("--rgb-topic", help="colour topic (default: found by type)")
     p.add_argument("--depth-topic", help="depth topic (default: found by type)")
@@ -87,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             full_size=args.full_size, quick=args.quick, embed_frontends=args.embed_frontends,
             events_only_model=not args.no_events_only, store_fp16=not args.fp32,
             unknown_true_accept=args.unknown_true_accept,
+            off_route=tuple(parse_recording_args(args.off_route, default_env=OFF_ROUTE_ENV, option="--off-route")
+                            if args.off_route else ()),
             command="hstnn-fit-route " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
         )
         res = fit_route(cfg, progress=not args.quiet)

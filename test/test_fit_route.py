@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hstnn_ros.datasets.synth.config import preset_config
 from hstnn_ros.datasets.synth.route import generate_route_set
 from hstnn_ros.enums import Environment
 from hstnn_ros.fitting import FitRouteConfig, fit_route, train_recipe
+from hstnn_ros.fitting.off_route import RULES
 from hstnn_ros.model import load_bundle
 from hstnn_ros.model.route_filter import MotionModel
 from hstnn_ros.perception.window import WindowSpec
@@ -29,6 +31,7 @@ from hstnn_ros.runtime.presets import load_references, resolve_bundle
 pytestmark = pytest.mark.slow
 
 SEED = 11
+OTHER_SEED = 7  # another world: places that are not on the route
 PLACES = 4
 RECIPE = """
 network: {hidden: [48, 48]}
@@ -53,6 +56,15 @@ def route(tmp_path_factory) -> tuple[Path, Path]:
     generate_route_set(root / "held_out", _route_config(), envs=(Environment.ENV1,), traversals=1, seed=SEED,
                        first_traversal=20, progress=False)
     return root / "route", root / "held_out" / "env1_t20"
+
+
+@pytest.fixture(scope="module")
+def other_world(tmp_path_factory) -> tuple[Path, Path]:
+    """One env1 and one env3 traversal of another world (another seed): recordings of places not on the route."""
+    root = tmp_path_factory.mktemp("other_world")
+    generate_route_set(root, _route_config(), envs=(Environment.ENV1, Environment.ENV3), traversals=1,
+                       seed=OTHER_SEED, progress=False)
+    return root / "env1_t0", root / "env3_t0"
 
 
 def _config(route: Path, out: Path, **kw: object) -> FitRouteConfig:
@@ -160,8 +172,58 @@ def test_interrupted_fit_resumes_to_the_same_bundles(fitted, route, tmp_path) ->
     assert load_pipeline(tmp_path / "embedded" / "env1").num_classes == PLACES
 
 
+def test_off_route_false_accepts_are_measured_on_a_finished_fit(fitted, route, other_world, tmp_path) -> None:
+    """--off-route added to a finished fit runs only the off-route stages; every shipped bundle gets the accept rates
+    of its three unknown-place rules on the off-route recordings (per environment and all) beside the true-accept
+    rates on its own test traversals, in the report and the card. The own route's test recording given as an
+    off-route one is accepted exactly as its cached test windows were; the other world is rejected far more often
+    by the detector."""
+    out, _, threads = fitted
+    torch.set_num_threads(threads)
+    models = tmp_path / "models"
+    shutil.copytree(out, models)  # the finished fit, work folder and stage log included
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "False-accept rate: not known" in card and "--off-route REC" in card
+    own_test = route[0] / "env1_t3"  # env1's test traversal (the last of four)
+    off = ((own_test, "own"), (other_world[0], "other"), (other_world[1], "other"))
+    res = fit_route(_config(route[0], models, off_route=off), progress=False)
+    assert res.ran == ["off_route_windows", "off_route"], res.ran
+    report = json.loads((models / "build_report.json").read_text())
+    card = (models / "MODEL_CARD.md").read_text()
+    assert "False-accept rate: not known" not in card and "other=env3_t0" in card
+    for name in ("env1", "env2", "default", "events_only"):
+        u = report["bundles"][name]["unknown_place"]
+        tar, per_env = u["test"], u["off_route"]["per_environment"]
+        assert set(per_env) == {"own", "other"} and per_env["other"]["traversals"] == 2
+        assert u["off_route"]["all"]["windows"] == per_env["own"]["windows"] + per_env["other"]["windows"]
+        assert tar["traversals"] == (1 if name.startswith("env") else 2)  # default: env1 and env2 test
+        for r in (tar, *per_env.values(), u["off_route"]["all"]):
+            assert all(0.0 <= r[rule] <= 1.0 for rule in RULES), (name, r)
+        far = per_env["other"]
+        assert (f"| {name} | {tar['windows']} | {tar['raw']:.3f} | {tar['filtered']:.3f} | {tar['detector']:.3f} | "
+                f"other | {far['windows']} | {far['raw']:.3f} | {far['filtered']:.3f} | {far['detector']:.3f} |"
+                in card), name
+    u = report["bundles"]["env1"]["unknown_place"]
+    own, tar, far = u["off_route"]["per_environment"]["own"], u["test"], u["off_route"]["per_environment"]["other"]
+    assert own["windows"] == tar["windows"]
+    for rule in RULES:  # same windows, same rules: one or two decisions at a threshold may flip with the rounding
+        assert abs(own[rule] - tar[rule]) <= 2 / tar["windows"], (rule, own, tar)
+    assert 1 - far["detector"] >= (1 - tar["detector"]) + 0.2, (tar, far)  # measured: 0.30-0.40 more rejected
+    # the same bundles are not measured again
+    assert not fit_route(_config(route[0], models, off_route=off), progress=False).ran
+
+
 def test_cli_refuses_bad_input_naming_the_fix(route, tmp_path, capsys) -> None:
     rc = fit_route_cli.main(["--bags", f"env1={route[0] / 'env1_t0'}", "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 2 and "at least 3 are needed" in capsys.readouterr().err
     rc = fit_route_cli.main(["--bags", f"default={route[0] / 'env1_t0'}", "--out", str(tmp_path / "o")])
     assert rc == 2 and "environment name 'default' is not allowed" in capsys.readouterr().err
+    # an off-route recording that is missing or unreadable is refused before anything runs, naming it
+    missing, garbage = tmp_path / "no_such_bag", tmp_path / "garbage.mcap"
+    garbage.write_bytes(b"not a bag")
+    for rec, why in ((missing, "no such recording"), (garbage, "unreadable")):
+        rc = fit_route_cli.main(["--route", str(route[0]), "--out", str(tmp_path / "o"), "--off-route", str(rec),
+                                 "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2 and f"--off-route {rec}" in err and why in err, err
+    assert not (tmp_path / "o" / ".work" / "dataset").exists()

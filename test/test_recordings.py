@@ -191,6 +191,11 @@ def test_recording_args_and_kinds(tmp_path: Path) -> None:
                                                                    (Path("c/d=e"), "env2")]
     with pytest.raises(DatasetError, match="name its environment first"):
         parse_recording_args(["a"])
+    # --off-route: environments optional (bare paths before any ENV= go to the default), the option named in errors
+    assert parse_recording_args(["a", "env2=b", "c"], default_env="unnamed", option="--off-route") == [
+        (Path("a"), "unnamed"), (Path("b"), "env2"), (Path("c"), "env2")]
+    with pytest.raises(DatasetError, match="--off-route item 'env2=': no recording"):
+        parse_recording_args(["env2="], default_env="unnamed", option="--off-route")
     (tmp_path / "x.aedat4").write_bytes(b"")
     (tmp_path / "x.raw").write_bytes(b"")
     (tmp_path / "f").mkdir()

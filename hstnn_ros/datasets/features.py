@@ -6,6 +6,7 @@ safetensors file (arrays) with a JSON header in the safetensors metadata; never 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -92,6 +93,13 @@ class FeatureSet:
             env_names=self.env_names,
             meta=dict(self.meta),
         )
+
+    def without_rgb(self) -> FeatureSet:
+        """The windows with the RGB block of every step zeroed (features after the leading ``input_spiking`` SCNN
+        block): what an events-only model sees at run time (the engine feeds zeros where RGB features would be)."""
+        feats = self.features.copy()
+        feats[..., self.input_spiking:] = 0.0
+        return dataclasses.replace(self, features=feats, meta={**self.meta, "events_only": True})
 
     def split_set(self, code: int) -> FeatureSet:
         """Windows of one split (``SPLIT_TRAIN``, ``SPLIT_VAL`` or ``SPLIT_TEST``)."""

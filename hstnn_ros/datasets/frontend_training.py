@@ -312,6 +312,19 @@ def _traversal_features(t: Traversal, scnn: Frontend, cnn: Frontend | None, batc
     return evf, (np.concatenate(rgb) if rgb else None)
 
 
+def traversal_windows(t: Traversal, spec: WindowSpec, scnn: Frontend, cnn: Frontend | None) -> np.ndarray:
+    """The ``[N, T, F]`` float32 windows of one traversal (``N = len(t) - rgb_frames + 1``: a window ends at every
+    frame from the ``rgb_frames``-th on, one decision each), through the frozen front-ends (see ``cache_features``)."""
+    w = spec.rgb_frames
+    evf, rgbf = _traversal_features(t, scnn, cnn)
+    n, bins = evf.shape[:2]
+    idx = np.arange(w - 1, n)
+    frames = idx[:, None] - (w - 1) + np.arange(w)[None, :]  # [N, w] frame indices of each window
+    ev_steps = evf[frames].reshape(len(idx), w * bins, -1)
+    steps = assemble_window(spec, ev_steps, rgbf[frames] if rgbf is not None else None)
+    return steps.astype(np.float32, copy=False)
+
+
 def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, progress: bool = True,
                    meta: dict[str, Any] | None = None) -> FeatureSet:
     """Run the frozen front-ends once per frame and assemble the ``[N, T, F]`` windows (``assemble_window``): step
@@ -324,15 +337,10 @@ def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, prog
     w = spec.rgb_frames
     feats, labels, split, group, env = [], [], [], [], []
     for g, t in enumerate(tqdm(ds.traversals, desc="feature cache", disable=not progress)):
-        evf, rgbf = _traversal_features(t, scnn, cnn)
-        n, bins = evf.shape[:2]
-        if n < w:
+        if len(t) < w:
             continue
-        idx = np.arange(w - 1, n)
-        frames = idx[:, None] - (w - 1) + np.arange(w)[None, :]  # [N, w] frame indices of each window
-        ev_steps = evf[frames].reshape(len(idx), w * bins, -1)
-        steps = assemble_window(spec, ev_steps, rgbf[frames] if rgbf is not None else None)
-        feats.append(steps.astype(np.float32, copy=False))
+        feats.append(traversal_windows(t, spec, scnn, cnn))
+        idx = np.arange(w - 1, len(t))
         labels.append(t.labels[idx])
         split.append(np.full(len(idx), SPLIT_CODES[t.split], np.int8))
         group.append(np.full(len(idx), g, np.int32))
@@ -461,14 +469,19 @@ def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = 
     return scnn, cnn, Path(bundle), report
 
 
+def frozen_frontends(frontends: Path | str) -> tuple[Frontend, Frontend | None]:
+    """The SCNN and CNN (``None``: events-only) of front-end bundle ``frontends``, as ``cache_features`` runs them."""
+    fe = load_bundle(frontends)
+    return fe.build(SCNN_KIND, BUILDERS), (fe.build(CNN_KIND, BUILDERS) if CNN_KIND in fe.components else None)
+
+
 def cache_feature_sets(ds: WindowDataset, frontends: Path | str, features_dir: Path | str, *,
                        progress: bool = True) -> tuple[FeatureSet, dict[str, Path]]:
     """The frozen front-ends of bundle ``frontends`` over every frame of ``ds``, as ``features_dir/all.safetensors``
     plus one feature set per environment. The feature sets record the front-end bundle (absolute path and weights
     digest), so that the HSTNN bundles trained on them name the front-ends they need."""
     fe = load_bundle(frontends)
-    scnn = fe.build(SCNN_KIND, BUILDERS)
-    cnn = fe.build(CNN_KIND, BUILDERS) if CNN_KIND in fe.components else None
+    scnn, cnn = frozen_frontends(frontends)
     fs = cache_features(ds, scnn, cnn, progress=progress, meta={
         "frontend_bundle": str(Path(frontends).resolve()), "frontend_sha256": fe.digest})
     features_dir = Path(features_dir)

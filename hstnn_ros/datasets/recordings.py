@@ -455,20 +455,21 @@ def window_for(paths: Sequence[Path | str], base: WindowSpec) -> WindowSpec:
     return dataclasses.replace(base, **kw)
 
 
-def parse_recording_args(items: Sequence[str]) -> list[tuple[Path, str]]:
+def parse_recording_args(items: Sequence[str], *, default_env: str | None = None, option: str = "--bags"
+                         ) -> list[tuple[Path, str]]:
     """``ENV=PATH [PATH ...] [ENV=PATH ...]`` (what ``--bags`` takes) as ``(path, env)`` pairs: a bare path belongs to
-    the environment named before it."""
+    the environment named before it (``default_env`` before any is named; ``None``: refused)."""
     out: list[tuple[Path, str]] = []
-    env: str | None = None
+    env: str | None = default_env
     for item in items:
         head, sep, rest = item.partition("=")
         path = item
         if sep and head and "/" not in head:
             env, path = head, rest
         if env is None:
-            raise DatasetError(f"--bags item {item!r}: name its environment first, e.g. env1={item} (ENV=PATH ...)")
+            raise DatasetError(f"{option} item {item!r}: name its environment first, e.g. env1={item} (ENV=PATH ...)")
         if not path:
-            raise DatasetError(f"--bags item {item!r}: no recording after the environment name")
+            raise DatasetError(f"{option} item {item!r}: no recording after the environment name")
         out.append((Path(path), env))
     return out
 

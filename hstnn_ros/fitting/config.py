@@ -20,6 +20,8 @@ from hstnn_ros.runtime.enums import Preset
 #: Names of the bundles ``fit_route`` writes besides one per environment.
 DEFAULT_TARGET = Preset.DEFAULT.value
 EVENTS_ONLY_TARGET = Preset.EVENTS_ONLY.value
+#: Environment of off-route recordings given without ``ENV=``.
+OFF_ROUTE_ENV = "unnamed"
 #: Front-end grid of the shipped small front-ends (``perception.frontends.SMALL``).
 FIT_INPUT_HW = (90, 120)
 
@@ -76,6 +78,9 @@ class FitRouteConfig:
         store_fp16: store shipped HSTNN weights in float16 (half the size; they run in float32).
         unknown_true_accept: the shipped "unknown place" thresholds accept this share of the validation traversals'
             decisions (``fitting.route_calibration``).
+        off_route: ``(recording, environment)`` of places NOT on the route (another route, off-map driving): the
+            shipped unknown-place rules' false-accept rates are measured on them (``fitting.off_route``); empty:
+            the card says the rate is unknown.
         command: the command line, for the model card.
     """
 
@@ -95,12 +100,14 @@ class FitRouteConfig:
     scene_seconds: float = defaults.SCENE_SECONDS
     store_fp16: bool = True
     unknown_true_accept: float = 0.95
+    off_route: tuple[tuple[Path, str], ...] = ()
     command: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recordings", tuple((Path(p), str(e)) for p, e in self.recordings))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "label", LabelSpec.of(self.label))
+        object.__setattr__(self, "off_route", tuple((Path(p), str(e) or OFF_ROUTE_ENV) for p, e in self.off_route))
         if not self.recordings:
             raise FitError("no recordings: give --bags ENV=REC ... or --route DIR")
         for _, env in self.recordings:
@@ -136,4 +143,5 @@ class FitRouteConfig:
                 "train": self.train.to_dict(), "pretrain": dataclasses.asdict(self.pretrain),
                 "full_size": self.full_size, "quick": self.quick, "embed_frontends": self.embed_frontends,
                 "events_only_model": self.events_only_model, "scene_seconds": self.scene_seconds,
-                "store_fp16": self.store_fp16, "unknown_true_accept": self.unknown_true_accept}
+                "store_fp16": self.store_fp16, "unknown_true_accept": self.unknown_true_accept,
+                "off_route": [[str(p), e] for p, e in self.off_route]}

@@ -4,7 +4,10 @@ Stages (each resumable, ``stages.StageLog``): ``dataset`` (window dataset of eve
 (pretrain the SCNN and CNN on the training traversals), ``features`` (the frozen front-ends over every frame; one
 feature set per environment, all together, and events-only), ``train:<target>`` (the three-stage sweep for each
 environment, ``default`` and ``events_only``; units resume on their own), ``references`` (scene statistics of each
-environment for ``auto``) and ``ship`` (the bundles, ``presets.json``, the model card, the report and the plots).
+environment for ``auto``), with off-route recordings ``off_route_windows`` (their windows through the frozen
+front-ends) and, inside shipping, ``off_route`` (each shipped bundle's unknown-place false-accept rates,
+``fitting.off_route``), and ``ship`` (the bundles, ``presets.json``, the model card, the report and the plots; it is
+cheap and always runs).
 """
 
 from __future__ import annotations
@@ -19,17 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from hstnn_ros.datasets.enums import RecordingKind
-from hstnn_ros.datasets.features import FeatureSet, load_feature_set, save_feature_set
+from hstnn_ros.datasets.features import load_feature_set, save_feature_set
 from hstnn_ros.datasets.frontend_training import cache_feature_sets, plot_frontend_report, pretrain_frontends
-from hstnn_ros.datasets.recordings import build_recordings_dataset, recording_kind
+from hstnn_ros.datasets.recordings import build_recordings_dataset, recording_kind, window_for
 from hstnn_ros.datasets.windows import WindowDataset, assign_splits, load_dataset
 from hstnn_ros.enums import Environment
 from hstnn_ros.fitting.config import DEFAULT_TARGET, EVENTS_ONLY_TARGET, FitRouteConfig
 from hstnn_ros.fitting.errors import FitError
+from hstnn_ros.fitting.off_route import check_off_route, false_accept_rates, off_route_windows
 from hstnn_ros.fitting.ship import ship
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir, stage_key
 from hstnn_ros.learning import run_sweep
-from hstnn_ros.model import bundle_digest
+from hstnn_ros.model import bundle_digest, load_bundle
 from hstnn_ros.runtime.bag_source import BagTopics, open_bag
 from hstnn_ros.runtime.presets import SceneStats, measure_scene, references_from_windows
 
@@ -69,14 +73,6 @@ def _targets(cfg: FitRouteConfig, events_only_data: bool) -> list[str]:
     return targets
 
 
-def _events_only_features(fs: FeatureSet) -> FeatureSet:
-    """The windows with the RGB block of every step zeroed: what an events-only model sees at run time (the engine
-    feeds zeros where RGB features would be), so it is trained on exactly that."""
-    feats = fs.features.copy()
-    feats[..., fs.input_spiking:] = 0.0  # leading spike features are the SCNN block
-    return dataclasses.replace(fs, features=feats, meta={**fs.meta, "events_only": True})
-
-
 def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
               hooks: dict[str, Callable[[], None]] | None = None) -> FitResult:
     """Fit a route (see the module docstring); rerun with the same ``cfg`` to resume after an interruption.
@@ -96,6 +92,8 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
 
     # -- dataset --------------------------------------------------------------------------------------------------
     assign_splits(_traversal_names(cfg))  # refuse too few traversals before anything runs
+    if cfg.off_route:  # and a missing or unreadable off-route recording
+        check_off_route(cfg.off_route, window_for([p for p, _ in cfg.recordings], cfg.window), cfg.topics)
     ds_dir = work / "dataset"
     ds_key = stage_key(recordings=[[*_recording_stamp(p), e] for p, e in cfg.recordings], label=str(cfg.label),
                        places=cfg.places, window=cfg.window.to_dict(), topics=dataclasses.asdict(cfg.topics))
@@ -145,7 +143,7 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
         tmp = fresh_dir(work / ".tmp-features")
         fs, _ = cache_feature_sets(dataset(), fe_dir, tmp, progress=progress)
         if cfg.events_only_model and not ds_info["events_only"]:
-            save_feature_set(tmp / f"{EVENTS_ONLY_TARGET}.safetensors", _events_only_features(fs))
+            save_feature_set(tmp / f"{EVENTS_ONLY_TARGET}.safetensors", fs.without_rgb())
         replace_dir(tmp, feat_dir)
         return {"windows": int(fs.features.shape[0]), "shape": list(fs.features.shape), "envs": list(fs.env_names)}
 
@@ -166,9 +164,14 @@ def fit_route(cfg: FitRouteConfig, *, progress: bool = True,
 
     refs_info = run("references", ref_key, references)
 
+    # -- off-route windows (the off_route stage itself runs inside shipping, on the shipped bundles) --------------
+    measure_off_route = _off_route_stages(cfg, fe_dir, fe_info["digest"], int(ds_info["num_places"]),
+                                          run=run, progress=progress)
+
     # -- ship -----------------------------------------------------------------------------------------------------
     result = ship(cfg, dataset_info=ds_info, frontends_dir=fe_dir, features_dir=feat_dir, trained=trained,
-                  references=ref_file if refs_info.get("written") else None, stages=stages, progress=progress)
+                  references=ref_file if refs_info.get("written") else None, stages=stages, progress=progress,
+                  off_route=measure_off_route)
     return FitResult(out=cfg.out, bundles=result["bundles"], stage_seconds=stages.seconds, ran=stages.ran,
                      skipped=stages.skipped, report=result["report"], card=result["card"],
                      summary=result["summary"])
@@ -199,6 +202,45 @@ def _train_targets(cfg: FitRouteConfig, targets: list[str], feat_dir: Path, feat
         run(f"train:{target}", key, train)
         trained[target] = out
     return trained
+
+
+def _off_route_stages(cfg: FitRouteConfig, fe_dir: Path, fe_digest: str, num_places: int, *,
+                      run: Callable[[str, str, Callable[[], Any]], Any], progress: bool
+                      ) -> Callable[[dict[str, tuple[Path, bool]]], dict[str, Any]] | None:
+    """Stage ``off_route_windows`` (the off-route recordings' windows through the frozen front-ends) and the
+    measurement that shipping calls as stage ``off_route``; ``None`` without off-route recordings."""
+    if not cfg.off_route:
+        return None
+    work = cfg.work_dir
+    off_file = work / "off_route.safetensors"
+    window = window_for([p for p, _ in cfg.recordings], cfg.window)  # what the dataset stage cut with
+    off_key = stage_key(recordings=[[*_recording_stamp(p), e] for p, e in cfg.off_route], window=window.to_dict(),
+                        frontends=fe_digest, places=num_places, topics=dataclasses.asdict(cfg.topics))
+
+    def off_windows() -> dict[str, Any]:
+        fs = off_route_windows(cfg.off_route, fe_dir, window, topics=cfg.topics, num_places=num_places,
+                               progress=progress)
+        save_feature_set(work / ".tmp-off_route.safetensors", fs).replace(off_file)
+        return {"windows": len(fs.features), "recordings": len(cfg.off_route)}
+
+    run("off_route_windows", off_key, off_windows)
+
+    def measure(shipped: dict[str, tuple[Path, bool]]) -> dict[str, Any]:
+        """The false-accept rates of every shipped bundle (by name: directory, events-only), keyed by the windows
+        and each bundle's weights and unknown-place rules."""
+        rules = {}
+        for name, (d, eo) in shipped.items():
+            meta = load_bundle(d).metadata
+            rules[name] = [bundle_digest(d), eo, *(meta.get(k) for k in (
+                "route_filter", "unknown_threshold", "unknown_threshold_filtered", "unknown_detector"))]
+
+        def rates() -> dict[str, Any]:
+            fs = load_feature_set(off_file)
+            return {name: false_accept_rates(d, fs, events_only=eo) for name, (d, eo) in shipped.items()}
+
+        return run("off_route", stage_key(windows=off_key, bundles=rules), rates)
+
+    return measure
 
 
 def _traversal_names(cfg: FitRouteConfig) -> dict[str, list[str]]:

@@ -5,10 +5,11 @@ traversals.
 One window of a feature set is one decision of the online engine (a window ends at every frame), so the label steps
 between consecutive windows of a traversal are the steps between decisions. The fit has no traversal of another
 route, so the unknown thresholds are set for a target true-accept rate on the validation traversals
-(``threshold_for_true_accept``); their false-accept rate has to be measured on another route
-(docs/reports/route_filter.md does). Besides the softmax thresholds (kept for bundles read by older engines), the
-unknown-place detector the engine uses (``model.unknown_place``: novelty of the window's representation) takes its
-reference vectors from the training traversals and its threshold from the validation ones.
+(``threshold_for_true_accept``); their false-accept rate has to be measured on recordings off the route
+(``fitting.off_route``, ``hstnn-fit-route --off-route``; docs/reports/route_filter.md did it by hand). Besides the
+softmax thresholds (kept for bundles read by older engines), the unknown-place detector the engine uses
+(``model.unknown_place``: novelty of the window's representation) takes its reference vectors from the training
+traversals and its threshold from the validation ones.
 """
 
 from __future__ import annotations

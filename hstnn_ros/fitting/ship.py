@@ -13,16 +13,18 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from hstnn_ros.datasets.features import load_feature_set
+from hstnn_ros.datasets.features import SPLIT_TEST, load_feature_set
 from hstnn_ros.enums import Environment
 from hstnn_ros.fitting.config import DEFAULT_TARGET, EVENTS_ONLY_TARGET, FitRouteConfig
 from hstnn_ros.fitting.errors import FitError
+from hstnn_ros.fitting.off_route import accept_rates, by_traversal
 from hstnn_ros.fitting.route_calibration import calibrate_route
 from hstnn_ros.fitting.stages import StageLog, fresh_dir, replace_dir
 from hstnn_ros.learning import evaluate, prepare_data
@@ -121,10 +123,12 @@ def _ship_bundle(cfg: FitRouteConfig, *, target: str, environment: str, unit: di
 
 
 def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Path, features_dir: Path,
-         trained: dict[str, Path], references: Path | None, stages: StageLog, progress: bool = True
-         ) -> dict[str, Any]:
+         trained: dict[str, Path], references: Path | None, stages: StageLog, progress: bool = True,
+         off_route: Callable[[dict[str, tuple[Path, bool]]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write the bundle set into ``cfg.out`` (see the module docstring); returns the bundles' facts, the report and
-    card paths and the summary table."""
+    card paths and the summary table. Every bundle's unknown-place rules are measured on its test traversals
+    (true-accept rates at the shipped thresholds); ``off_route`` (the fit's ``off_route`` stage) takes the shipped
+    bundles (name -> directory, events-only) and returns their false-accept rates off the route by name."""
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -153,17 +157,27 @@ def ship(cfg: FitRouteConfig, *, dataset_info: dict[str, Any], frontends_dir: Pa
                                    frontends_dir=frontends_dir, dest=out / name, events_only=events_only,
                                    fs_file=fs_file)
         per_env = _per_env_accuracy(dest, fs_file, tol)
+        fs = load_feature_set(fs_file)
+        unknown: dict[str, Any] = {"test": accept_rates(dest, by_traversal(fs, fs.split == SPLIT_TEST)),
+                                   "off_route": None}
         bundles[name] = {"from": target, "unit": unit["unit"], "snn_ratio": unit_ratio(unit),
                          "sizes": unit.get("sizes"), "val": unit["val"], "test": unit["test"],
                          "mac": unit.get("mac"), "ac": unit.get("ac"),
                          "spike_rates": unit.get("spike_rates"), "events_only": events_only,
-                         "test_per_environment": per_env, "route_filter": calib,
+                         "test_per_environment": per_env, "route_filter": calib, "unknown_place": unknown,
                          "sweep": [{k: r.get(k) for k in ("model", "snn_ratio", "top1", "val_top1", "mac", "ac")}
                                    for r in report["summary"]]}
+    off_s = 0.0
+    if off_route is not None:
+        t_off = time.perf_counter()
+        far = off_route({name: (out / name, bool(b["events_only"])) for name, b in bundles.items()})
+        off_s = time.perf_counter() - t_off  # the off_route stage's own time (stage_seconds), not shipping's
+        for name, b in bundles.items():
+            b["unknown_place"]["off_route"] = far[name]
     presets = _write_presets(out, references)
     plots = _plots(out, frontends_dir, trained, bundles, stages.seconds)
     fe_report = json.loads((frontends_dir / "pretrain_report.json").read_text())
-    ship_s = time.perf_counter() - t0
+    ship_s = time.perf_counter() - t0 - off_s
     seconds = {**stages.seconds, "ship": ship_s}
     summary = _summary(bundles, tol)
     doc = {
@@ -292,17 +306,28 @@ them).
 The route filter (`route_filter: true`) uses the motion kernel estimated from the training traversals' place
 sequences (P(step between decisions) over steps {steps}) and the likelihood temperature with the best filtered
 top-1 on the validation traversals (ties: lowest NLL). The "unknown place" thresholds accept {tar:.0%} of the
-validation decisions (a true-accept target: the fit has no traversal of another route, so their false-accept rate
-is not known here and must be measured on another route). The engine decides unknown places with the bundle's
-`unknown_detector` (cosine similarity of the window's representation to its nearest training reference, averaged
-over the last decisions; far fewer false accepts than a softmax threshold, docs/reports/route_filter.md);
-`unknown_threshold` (raw top-1) and `unknown_threshold_filtered` (filtered top-1) are used when an unknown threshold
-is set explicitly, or by engines without the detector.
+validation decisions (a true-accept target: the fit cannot see places off the route; their false-accept rates are
+measured in the next section only when recordings off the route were given). The engine decides unknown places
+with the bundle's `unknown_detector` (cosine similarity of the window's representation to its nearest training
+reference, averaged over the last decisions; far fewer false accepts than a softmax threshold,
+docs/reports/route_filter.md); `unknown_threshold` (raw top-1) and `unknown_threshold_filtered` (filtered top-1) are
+used when an unknown threshold is set explicitly, or by engines without the detector.
 
 | bundle | kernel | T | val top-1 raw / filtered | thr. raw (TAR) | thr. filtered (TAR) | detector (TAR, refs) |
 |---|---|---|---|---|---|---|
 {route_rows}
 
+## Unknown place at the shipped thresholds
+Share of decisions each rule calls a known place: true-accept rate (TAR) on the own route's held-out **test**
+traversals, false-accept rate (FAR) on recordings of places **not on the route**{off_desc}. Raw: softmax
+top-1 >= `unknown_threshold`; filtered: route-filtered top-1 (filter from a reset belief over each traversal) >=
+`unknown_threshold_filtered`; detector: `unknown_detector` score >= its threshold (the engine's default rule).
+
+| bundle | test windows | TAR raw | TAR filtered | TAR detector | off route | windows | FAR raw | FAR filt. | FAR det. |
+|---|---|---|---|---|---|---|---|---|---|
+{unknown_rows}
+
+{far_note}
 ## `auto` preset
 {auto}
 
@@ -317,6 +342,38 @@ Numbers are for the recorded route and its held-out traversals only; a new route
 
 def _fmt(v: Any, spec: str = ".3f") -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _unknown_rows(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """The card's unknown-place table rows, the off-route recordings' description and the note under the table
+    (how to measure the false-accept rate when it was not)."""
+    off = doc["config"].get("off_route") or []
+    rows = []
+    for name, b in doc["bundles"].items():
+        u = b.get("unknown_place") or {}
+        t = u.get("test")
+        head = f"| {name} | " + (f"{t['windows']} | {_fmt(t['raw'])} | {_fmt(t['filtered'])} | "
+                                 f"{_fmt(t['detector'])} |" if t else "- | - | - | - |")
+        far = u.get("off_route")
+        if not far:
+            rows.append(head + " not measured | - | - | - | - |")
+            continue
+        sets = list(far["per_environment"].items()) + ([("all", far["all"])] if len(far["per_environment"]) > 1
+                                                        else [])
+        for env, r in sets:
+            rows.append(head + f" {env} | {r['windows']} | {_fmt(r['raw'])} | {_fmt(r['filtered'])} | "
+                        f"{_fmt(r['detector'])} |")
+    if off:
+        desc = "\n(`--off-route`: " + ", ".join(f"{e}={Path(p).name}" for p, e in off) + ")"
+        note = ("A FAR is the share of off-route decisions the rule would report as a place of this route; it holds "
+                "for places like those recorded off the route.\n")
+    else:
+        desc = ""
+        note = ("**False-accept rate: not known.** No recordings of places off the route were given, so how often "
+                "these rules call a place that is not on the route a known one was not measured. To measure it, run "
+                "the same command again with `--off-route REC [REC ...]` (or `ENV=REC ...`: recordings of another "
+                "route or of off-map driving, any kind the fit reads); only the new stages run.\n")
+    return "\n".join(rows) or "| (no bundles) | | | | | | | | | |", desc, note
 
 
 def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
@@ -375,6 +432,7 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
             f"{rc['unknown_threshold_filtered']:.3f} ({v['true_accept_filtered']:.3f}) | "
             + (f"{d['threshold']:.4f} ({d['true_accept_validation']:.3f}, {d['references']}) |"
                if (d := rc.get("unknown_detector")) else "- |"))
+    unknown_rows, off_desc, far_note = _unknown_rows(doc)
     envs_all = ", ".join(per_env)
     title = f"{len(doc['bundles'])} bundles for a route in {envs_all} ({doc['dataset']['num_places']} places)"
     stages = "\n".join(f"| {k} | {v:.0f} |" for k, v in doc["stage_seconds"].items())
@@ -399,5 +457,6 @@ def write_model_card(out: Path, doc: dict[str, Any]) -> Path:
         threads=doc["versions"]["threads"], stages=stages, fe_rows=fe_rows, fe_speed="\n".join(speed), tol=tol,
         rows=rows, auto=auto, steps=steps, tar=c.get("unknown_true_accept", 0.95),
         route_rows="\n".join(route_rows) or "| (not calibrated) | | | | | | |",
+        unknown_rows=unknown_rows, off_desc=off_desc, far_note=far_note,
         plots="\n".join(f"- `{p}`" for p in doc["plots"])))
     return return_path
