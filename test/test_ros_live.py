@@ -84,11 +84,19 @@ def test_place_messages_arrive_in_bag_time(first_play: tuple[Any, Received]) -> 
 
 
 def test_a_place_message_for_95_percent_of_frames_after_the_first_window(first_play: tuple[Any, Received]) -> None:
+    """The node decides 95 % of the frames it received after the first window. Images travel with the sensor-data
+    QoS (best effort), so on a busy machine the middleware may drop a few before the node sees them (a CI run under
+    load delivered 92 of 96): that loss is bounded separately, and the node is judged on what it received (its own
+    ``frames_received`` count)."""
     report, got = first_play
-    expected = report.published[IMAGE] - FIRST_WINDOW
+    status = got.engine_values()
+    received = int(status.get("frames_received", "0"))
+    assert received >= 0.9 * report.published[IMAGE], (
+        f"the node received {received} of {report.published[IMAGE]} published frames; engine status: {status}")
+    expected = received - FIRST_WINDOW
     n = len(got.place)
-    assert n >= 0.95 * expected, (f"{n} place messages for {expected} frames after the first window; "
-                                  f"engine status: {got.engine_values()}")
+    assert n >= 0.95 * expected, (f"{n} place messages for {expected} received frames after the first window; "
+                                  f"engine status: {status}")
 
 
 def test_live_decisions_equal_the_offline_replay(first_play: tuple[Any, Received],
