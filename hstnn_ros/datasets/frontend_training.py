@@ -26,7 +26,7 @@ from tqdm import tqdm
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
 from hstnn_ros.datasets.windows import Traversal, WindowDataset
-from hstnn_ros.model import load_bundle, save_bundle
+from hstnn_ros.model import Bundle, load_bundle, save_bundle
 from hstnn_ros.perception.frontends import (
     BUILDERS,
     CNN_KIND,
@@ -469,9 +469,9 @@ def pretrain_frontends(ds: WindowDataset, out: Path | str, *, full_size: bool = 
     return scnn, cnn, Path(bundle), report
 
 
-def frozen_frontends(frontends: Path | str) -> tuple[Frontend, Frontend | None]:
-    """The SCNN and CNN (``None``: events-only) of front-end bundle ``frontends``, as ``cache_features`` runs them."""
-    fe = load_bundle(frontends)
+def frozen_frontends(fe: Bundle) -> tuple[Frontend, Frontend | None]:
+    """The SCNN and CNN (``None``: events-only) of the loaded front-end bundle ``fe``, as ``cache_features`` runs
+    them."""
     return fe.build(SCNN_KIND, BUILDERS), (fe.build(CNN_KIND, BUILDERS) if CNN_KIND in fe.components else None)
 
 
@@ -481,7 +481,7 @@ def cache_feature_sets(ds: WindowDataset, frontends: Path | str, features_dir: P
     plus one feature set per environment. The feature sets record the front-end bundle (absolute path and weights
     digest), so that the HSTNN bundles trained on them name the front-ends they need."""
     fe = load_bundle(frontends)
-    scnn, cnn = frozen_frontends(frontends)
+    scnn, cnn = frozen_frontends(fe)
     fs = cache_features(ds, scnn, cnn, progress=progress, meta={
         "frontend_bundle": str(Path(frontends).resolve()), "frontend_sha256": fe.digest})
     features_dir = Path(features_dir)

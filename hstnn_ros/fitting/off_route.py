@@ -31,7 +31,7 @@ from hstnn_ros.datasets.topics import Topics
 from hstnn_ros.datasets.windows import load_traversal
 from hstnn_ros.errors import HstnnError
 from hstnn_ros.fitting.errors import FitError
-from hstnn_ros.fitting.route_calibration import filtered_probs, window_outputs
+from hstnn_ros.fitting.route_calibration import filtered_probs, traversal_indices, window_outputs
 from hstnn_ros.model import load_bundle
 from hstnn_ros.model.route_filter import MotionModel
 from hstnn_ros.model.unknown_place import KnnNovelty
@@ -50,10 +50,10 @@ def check_off_route(recordings: Sequence[tuple[Path, str]], window: WindowSpec, 
         where = f"--off-route {path}"
         try:
             recording_kind(path)
-            if window_for([path], window) != window:
+            own = window_for([path], window)
+            if own != window:
                 raise FitError(f"{where}: its frames fix another window than the route's recordings "
-                               f"({window_for([path], window).to_dict()} vs {window.to_dict()}); record it like the "
-                               "route")
+                               f"({own.to_dict()} vs {window.to_dict()}); record it like the route")
             frames = iter(open_recording(path, window=window, topics=topics, label=Labelling.TIME, progress=False))
             try:
                 first = next(frames, None)
@@ -78,7 +78,7 @@ def off_route_windows(recordings: Sequence[tuple[Path, str]], frontends: Path, w
     (one decision per window, as in the fit's feature sets): ``group`` = recording index, ``env`` = its environment,
     split test. Labels are 0 and mean nothing (``meta["labels"]`` says so); ``num_places`` only makes the set
     loadable beside the fit's. One traversal is in memory at a time."""
-    scnn, cnn = frozen_frontends(frontends)
+    scnn, cnn = frozen_frontends(load_bundle(frontends))
     env_names = tuple(dict.fromkeys(env for _, env in recordings))
     feats, group, env = [], [], []
     for g, (path, name) in enumerate(tqdm(recordings, desc="off-route windows", disable=not progress)):
@@ -99,55 +99,70 @@ def off_route_windows(recordings: Sequence[tuple[Path, str]], frontends: Path, w
                             "recordings": [[str(p), e] for p, e in recordings], "window": window.to_dict()})
 
 
-def accept_rates(bundle_dir: Path, traversals: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Share of the decisions (one per window; ``traversals``: each one traversal's windows ``[N_i, T, F]`` in time
-    order) that each unknown-place rule of the bundle at ``bundle_dir`` accepts as a known place, at its shipped
+def accepted(bundle_dir: Path, traversals: Sequence[np.ndarray]) -> dict[str, list[np.ndarray] | None]:
+    """Per decision (one per window; ``traversals``: each one traversal's windows ``[N_i, T, F]`` in time order),
+    whether each unknown-place rule of the bundle at ``bundle_dir`` accepts it as a known place at its shipped
     threshold: ``raw`` (softmax top-1 >= ``unknown_threshold``), ``filtered`` (route-filtered top-1, the filter run
     from a reset belief over each traversal, >= ``unknown_threshold_filtered``) and ``detector`` (smoothed
-    ``KnnNovelty`` score >= its threshold; ``None`` when the bundle has no detector). On the own route these are
-    true-accept rates, off the route false-accept rates. Also ``windows`` and ``traversals``."""
+    ``KnnNovelty`` score >= its threshold; ``None`` when the bundle has no detector). One boolean array per
+    traversal and rule."""
     bundle = load_bundle(bundle_dir)
     meta = bundle.metadata
     missing = [k for k in ("route_filter", "unknown_threshold", "unknown_threshold_filtered") if k not in meta]
     if missing:
         raise FitError(f"{bundle_dir}: no {', '.join(missing)} in its metadata; ship it with hstnn-fit-route")
+    seqs = [np.asarray(x) for x in traversals]
+    if not seqs or not all(len(x) for x in seqs):
+        raise FitError(f"{bundle_dir}: no windows to measure the unknown-place rules on")
     model = bundle.hstnn().float().eval()
     detector = KnnNovelty.from_bundle(meta, bundle.components, str(bundle_dir))
-    seqs = [np.asarray(x) for x in traversals if len(x)]
-    if not seqs:
-        raise FitError(f"{bundle_dir}: no windows to measure the unknown-place rules on")
     outs = [window_outputs(model, x) for x in seqs]
     probs = [p for p, _ in outs]
-    raw = np.concatenate(probs).max(axis=1)
-    motion = MotionModel.from_dict(meta["route_filter"])
-    filt = np.concatenate(filtered_probs(probs, model.config.num_classes, motion))
-    rates: dict[str, Any] = {
-        "windows": len(raw), "traversals": len(seqs),
-        "raw": float(np.mean(raw >= float(meta["unknown_threshold"]))),
-        "filtered": float(np.mean(filt.max(axis=1) >= float(meta["unknown_threshold_filtered"]))),
-        "detector": None}
-    if detector is not None:
-        score = detector.smoothed([detector.similarity(f) for _, f in outs])
-        rates["detector"] = float(np.mean(score >= detector.threshold))
-    return rates
+    filt = filtered_probs(probs, model.config.num_classes, MotionModel.from_dict(meta["route_filter"]))
+    return {
+        "raw": [p.max(axis=1) >= float(meta["unknown_threshold"]) for p in probs],
+        "filtered": [f.max(axis=1) >= float(meta["unknown_threshold_filtered"]) for f in filt],
+        "detector": None if detector is None else [
+            detector.smoothed([detector.similarity(f)]) >= detector.threshold for _, f in outs]}
+
+
+def _rates(acc: dict[str, list[np.ndarray] | None], which: Sequence[int]) -> dict[str, Any]:
+    """``windows``, ``traversals`` and each rule's accepted share over the traversals ``which`` of ``acc``."""
+    raw = acc["raw"]
+    assert raw is not None  # raw and filtered are always measured
+    out: dict[str, Any] = {"windows": int(sum(len(raw[i]) for i in which)), "traversals": len(which)}
+    for rule in RULES:
+        flags = acc[rule]
+        out[rule] = None if flags is None else float(np.mean(np.concatenate([flags[i] for i in which])))
+    return out
+
+
+def accept_rates(bundle_dir: Path, traversals: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Share of the decisions of ``traversals`` that each unknown-place rule of the bundle accepts as a known place
+    (see ``accepted``): on the own route true-accept rates, off the route false-accept rates; also ``windows`` and
+    ``traversals``."""
+    seqs = [x for x in traversals if len(x)]
+    return _rates(accepted(bundle_dir, seqs), range(len(seqs)))
 
 
 def by_traversal(fs: FeatureSet, mask: np.ndarray | None = None) -> list[np.ndarray]:
     """The windows of ``fs`` (those in ``mask``) as one array per traversal (``group``), in stored (time) order."""
-    idx = np.flatnonzero(mask) if mask is not None else np.arange(len(fs.group))
-    return [fs.features[idx[fs.group[idx] == g]] for g in np.unique(fs.group[idx])]
+    return [fs.features[i] for i in traversal_indices(fs, mask)]
 
 
 def false_accept_rates(bundle_dir: Path, off_route: FeatureSet, *, events_only: bool) -> dict[str, Any]:
     """``accept_rates`` of the bundle on the off-route windows: over all of them (``all``) and per environment
-    (``per_environment``). ``events_only``: the bundle is an events-only model (its RGB input zeroed)."""
+    (``per_environment``), from one pass of the bundle over every traversal. ``events_only``: the bundle is an
+    events-only model (its RGB input zeroed)."""
     fs = off_route.without_rgb() if events_only else off_route
-    out: dict[str, Any] = {"all": accept_rates(bundle_dir, by_traversal(fs)), "per_environment": {}}
-    if len(fs.env_names) > 1:
-        for k, name in enumerate(fs.env_names):
-            out["per_environment"][name] = accept_rates(bundle_dir, by_traversal(fs, fs.env == k))
-    else:
-        out["per_environment"][fs.env_names[0]] = out["all"]
+    idx = [i for i in traversal_indices(fs) if len(i)]
+    acc = accepted(bundle_dir, [fs.features[i] for i in idx])
+    env_of = [int(fs.env[i[0]]) for i in idx]
+    out: dict[str, Any] = {"all": _rates(acc, range(len(idx))), "per_environment": {}}
+    for k, name in enumerate(fs.env_names):
+        which = [t for t, e in enumerate(env_of) if e == k]
+        if which:
+            out["per_environment"][name] = _rates(acc, which)
     log.info("%s off the route: false accepts raw %.3f, filtered %.3f, detector %s (%d windows)", bundle_dir.name,
              out["all"]["raw"], out["all"]["filtered"],
              "-" if out["all"]["detector"] is None else f"{out['all']['detector']:.3f}", out["all"]["windows"])

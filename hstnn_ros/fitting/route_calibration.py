@@ -34,10 +34,16 @@ log = logging.getLogger(__name__)
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
+def traversal_indices(fs: FeatureSet, mask: np.ndarray | None = None) -> list[np.ndarray]:
+    """Window indices of every traversal (``group``) among the windows in ``mask`` (all: ``None``), in stored (time)
+    order."""
+    idx = np.flatnonzero(mask) if mask is not None else np.arange(len(fs.group))
+    return [idx[fs.group[idx] == g] for g in np.unique(fs.group[idx])]
+
+
 def traversal_sequences(fs: FeatureSet, split: int) -> list[np.ndarray]:
     """Window indices of every traversal (``group``) of ``split``, in stored (time) order."""
-    idx = np.flatnonzero(fs.split == split)
-    return [idx[fs.group[idx] == g] for g in np.unique(fs.group[idx])]
+    return traversal_indices(fs, fs.split == split)
 
 
 @torch.inference_mode()
