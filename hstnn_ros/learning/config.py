@@ -109,6 +109,9 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     direct_baselines: bool = True
     random_control: bool = True
+    #: also restore the random control for the same epochs (Hessian vs random after Restoration; costs one more
+    #: Restoration per hybrid unit)
+    random_restoration: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,9 @@ def _check_sweep(sw: SweepConfig) -> None:
         raise _fail("sweep.seeds", sw.seeds, "give at least one seed")
     if len(set(sw.seeds)) != len(sw.seeds):
         raise _fail("sweep.seeds", sw.seeds, "seeds must be distinct")
+    if sw.random_restoration and not sw.random_control:
+        raise _fail("sweep.random_restoration", sw.random_restoration,
+                    "restoring the random control needs sweep.random_control: true")
 
 
 def population_sizes(cfg: TrainConfig, ratio: float) -> list[tuple[int, int]]:

@@ -25,6 +25,7 @@ SCALARS: dict[str, tuple[str, ...]] = {
     "ac": ("ac",),
     "selected_top1": ("selected", "test", "top1"),
     "random_top1": ("random", "test", "top1"),
+    "random_restored_top1": ("random", "restored", "test", "top1"),
     "overlap_with_random": ("overlap_with_random",),
     "importance_batches": ("importance", "batches"),
     "rank_reliability": ("importance", "rank_reliability"),

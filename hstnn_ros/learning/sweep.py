@@ -317,8 +317,13 @@ class Sweep:
         if self.cfg.sweep.random_control:
             full = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in net.sizes_of(adapted)]
             rnd = select_random(full, kept, seed=unit.seed + 7919)
-            result["random"] = _metrics(net.shrink_model(adapted, rnd), self.data, self.cfg)
+            control = net.shrink_model(adapted, rnd)
+            result["random"] = _metrics(control, self.data, self.cfg)
             result["overlap_with_random"] = _overlap(kept, rnd)
+            if self.cfg.sweep.random_restoration:
+                fit_rnd = self._fit(control, self.cfg.epochs.restoration, unit.seed,
+                                    f"restore random r={unit.ratio:g} s{unit.seed}")
+                result["random"]["restored"] = {"fit": fit_rnd, **_metrics(control, self.data, self.cfg)}
         result["fit"] = self._fit(model, self.cfg.epochs.restoration, unit.seed,
                                   f"restore r={unit.ratio:g} s{unit.seed}")
         result |= _metrics(model, self.data, self.cfg)
