@@ -59,6 +59,7 @@ setup(
             "hstnn-train = hstnn_ros.data_tools.train:main",
             "hstnn-fit-route = hstnn_ros.data_tools.fit_route:main",
             "hstnn-robustness = hstnn_ros.data_tools.robustness:main",
+            "hstnn-cross-condition = hstnn_ros.data_tools.cross_condition:main",
             "hstnn-replay = hstnn_ros.data_tools.replay:main",
             "hstnn-export-tianjicx = hstnn_ros.data_tools.export_tianjicx:main",
             "hstnn-tianjicx-sim = hstnn_ros.data_tools.tianjicx_sim:main",

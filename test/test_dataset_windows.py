@@ -18,6 +18,7 @@ from hstnn_ros.datasets.frontend_training import (
     PretrainConfig,
     cache_features,
     nearest_neighbour_baseline,
+    nearest_neighbour_matrix,
     plot_frontend_report,
     pretrain_frontend,
 )
@@ -160,6 +161,10 @@ def test_pretrain_and_feature_cache_layout(dataset):
     assert fs.labels[0] == t.labels[2]
     base = nearest_neighbour_baseline(dataset)
     assert set(base["env1"]) == {"nn_rgb_top1", "nn_events_top1"}
+    matrix = nearest_neighbour_matrix(dataset)  # cross-condition: reference env x query env; diagonal = per env
+    assert set(matrix) == set(base) and all(matrix[e][e] == base[e] for e in base)
+    assert all(set(row) == set(base) and all(set(c) == {"nn_rgb_top1", "nn_events_top1"} for c in row.values())
+               for row in matrix.values())
     png = plot_frontend_report({"scnn_head": m_ev, "cnn_head": m_rgb, "nearest_neighbour": base},
                                dataset.root / "report.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -360,9 +360,20 @@ def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, prog
 def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (16, 12)) -> dict[str, dict[str, float]]:
     """Per-environment top-1 of a cosine nearest neighbour on raw downsampled frames (grey RGB thumbnail, and
     event-count thumbnail), training traversals as the reference, test traversals as queries."""
-    out: dict[str, dict[str, float]] = {}
+    matrix = nearest_neighbour_matrix(ds, thumb_wh)
+    return {env: matrix[env][env] for env in matrix}
+
+
+def nearest_neighbour_matrix(ds: WindowDataset, thumb_wh: tuple[int, int] = (16, 12)
+                             ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{reference env: {query env: {nn_rgb_top1, nn_events_top1}}}``: the nearest-neighbour baseline of
+    :func:`nearest_neighbour_baseline` with one environment's training traversals as the reference and another's
+    test traversals as queries (the cross-condition protocol; the diagonal is the per-environment one)."""
+    cache: dict[tuple[str, str], np.ndarray] = {}
 
     def thumbs(t: Traversal, what: str) -> np.ndarray:
+        if (t.name, what) in cache:
+            return cache[t.name, what]
         if what == "rgb":
             if t.rgb is None:
                 raise DatasetError(f"{ds.root}: traversal {t.name} has no colour frames but the dataset is not "
@@ -372,23 +383,26 @@ def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (1
             img = t.events.astype(np.float32).sum((1, 2))
         v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel() for i in img])
         v -= v.mean(1, keepdims=True)
-        return v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+        cache[t.name, what] = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+        return cache[t.name, what]
 
-    for env in sorted({t.env for t in ds.traversals}):
-        res = {}
-        for what in ("rgb", "events"):
-            if what == "rgb" and ds.events_only:
-                continue
-            ref = [t for t in ds.traversals if t.env == env and t.split == "train"]
-            qry = [t for t in ds.traversals if t.env == env and t.split == "test"]
-            if not ref or not qry:
-                continue
-            R = np.concatenate([thumbs(t, what) for t in ref])
-            RL = np.concatenate([t.labels for t in ref])
-            Q = np.concatenate([thumbs(t, what) for t in qry])
-            QL = np.concatenate([t.labels for t in qry])
-            res[f"nn_{what}_top1"] = float((RL[(Q @ R.T).argmax(1)] == QL).mean())
-        out[env] = res
+    envs = sorted({t.env for t in ds.traversals})
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for ref_env in envs:
+        ref = [t for t in ds.traversals if t.env == ref_env and t.split == "train"]
+        out[ref_env] = {}
+        for qry_env in envs:
+            qry = [t for t in ds.traversals if t.env == qry_env and t.split == "test"]
+            res = {}
+            for what in ("rgb", "events"):
+                if (what == "rgb" and ds.events_only) or not ref or not qry:
+                    continue
+                R = np.concatenate([thumbs(t, what) for t in ref])
+                RL = np.concatenate([t.labels for t in ref])
+                Q = np.concatenate([thumbs(t, what) for t in qry])
+                QL = np.concatenate([t.labels for t in qry])
+                res[f"nn_{what}_top1"] = float((RL[(Q @ R.T).argmax(1)] == QL).mean())
+            out[ref_env][qry_env] = res
     return out
 
 
