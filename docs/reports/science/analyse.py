@@ -1,0 +1,163 @@
+"""Tables (markdown, printed) and plots (PNG, beside this script) of docs/reports/science.md from the science sweep
+(run.sh), its cross-condition evaluation (hstnn-cross-condition) and the untrained baselines (baselines.py).
+usage: python analyse.py SCI_DIR   (SCI_DIR holds env1/ env2/ env3/ report.json, cross/cross_condition.json and
+base/baselines.json)"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hstnn_ros.learning.transfer import cell
+from hstnn_ros.plotting import pyplot, save_figure
+
+SCI = Path(sys.argv[1])
+HERE = Path(__file__).resolve().parent
+ENVS = ("env1", "env2", "env3")
+RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+reports = {e: json.loads((SCI / e / "report.json").read_text()) for e in ENVS}
+cross = json.loads((SCI / "cross" / "cross_condition.json").read_text())
+base = json.loads((SCI / "base" / "baselines.json").read_text())
+plt = pyplot()
+
+
+def rows(env: str, model: str) -> dict:
+    return {r["snn_ratio"]: r for r in reports[env]["summary"] if r["model"] == model}
+
+
+def direct(env: str) -> dict:
+    out = {}
+    for m in ("rnn", "direct_hybrid", "snn"):
+        out |= rows(env, m)
+    return out
+
+
+def units(env: str, kind: str) -> list:
+    return [u for u in reports[env]["units"] if u["kind"] == kind]
+
+
+def ms(d: dict | None, key: str = "top1", digits: int = 3) -> str:
+    if d is None or key not in d:
+        return "-"
+    return f"{d[key]['mean']:.{digits}f} +- {d[key]['std']:.{digits}f}"
+
+
+def baselines(ref: str, qry: str) -> dict:
+    nn = base["nearest_neighbour"][ref][qry]
+    sq = base["sequence"][ref][qry]
+    return {"NN RGB": nn.get("nn_rgb_top1"), "NN events": nn.get("nn_events_top1"),
+            "single frame (events)": sq["single_top1"], "sequence of 9 (events)": sq["seq9_top1"]}
+
+
+# ---- table 1: per environment, every model
+print("## Per environment (test top-1 | recall@1 within 1 place | MACs | ACs per decision)\n")
+for env in ENVS:
+    print(f"### {env}\n")
+    print("| model | SNN ratio | top-1 | recall@1 (+-1) | MACs | ACs | epochs run |")
+    print("|---|---|---|---|---|---|---|")
+    for name, table in (("three-stage HSTNN", rows(env, "hstnn")), ("direct", direct(env))):
+        for r in RATIOS:
+            row = table.get(r)
+            if row is None:
+                continue
+            label = name if name != "direct" else {0.0: "pure RNN", 1.0: "pure SNN"}.get(r, "directly hybrid")
+            print(f"| {label} | {r:g} | {ms(row)} | {ms(row, 'recall')} | {row['mac']['mean']:,.0f} | "
+                  f"{row['ac']['mean']:,.0f} | {ms(row, 'train_epochs', 1)} |")
+    ad = rows(env, "adaptation")[None]
+    print(f"| Adaptation network (2 x 500 per layer) | - | {ms(ad)} | {ms(ad, 'recall')} | {ad['mac']['mean']:,.0f} "
+          f"| {ad['ac']['mean']:,.0f} | {ms(ad, 'train_epochs', 1)} |")
+    for k, v in baselines(env, env).items():
+        print(f"| {k} (untrained) | - | {v:.3f} | - | - | - | - |")
+    print()
+
+# ---- table 2: selection vs random, before and after Restoration; reliability and cost
+print("## Hessian-aware Selection vs random choices of the same sizes (test top-1, mean +- sd over seeds)\n")
+print("| env | SNN ratio | Selection, before Restoration | random, before | Selection, after | random, after | "
+      "min rank reliability | batches | Selection s / one Adaptation epoch s |")
+print("|---|---|---|---|---|---|---|---|---|")
+cost = {}
+for env in ENVS:
+    epoch_s = np.mean([u["training"]["seconds"] / max(u["training"]["epochs_run"], 1)
+                       for u in units(env, "adaptation")])
+    for r in RATIOS[1:-1]:
+        row = rows(env, "hstnn")[r]
+        cost[env, r] = row["selection_seconds"]["mean"] / epoch_s
+        print(f"| {env} | {r:g} | {ms(row, 'selected_top1')} | {ms(row, 'random_top1')} | {ms(row)} | "
+              f"{ms(row, 'random_restored_top1')} | {ms(row, 'rank_reliability', 2)} | "
+              f"{row['importance_batches']['mean']:.0f} | {row['selection_seconds']['mean']:.0f} / {epoch_s:.0f} = "
+              f"{cost[env, r]:.1f}x |")
+print()
+
+# ---- table 3: cross-condition
+print("## Cross-condition (train on one environment, test on another's test traversal; top-1)\n")
+print("| train -> test | HSTNN r=0.5 | HSTNN r=0.9 | directly hybrid 0.5 | pure RNN | pure SNN | best HSTNN ratio | "
+      "NN RGB | seq9 |")
+print("|---|---|---|---|---|---|---|---|---|")
+for tr in ENVS:
+    for te in ENVS:
+        c = {k: cell(cross, tr, te, m, r) for k, (m, r) in {
+            "h5": ("hstnn", 0.5), "h9": ("hstnn", 0.9), "d5": ("direct_hybrid", 0.5), "rnn": ("rnn", 0.0),
+            "snn": ("snn", 1.0)}.items()}
+        best = max(RATIOS, key=lambda r: (cell(cross, tr, te, "hstnn", r) or {"mean": -1})["mean"])
+        b = baselines(tr, te)
+
+        def f(x: dict | None) -> str:
+            return "-" if x is None else f"{x['mean']:.3f} +- {x['std']:.3f}"
+        print(f"| {tr} -> {te} | {f(c['h5'])} | {f(c['h9'])} | {f(c['d5'])} | {f(c['rnn'])} | {f(c['snn'])} | "
+              f"{best:g} | {b['NN RGB']:.3f} | {b['sequence of 9 (events)']:.3f} |")
+print()
+
+# ---- figure 1: accuracy vs SNN ratio per environment (paper Fig. 2 style), baselines as lines
+fig, axes = plt.subplots(2, 3, figsize=(11, 6.2), sharex=True)
+for j, env in enumerate(ENVS):
+    for i, key in enumerate(("top1", "recall")):
+        ax = axes[i][j]
+        for name, table, colour in (("three-stage HSTNN", rows(env, "hstnn"), "C0"),
+                                    ("direct (RNN at 0, SNN at 1)", direct(env), "C1")):
+            xs = [r for r in RATIOS if r in table]
+            ax.errorbar(xs, [table[r][key]["mean"] for r in xs], yerr=[table[r][key]["std"] for r in xs],
+                        marker="o", ms=4, capsize=3, color=colour, label=name)
+        if key == "top1":
+            for (k, v), ls in zip(baselines(env, env).items(), (":", "--", "-.", (0, (1, 3))), strict=True):
+                ax.axhline(v, color="grey", ls=ls, lw=1, label=f"{k}, untrained")
+        ax.set_title(f"{env}: test {'top-1' if key == 'top1' else 'recall@1 within 1 place'}", fontsize=9)
+        ax.grid(alpha=0.3)
+        if i == 1:
+            ax.set_xlabel("SNN ratio")
+axes[0][0].legend(fontsize=6, loc="lower left")
+save_figure(fig, HERE / "science_accuracy.png")
+
+# ---- figure 2: ops per decision vs SNN ratio (paper Fig. 4 style)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+for ax, key, what in ((axes[0], "mac", "MACs"), (axes[1], "ac", "ACs")):
+    for name, get, colour in (("three-stage HSTNN", lambda e: rows(e, "hstnn"), "C0"),
+                              ("direct", direct, "C1")):
+        vals = {r: [get(e)[r][key]["mean"] for e in ENVS if r in get(e)] for r in RATIOS}
+        xs = [r for r in RATIOS if vals[r]]
+        ax.errorbar(xs, [np.mean(vals[r]) / 1e3 for r in xs], yerr=[np.std(vals[r]) / 1e3 for r in xs],
+                    marker="o", ms=4, capsize=3, color=colour, label=name)
+    ax.set_xlabel("SNN ratio")
+    ax.set_ylabel(f"{what} per decision (thousands)")
+    ax.set_title(f"{what} (computed operations; mean +- sd over environments)", fontsize=9)
+    ax.grid(alpha=0.3)
+axes[0].legend(fontsize=7)
+save_figure(fig, HERE / "science_ops.png")
+
+# ---- figure 3: Selection vs random, before and after Restoration
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+for ax, env in zip(axes, ENVS, strict=True):
+    table = rows(env, "hstnn")
+    xs = list(RATIOS[1:-1])
+    for key, label, colour, ls in (("selected_top1", "Selection, before Restoration", "C0", "--"),
+                                   ("random_top1", "random, before Restoration", "C3", "--"),
+                                   ("top1", "Selection, after Restoration", "C0", "-"),
+                                   ("random_restored_top1", "random, after Restoration", "C3", "-")):
+        ax.errorbar(xs, [table[r][key]["mean"] for r in xs], yerr=[table[r][key]["std"] for r in xs],
+                    marker="o", ms=4, capsize=3, color=colour, ls=ls, label=label)
+    ax.set_title(env, fontsize=9)
+    ax.set_xlabel("SNN ratio")
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("test top-1")
+axes[0].legend(fontsize=6)
+save_figure(fig, HERE / "science_selection.png")
+print("plots:", *sorted(p.name for p in HERE.glob("science_*.png")))
