@@ -23,7 +23,7 @@ CFG = {
     "optim": {"lr": 5e-3, "batch_size": 64},
     "epochs": {"adaptation": 6, "restoration": 3, "patience": 6},
     "selection": {"rounds": 2, "max_batches": 4},
-    "sweep": {"ratios": [0.5], "seeds": [0], "direct_baselines": True, "random_control": True,
+    "sweep": {"ratios": [0.5, 1.0], "seeds": [0], "direct_baselines": True, "random_control": True,
               "random_restoration": True},
     "eval": {"recall_tolerance": 1, "ops_samples": 32},
 }
@@ -48,13 +48,16 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pa
 
 def test_restored_random_control_is_recorded(sweeps: dict) -> None:
     _, _, report = sweeps["plain"]
-    unit = next(u for u in report["units"] if u["kind"] == "hstnn")
+    unit = next(u for u in report["units"] if u["kind"] == "hstnn" and u["snn_ratio"] == 0.5)
     restored = unit["random"]["restored"]
     assert restored["fit"]["epochs_run"] >= 1
     # Restoration trains the random control: it ends above where it started
     assert restored["test"]["top1"] > unit["random"]["test"]["top1"]
-    row = next(r for r in report["summary"] if r["kind"] == "hstnn")
+    row = next(r for r in report["summary"] if r["kind"] == "hstnn" and r["snn_ratio"] == 0.5)
     assert row["random_restored_top1"]["mean"] == restored["test"]["top1"]
+    # ratio 1 keeps every SNN neuron and no RNN one: nothing to choose, so no random control to train
+    forced = next(u for u in report["units"] if u["kind"] == "hstnn" and u["snn_ratio"] == 1.0)
+    assert forced["random"] is None and not forced["importance"]["rounds"]
 
 
 def test_random_restoration_needs_the_random_control() -> None:
@@ -77,7 +80,7 @@ def test_cross_condition_diagonal_is_the_sweep_report(sweeps: dict) -> None:
         home, away = cell(res, tr, tr, "hstnn", 0.5), cell(res, tr, te, "hstnn", 0.5)
         assert home is not None and away is not None
         assert away["mean"] < home["mean"] - 0.2, (tr, te, home, away)
-    assert {r["model"] for r in res["summary"]} == {"adaptation", "hstnn", "direct_hybrid"}
+    assert {r["model"] for r in res["summary"]} == {"adaptation", "hstnn", "direct_hybrid", "snn"}
 
 
 def test_cross_condition_refuses_features_of_other_front_ends(sweeps: dict, tmp_path: Path) -> None:
@@ -96,6 +99,7 @@ def test_cli_writes_report_and_plot(sweeps: dict, tmp_path: Path, capsys: pytest
             "--features", *(f"{c}={f}" for c, (_, f, _) in sweeps.items()), "--out", str(tmp_path)]
     assert cli.main(args) == 0
     result = json.loads((tmp_path / "cross_condition.json").read_text())
-    assert len(result["summary"]) == 2 * 2 * 3  # train x test x (adaptation, hstnn, direct)
+    # train x test x (adaptation, hstnn at 0.5 and 1, directly hybrid at 0.5, pure SNN)
+    assert len(result["summary"]) == 2 * 2 * 5
     assert (tmp_path / "cross_condition.png").stat().st_size > 0
     assert "report:" in capsys.readouterr().out

@@ -314,7 +314,7 @@ class Sweep:
                                   "snn_ratio": unit.ratio, "kept": _kept_json(kept), "selected": selected,
                                   "importance": _importance_meta(self.cfg.selection.criterion, rounds),
                                   "selection_seconds": t_sel}
-        if self.cfg.sweep.random_control:
+        if self.cfg.sweep.random_control and rounds:  # forced sizes (e.g. ratio 0 or 1) leave no choice to randomise
             full = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in net.sizes_of(adapted)]
             rnd = select_random(full, kept, seed=unit.seed + 7919)
             control = net.shrink_model(adapted, rnd)

@@ -88,24 +88,50 @@ for env in ENVS:
               f"{cost[env, r]:.1f}x |")
 print()
 
-# ---- table 3: cross-condition
-print("## Cross-condition (train on one environment, test on another's test traversal; top-1)\n")
-print("| train -> test | HSTNN r=0.5 | HSTNN r=0.9 | directly hybrid 0.5 | pure RNN | pure SNN | best HSTNN ratio | "
-      "NN RGB | seq9 |")
-print("|---|---|---|---|---|---|---|---|---|")
-for tr in ENVS:
-    for te in ENVS:
-        c = {k: cell(cross, tr, te, m, r) for k, (m, r) in {
-            "h5": ("hstnn", 0.5), "h9": ("hstnn", 0.9), "d5": ("direct_hybrid", 0.5), "rnn": ("rnn", 0.0),
-            "snn": ("snn", 1.0)}.items()}
-        best = max(RATIOS, key=lambda r: (cell(cross, tr, te, "hstnn", r) or {"mean": -1})["mean"])
-        b = baselines(tr, te)
+# ---- table 3: cross-condition (HSTNN transfer; and the strict protocol with env1-only front-ends)
+def cross_table(result: dict, title: str) -> None:
+    print(f"## {title} (test top-1, mean +- sd over seeds)\n")
+    print("| train -> test | HSTNN r=0.5 | HSTNN r=0.9 | directly hybrid 0.5 | pure RNN | pure SNN | best HSTNN ratio "
+          "(top-1) | NN RGB | seq9 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tr in result["sweeps"]:
+        for te in result["features"]:
+            c = {k: cell(result, tr, te, m, r) for k, (m, r) in {
+                "h5": ("hstnn", 0.5), "h9": ("hstnn", 0.9), "d5": ("direct_hybrid", 0.5), "rnn": ("rnn", 0.0),
+                "snn": ("snn", 1.0)}.items()}
+            best = max(RATIOS, key=lambda r, tr=tr, te=te: (cell(result, tr, te, "hstnn", r) or {"mean": -1})["mean"])
+            b = baselines(tr, te)
 
-        def f(x: dict | None) -> str:
-            return "-" if x is None else f"{x['mean']:.3f} +- {x['std']:.3f}"
-        print(f"| {tr} -> {te} | {f(c['h5'])} | {f(c['h9'])} | {f(c['d5'])} | {f(c['rnn'])} | {f(c['snn'])} | "
-              f"{best:g} | {b['NN RGB']:.3f} | {b['sequence of 9 (events)']:.3f} |")
-print()
+            def f(x: dict | None) -> str:
+                return "-" if x is None else f"{x['mean']:.3f} +- {x['std']:.3f}"
+            print(f"| {tr} -> {te} | {f(c['h5'])} | {f(c['h9'])} | {f(c['d5'])} | {f(c['rnn'])} | {f(c['snn'])} | "
+                  f"{best:g} ({cell(result, tr, te, 'hstnn', best)['mean']:.3f}) | {b['NN RGB']:.3f} | "
+                  f"{b['sequence of 9 (events)']:.3f} |")
+    print()
+
+
+cross_table(cross, "Cross-condition, HSTNN transfer (front-ends trained on all environments)")
+strict_file = SCI / "strict" / "cross" / "cross_condition.json"
+if strict_file.is_file():
+    strict = json.loads(strict_file.read_text())
+    cross_table(strict, "Cross-condition, strict (front-ends and HSTNN trained on env1 only)")
+
+# ---- table 4: does three-stage help more when the network is small?
+small = {e: json.loads((SCI / f"small_{e}" / "report.json").read_text()) for e in ENVS
+         if (SCI / f"small_{e}" / "report.json").is_file()}
+if small:
+    print("## Three-stage minus directly-hybrid, per seed pair (test top-1 points), by width\n")
+    print("| env | SNN ratio | 500 + 500 | 100 + 100 |\n|---|---|---|---|")
+
+    def gain(rep: dict, r: float) -> str:
+        by = {(u["kind"], u["seed"]): u["test"]["top1"] for u in rep["units"] if u["snn_ratio"] == r}
+        d = [100 * (by["hstnn", s] - by["direct", s]) for s in sorted({s for _, s in by})
+             if ("hstnn", s) in by and ("direct", s) in by]
+        return f"{np.mean(d):+.1f} +- {np.std(d, ddof=1) if len(d) > 1 else 0:.1f} (n={len(d)})"
+    for env, rep in small.items():
+        for r in (0.5, 0.9):
+            print(f"| {env} | {r:g} | {gain(reports[env], r)} | {gain(rep, r)} |")
+    print()
 
 # ---- figure 1: accuracy vs SNN ratio per environment (paper Fig. 2 style), baselines as lines
 fig, axes = plt.subplots(2, 3, figsize=(11, 6.2), sharex=True)
