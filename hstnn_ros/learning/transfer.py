@@ -82,7 +82,7 @@ def cell(result: Mapping[str, Any], train: str, test: str, model: str, ratio: fl
     return None
 
 
-def plot_cross_condition(result: Mapping[str, Any], path: Path | str, *, metric: str = "top1") -> Path:
+def plot_cross_condition(result: Mapping[str, Any], path: Path | str, *, metric: str = "top1", dpi: int = 120) -> Path:
     """One panel per (train condition -> test condition): ``metric`` vs SNN ratio for the three-stage HSTNN and the
     directly trained networks (pure RNN at 0, pure SNN at 1), mean +- sd over seeds; saved as a PNG."""
     plt = pyplot()
@@ -109,4 +109,4 @@ def plot_cross_condition(result: Mapping[str, Any], path: Path | str, *, metric:
             if j == 0:
                 ax.set_ylabel(f"test {metric}")
     axes[0][0].legend(fontsize=6)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=dpi)
