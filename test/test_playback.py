@@ -203,3 +203,10 @@ def test_renumbered_seq_counts_on_across_loops_and_nothing_else_changes(tmp_path
         else:
             assert a.message.data == b.message.data
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    # --seq-start: the same numbering from a given value (to go on where an earlier playback stopped)
+    with Playback(bags, loops=3, seq_start=len(seqs)) as cont:
+        nxt = [packet_header(m.message.data, has_seq=True).seq for m in cont.schedule()
+               if m.message.msgtype.endswith("EventPacket")]
+    assert nxt == list(range(len(seqs), 2 * len(seqs)))
+    with pytest.raises(BagError, match="seq start"):
+        Playback(bags, seq_start=-1)

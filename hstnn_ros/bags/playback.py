@@ -99,11 +99,13 @@ class Playback:
     ``rate``: speed factor (2.0 = twice as fast). ``loops``: how many times to play the recording, 0 = forever.
     ``renumber_seq``: ``EventPacket.seq`` counts on across loops (per topic, from the first packet's), as a driver
     that keeps running would number its packets; everything else is published byte for byte. Without it a loop
-    restarts the recorded sequence, and a receiver cannot tell packets lost at the end of a loop.
+    restarts the recorded sequence, and a receiver cannot tell packets lost at the end of a loop. ``seq_start``
+    (implies ``renumber_seq``): number from this value instead of the first packet's, e.g. to go on where an
+    earlier playback stopped, so that its first packet reveals any packet lost at that playback's end.
     """
 
     def __init__(self, bags: Sequence[Path | str], *, topics: Sequence[str] | None = None, rate: float = 1.0,
-                 loops: int = 1, renumber_seq: bool = False) -> None:
+                 loops: int = 1, renumber_seq: bool = False, seq_start: int | None = None) -> None:
         if not bags:
             raise BagError("bag player: no bag given; pass one or more rosbag2 directories or files")
         if not rate > 0:
@@ -112,7 +114,10 @@ class Playback:
             raise BagError(f"bag player: loops {loops}: must be >= 0 (0 = forever)")
         self.rate = float(rate)
         self.loops = int(loops)
-        self.renumber_seq = bool(renumber_seq)
+        if seq_start is not None and not 0 <= seq_start < 2**64:
+            raise BagError(f"bag player: seq start {seq_start}: must be an unsigned 64-bit number")
+        self.renumber_seq = bool(renumber_seq) or seq_start is not None
+        self.seq_start = seq_start
         self._readers: list[BagReader] = []
         try:
             for b in bags:
@@ -178,12 +183,11 @@ class Playback:
         else:
             yield from heapq.merge(*streams, key=lambda m: m.t_ns)
 
-    @staticmethod
-    def _renumbered(msg: RawMessage, seqs: dict[str, int]) -> RawMessage:
+    def _renumbered(self, msg: RawMessage, seqs: dict[str, int]) -> RawMessage:
         head = packet_header(msg.data, has_seq=True)
         if head is None or head.seq is None:
             return msg  # not decodable as an EventPacket: published as recorded
-        seq = seqs.setdefault(msg.topic, head.seq)
+        seq = seqs.setdefault(msg.topic, head.seq if self.seq_start is None else self.seq_start)
         seqs[msg.topic] = seq + 1
         return dataclasses.replace(msg, data=with_seq(bytes(msg.data), seq))
 

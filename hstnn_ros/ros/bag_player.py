@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--renumber-seq", action="store_true",
                    help="EventPacket seq counts on across loops, as a running driver's would (so a receiver can count "
                         "every packet lost, loop boundaries included)")
+    p.add_argument("--seq-start", type=int, default=None, metavar="N",
+                   help="renumber EventPacket seq from N (implies --renumber-seq), e.g. to go on where an earlier "
+                        "playback stopped")
     p.add_argument("--clock", type=float, nargs="?", const=40.0, default=None, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) in recorded time at HZ (default 40)")
     p.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these topics")
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(remove_ros_args(argv)[1:])
     try:
         playback = Playback(args.bags, topics=args.topics, rate=args.rate, loops=0 if args.loop else args.loops,
-                            renumber_seq=args.renumber_seq)
+                            renumber_seq=args.renumber_seq, seq_start=args.seq_start)
     except HstnnError as exc:
         print(exc, file=sys.stderr)
         return 1
