@@ -13,7 +13,8 @@ from hstnn_ros.plotting import pyplot, save_figure
 
 SCI = Path(sys.argv[1])
 HERE = Path(__file__).resolve().parent
-ENVS = ("env1", "env2", "env3")
+# the environments whose sweep has finished (a partial run still gives its tables and plots)
+ENVS = tuple(e for e in ("env1", "env2", "env3") if (SCI / e / "report.json").is_file())
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 DPI = 80  # the repository is near its size budget
 reports = {e: json.loads((SCI / e / "report.json").read_text()) for e in ENVS}
@@ -136,7 +137,7 @@ if small:
     print()
 
 # ---- figure 1: accuracy vs SNN ratio per environment (paper Fig. 2 style), baselines as lines
-fig, axes = plt.subplots(2, 3, figsize=(11, 6.2), sharex=True)
+fig, axes = plt.subplots(2, len(ENVS), figsize=(3.7 * len(ENVS), 6.2), sharex=True, squeeze=False)
 for j, env in enumerate(ENVS):
     for i, key in enumerate(("top1", "recall")):
         ax = axes[i][j]
@@ -172,7 +173,8 @@ axes[0].legend(fontsize=7)
 save_figure(fig, HERE / "science_ops.png", dpi=DPI)
 
 # ---- figure 3: Selection vs random, before and after Restoration
-fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+fig, axes = plt.subplots(1, len(ENVS), figsize=(3.7 * len(ENVS), 3.4), sharey=True, squeeze=False)
+axes = axes[0]
 for ax, env in zip(axes, ENVS, strict=True):
     table = rows(env, "hstnn")
     xs = list(RATIOS[1:-1])
