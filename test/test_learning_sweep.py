@@ -76,7 +76,10 @@ def _check_evidence(report: dict, ratios: list[float], *, direct: bool = True) -
     sel_all = np.mean([row["selected_top1"]["mean"] for row in hstnn.values()])
     # the Hessian-aware choice keeps more of the trained function than a random one of the same sizes
     assert sel > rnd, (sel, rnd, _table(report))
-    assert restored > sel_all + 0.1, (restored, sel_all, _table(report))  # Restoration clearly improves
+    # Restoration wins back at least half of what Selection cost (a fixed margin in top-1 points held on one CPU and
+    # not on another: how much Selection costs moves with the kernels, and it bounds what Restoration can regain)
+    adapted = _rows(report, "adaptation")[None]["top1"]["mean"]
+    assert restored - sel_all >= 0.5 * (adapted - sel_all) > 0, (restored, sel_all, adapted, _table(report))
     if not direct:
         return
     base = _rows(report, "direct")
@@ -181,8 +184,9 @@ def test_full_sweep_several_seeds(tmp_path: Path) -> None:
     assert report["comparison"]["basis"] == "equal total epochs"
     assert report["comparison"]["hstnn_epoch_budget"] == report["comparison"]["direct_epoch_budget"] == 60
     for unit in report["units"]:
-        if unit["kind"] != "adaptation":
-            assert unit["training"]["epochs_budget"] == 60 and 0 < unit["training"]["epochs_run"] <= 60
+        budget = 40 if unit["kind"] == "adaptation" else 60  # every unit says what it trained for and how long
+        assert unit["training"]["epochs_budget"] == budget and 0 < unit["training"]["epochs_run"] <= budget
+        assert unit["training"]["seconds"] > 0
 
 
 def _adapted_digits(tmp_path: Path, seed: int) -> tuple:
