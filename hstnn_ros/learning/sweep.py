@@ -211,6 +211,8 @@ class Sweep:
                   "sizes": net.sizes_of(model), "fit": fit_res, **_metrics(model, self.data, self.cfg),
                   **net.measure_ops(model, self._ops_x())}
         result["seconds"] = time.perf_counter() - t0
+        result["training"] = {"epochs_budget": self.cfg.epochs.adaptation, "epochs_run": int(fit_res["epochs_run"]),
+                              "seconds": result["seconds"]}
         tmp = self._tmp(unit)
         net.save_model(tmp / BUNDLE, model, self._meta(unit, model, {"metrics": result["test"]}))
         return self._commit(unit, tmp, result)
