@@ -128,14 +128,17 @@ if strict_file.is_file():
 small = {e: json.loads((SCI / f"small_{e}" / "report.json").read_text()) for e in ENVS
          if (SCI / f"small_{e}" / "report.json").is_file()}
 if small:
-    print("## Three-stage minus directly-hybrid, per seed pair (test top-1 points), by width\n")
+    print("## Three-stage vs directly-hybrid by width (test top-1 means; their difference per seed pair in points)\n")
     print("| env | SNN ratio | 500 + 500 | 100 + 100 |\n|---|---|---|---|")
 
     def gain(rep: dict, r: float) -> str:
         by = {(u["kind"], u["seed"]): u["test"]["top1"] for u in rep["units"] if u["snn_ratio"] == r}
         d = [100 * (by["hstnn", s] - by["direct", s]) for s in sorted({s for _, s in by})
              if ("hstnn", s) in by and ("direct", s) in by]
-        return f"{np.mean(d):+.1f} +- {np.std(d, ddof=1) if len(d) > 1 else 0:.1f} (n={len(d)})"
+        h = np.mean([by["hstnn", s] for s in {s for _, s in by} if ("hstnn", s) in by])
+        b = np.mean([by["direct", s] for s in {s for _, s in by} if ("direct", s) in by])
+        return (f"{h:.3f} vs {b:.3f}: {np.mean(d):+.1f} +- {np.std(d, ddof=1) if len(d) > 1 else 0:.1f} "
+                f"(n={len(d)})")
     for env, rep in small.items():
         for r in (0.5, 0.9):
             print(f"| {env} | {r:g} | {gain(reports[env], r)} | {gain(rep, r)} |")
