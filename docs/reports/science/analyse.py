@@ -79,12 +79,19 @@ print("| env | SNN ratio | Selection, before Restoration | random, before | Sele
       "rank reliability, first round / worst round | batches (16 rounds) | Selection s / one Adaptation epoch s |")
 print("|---|---|---|---|---|---|---|---|---|")
 cost = {}
+
+
+def adaptation_training(env: str, u: dict) -> dict:
+    """An Adaptation unit's epochs run and seconds (sweeps older than the unit's "training" field: its result.json)."""
+    if u["training"]:
+        return u["training"]
+    r = json.loads((SCI / env / "units" / u["unit"] / "result.json").read_text())
+    return {"seconds": r["seconds"], "epochs_run": r["fit"]["epochs_run"]}
+
+
 for env in ENVS:
-    # sweeps before the adaptation units carried "training" keep it in each unit's result.json only
-    adapt = [u["training"] or {"seconds": (r := json.loads((SCI / env / "units" / u["unit"] / "result.json")
-                                                              .read_text()))["seconds"],
-                               "epochs_run": r["fit"]["epochs_run"]} for u in units(env, "adaptation")]
-    epoch_s = np.mean([a["seconds"] / max(a["epochs_run"], 1) for a in adapt])
+    epoch_s = np.mean([a["seconds"] / max(a["epochs_run"], 1)
+                       for a in (adaptation_training(env, u) for u in units(env, "adaptation"))])
     for r in RATIOS[1:-1]:
         row = rows(env, "hstnn")[r]
         cost[env, r] = row["selection_seconds"]["mean"] / epoch_s
@@ -135,8 +142,7 @@ if small:
         by = {(u["kind"], u["seed"]): u["test"]["top1"] for u in rep["units"] if u["snn_ratio"] == r}
         d = [100 * (by["hstnn", s] - by["direct", s]) for s in sorted({s for _, s in by})
              if ("hstnn", s) in by and ("direct", s) in by]
-        h = np.mean([by["hstnn", s] for s in {s for _, s in by} if ("hstnn", s) in by])
-        b = np.mean([by["direct", s] for s in {s for _, s in by} if ("direct", s) in by])
+        h, b = (np.mean([v for (k, _), v in by.items() if k == kind]) for kind in ("hstnn", "direct"))
         return (f"{h:.3f} vs {b:.3f}: {np.mean(d):+.1f} +- {np.std(d, ddof=1) if len(d) > 1 else 0:.1f} "
                 f"(n={len(d)})")
     for env, rep in small.items():
