@@ -7,7 +7,10 @@ while building (tracemalloc is not used: it slows every allocation and so the wi
 route length:
 two lengths are measured in one run and their ratio printed. On the shorter route the NeuroGPR path is timed too
 (export, then building from the export). Feature caching runs the shipped front-ends
-(`models/frontends`) over the built traversal.
+(`models/frontends`) over the built traversal. Front-end pretraining's data path (`FrameInputs` over the loaded
+dataset, every frame read once in shuffled batches of 128, event bins and RGB frames, as an epoch does) runs in a
+fresh process per length; its memory is the process's own (anonymous) memory, sampled while it reads: the dataset's
+frames are memory-mapped, so the pages it reads are page cache (``RssFile``, reclaimable), reported beside it.
 
 Quick mode (``HSTNN_BENCH_QUICK=1``): 20 s and 60 s of route; full mode: 60 s and 600 s (a 10-minute route; writing
 it takes about 15 minutes on 2 cores); ``HSTNN_BENCH_DATASET_SECONDS=30,120`` picks other lengths.
@@ -23,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-import hstnn_ros.perception.frontends  # noqa: F401 - registers the scnn/cnn bundle builders
 from bench.bench_memory import peak_rss_mb
 from hstnn_ros import defaults
-from hstnn_ros.datasets.frontend_training import cache_features
+from hstnn_ros.datasets.frontend_training import FrameInputs, cache_features, frozen_frontends
 from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
 from hstnn_ros.datasets.synth import preset_config
 from hstnn_ros.datasets.synth import write_traversal as write_route_bag
@@ -42,6 +45,7 @@ from hstnn_ros.datasets.windows import (
 )
 from hstnn_ros.enums import Environment
 from hstnn_ros.model import load_bundle
+from hstnn_ros.perception.window import window_from_metadata
 
 
 def _write_route(path: Path, seconds: float) -> float:
@@ -75,6 +79,40 @@ def _build(bag: str, out: str, input_hw: tuple[int, int]) -> dict:
             "rss_peak_mb": rss1, "rss_at_start_mb": rss0, "rss_growth_mb": rss1 - rss0}
 
 
+def _memory_mb() -> dict[str, float]:
+    """``RssAnon`` (the process's own memory) and ``RssFile`` (mapped file pages) of ``/proc/self/status``, MB."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _pretrain_data(ds_dir: str) -> dict[str, float]:
+    """Runs in a fresh process: load the dataset and read every frame once in shuffled batches of 128 through
+    ``FrameInputs`` (event bins, then RGB frames): the peak of the process's own memory (sampled every 10 batches),
+    its mapped file pages at the end, and the frames read per second."""
+    t0 = time.perf_counter()
+    ds = load_dataset(ds_dir, verify=False)
+    mem = _memory_mb()
+    peak, loaded = mem["RssAnon"], mem["RssAnon"]
+    frames = 0
+    rng = np.random.default_rng(0)
+    for kind in ("scnn", "cnn"):
+        x = FrameInputs(ds.traversals, kind)
+        order = rng.permutation(len(x))
+        for k, s in enumerate(range(0, len(order), 128)):
+            frames += len(x[np.sort(order[s:s + 128])])
+            if k % 10 == 0:
+                peak = max(peak, _memory_mb()["RssAnon"])
+    wall = time.perf_counter() - t0
+    mem = _memory_mb()
+    return {"anon_after_load_mb": loaded, "anon_peak_mb": max(peak, mem["RssAnon"]), "file_mapped_mb": mem["RssFile"],
+            "frames_read": frames, "frames_per_s": frames / wall, "wall_s": wall}
+
+
 def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:
     """The NeuroGPR path on the same bag: export (frames/s, disk per frame) and dataset building from the export
     (windows/s: PNG + tensor reads and the sensor-resolution -> grid downscale)."""
@@ -106,7 +144,8 @@ def _cache(ds_dir: Path) -> dict[str, float] | str:
     b = load_bundle(FRONTENDS)
     ds = load_dataset(ds_dir)
     t0 = time.perf_counter()
-    fs = cache_features(ds, b.build("scnn"), b.build("cnn"), progress=False)
+    scnn, cnn = frozen_frontends(b)
+    fs = cache_features(ds, scnn, cnn, progress=False)
     wall = time.perf_counter() - t0
     n = len(ds.traversals[0])
     return {"rgb_frames": n, "event_frames": n * defaults.EVENT_BINS_PER_RGB, "windows": int(fs.features.shape[0]),
@@ -122,7 +161,8 @@ def main() -> dict:
     out: dict = {"quick": quick}
     ctx = mp.get_context("spawn")
     # the shipped front-ends' grid (90x120), else the default one
-    hw = tuple(load_bundle(FRONTENDS).metadata["input_hw"]) if (FRONTENDS / "bundle.json").is_file() \
+    hw = window_from_metadata(load_bundle(FRONTENDS).metadata, source=str(FRONTENDS)).input_hw \
+        if (FRONTENDS / "bundle.json").is_file() \
         else WindowSpec().input_hw
     out["input_hw"] = list(hw)
     with tempfile.TemporaryDirectory() as d:
@@ -145,6 +185,12 @@ def main() -> dict:
                   f"({dur / r['wall_s']:.1f}x real time); peak RSS {r['rss_peak_mb']:.0f} MB = "
                   f"{r['rss_at_start_mb']:.0f} MB after imports + {r['rss_growth_mb']:.0f} MB building (writing the "
                   f"route: peak RSS {gen_rss:.0f} MB)", flush=True)
+            with ctx.Pool(1) as pool:
+                r["pretrain_data"] = pt = pool.apply(_pretrain_data, (str(ds_dir),))
+            print(f"{'':12s} pretraining data: {pt['frames_read']} frames read in {pt['wall_s']:.1f} s "
+                  f"({pt['frames_per_s']:.0f} frames/s); own memory {pt['anon_after_load_mb']:.0f} MB after loading, "
+                  f"peak {pt['anon_peak_mb']:.0f} MB; mapped dataset pages {pt['file_mapped_mb']:.0f} MB (page cache)",
+                  flush=True)
             if seconds == lengths[0]:
                 g = _neurogpr(bag, Path(d), hw)
                 out["neurogpr"] = g
@@ -157,9 +203,11 @@ def main() -> dict:
         out["rss_growth_ratio"] = b["rss_growth_mb"] / max(a["rss_growth_mb"], 1e-3)
         out["route_length_ratio"] = b["route_s"] / a["route_s"]
         out["generate_rss_peak_ratio"] = b["generate_rss_peak_mb"] / a["generate_rss_peak_mb"]
+        out["pretrain_anon_peak_ratio"] = b["pretrain_data"]["anon_peak_mb"] / a["pretrain_data"]["anon_peak_mb"]
         print(f"for a {out['route_length_ratio']:.1f}x longer route: peak RSS ratio {out['rss_peak_ratio']:.2f}, "
               f"build growth ratio {out['rss_growth_ratio']:.2f} (bounded memory: ~1); writing the route: peak RSS "
-              f"ratio {out['generate_rss_peak_ratio']:.2f}")
+              f"ratio {out['generate_rss_peak_ratio']:.2f}; pretraining data: own-memory peak ratio "
+              f"{out['pretrain_anon_peak_ratio']:.2f}")
         c = _cache(ds_dir)
         out["feature_cache"] = c
         if isinstance(c, dict):

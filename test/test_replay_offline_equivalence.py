@@ -80,8 +80,7 @@ def test_replay_decisions_equal_offline_windows(tmp_path):
     # latter (a real misalignment moves features and logits far beyond these bounds), and the place ids equal where
     # the top class leads by more than that.
     n, bins = trav.events.shape[:2]
-    ev = scnn_bound(scnn, torch.from_numpy(trav.events.reshape(n * bins, *trav.events.shape[2:]).astype(np.float32)),
-                    U32)
+    ev = scnn_bound(scnn, torch.from_numpy(np.asarray(trav.events, np.float32)).flatten(0, 1), U32)
     rgb = cnn_bound(cnn, torch.from_numpy(trav.rgb_input(slice(0, n))), U32)
     fe_size, w = scnn.feature_size, defaults.RGB_FRAMES_PER_WINDOW
     ev_err = ev.error.view(n, bins, -1)

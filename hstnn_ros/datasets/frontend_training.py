@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from hstnn_ros.datasets.chunked import concat_frames, frames_of
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.features import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, FeatureSet, save_feature_set
-from hstnn_ros.datasets.windows import Traversal, WindowDataset
+from hstnn_ros.datasets.windows import Traversal, WindowDataset, rgb_input
 from hstnn_ros.model import Bundle, load_bundle, save_bundle
 from hstnn_ros.perception.frontends import (
     BUILDERS,
@@ -100,33 +101,57 @@ def _flush_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs, labels and environment index of every frame of ``split`` (event bins count one frame each)."""
-    xs, ys, es = [], [], []
-    envs = sorted({t.env for t in ds.traversals})
-    for t in ds.traversals:
-        if t.split != split:
-            continue
+class FrameInputs:
+    """Front-end inputs of the frames of some traversals, read a batch at a time: ``x[idx]`` (an index array or a
+    slice along frames) is the float32 batch; nothing else is held in memory (the traversals' frames stay
+    memory-mapped, ``datasets.chunked``), so pretraining on a long route needs no more memory than on a short one.
+    Event bins count one frame each (``scnn``); RGB(-D) frames are scaled as ``preprocess_rgbd`` does (``cnn``)."""
+
+    def __init__(self, traversals: Sequence[Traversal], kind: str) -> None:
+        self.kind = kind
         if kind == SCNN_KIND:
-            n, b = t.events.shape[:2]
-            xs.append(t.events.reshape(n * b, *t.events.shape[2:]))
-            ys.append(np.repeat(t.labels, b))
-            es.append(np.full(n * b, envs.index(t.env)))
+            self.events = concat_frames([frames_of(t.events).reshape_parts(*t.events.shape[2:]) for t in traversals])
+            self.rgb = self.depth = None
         else:
-            xs.append(t.rgb_input(slice(None)))
-            ys.append(t.labels)
-            es.append(np.full(len(t), envs.index(t.env)))
-    if not xs:
+            if any(t.rgb is None for t in traversals):
+                bad = next(t for t in traversals if t.rgb is None)
+                raise DatasetError(f"{bad.source or bad.name}: an events-only traversal has no RGB frames")
+            self.rgb = concat_frames([t.rgb for t in traversals if t.rgb is not None])
+            with_depth = [t.depth is not None for t in traversals]
+            if any(with_depth) and not all(with_depth):
+                raise DatasetError("front-end pretraining: some traversals have depth frames and some do not; "
+                                   "rebuild the dataset with one --depth setting")
+            self.depth = concat_frames([t.depth for t in traversals if t.depth is not None]) if all(with_depth) \
+                else None
+
+    def __len__(self) -> int:
+        return len(self.events) if self.rgb is None else len(self.rgb)
+
+    def __getitem__(self, idx: np.ndarray | slice) -> np.ndarray:
+        if self.rgb is None:
+            return np.asarray(self.events[idx], np.float32)
+        return rgb_input(self.rgb[idx], None if self.depth is None else self.depth[idx])
+
+
+def _frames(ds: WindowDataset, kind: str, split: str) -> tuple[FrameInputs, np.ndarray, np.ndarray]:
+    """Inputs (read lazily), labels and environment index of every frame of ``split`` (event bins count one frame
+    each)."""
+    envs = sorted({t.env for t in ds.traversals})
+    ts = [t for t in ds.traversals if t.split == split]
+    if not ts:
         raise DatasetError(f"{ds.root}: no traversal in split {split!r}; at least 3 traversals per environment")
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(es)
+    bins = [t.events.shape[1] if kind == SCNN_KIND else 1 for t in ts]
+    ys = np.concatenate([np.repeat(t.labels, b) for t, b in zip(ts, bins, strict=True)])
+    es = np.concatenate([np.full(len(t) * b, envs.index(t.env)) for t, b in zip(ts, bins, strict=True)])
+    return FrameInputs(ts, kind), ys, es
 
 
-def _batch(x: np.ndarray, idx: np.ndarray | slice, device: str, channels_last: bool) -> torch.Tensor:
-    xb = torch.from_numpy(np.asarray(x[idx], np.float32)).to(device)
+def _batch(x: FrameInputs, idx: np.ndarray | slice, device: str, channels_last: bool) -> torch.Tensor:
+    xb = torch.from_numpy(x[idx]).to(device)
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
 
 
-def _accuracy(model: nn.Module, head: nn.Module, x: np.ndarray, y: np.ndarray, *, batch: int, device: str,
+def _accuracy(model: nn.Module, head: nn.Module, x: FrameInputs, y: np.ndarray, *, batch: int, device: str,
               channels_last: bool = False) -> np.ndarray:
     """Per-frame correctness of ``head(model(x))``."""
     model.eval()
@@ -201,7 +226,7 @@ class _Run:
         self.params = [*self.model.parameters(), *self.head.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=lr, fused=True if recipe.device == "cpu" else None)
 
-    def fit(self, xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray, *, progress: bool,
+    def fit(self, xtr: FrameInputs, ytr: np.ndarray, xva: FrameInputs, yva: np.ndarray, *, progress: bool,
             stall_loss: float | None
             ) -> tuple[Frontend, nn.Module, float, list[dict[str, float]], float, float] | None:
         """Every epoch, keeping the best validation epoch; None when it learned nothing (``PretrainConfig``'s
@@ -252,7 +277,7 @@ class _Run:
         return model, head, best_acc, history, t_train, t_val
 
 
-def _train_epoch(model: nn.Module, head: nn.Module, xtr: np.ndarray, ytr: np.ndarray, order: np.ndarray, *,
+def _train_epoch(model: nn.Module, head: nn.Module, xtr: FrameInputs, ytr: np.ndarray, order: np.ndarray, *,
                  opt: torch.optim.Optimizer, params: list[nn.Parameter], recipe: PretrainConfig, bar: tqdm,
                  epoch: int, last_val: str) -> tuple[float, list[float]]:
     """One pass over the training frames in ``order`` (batches of ``recipe.batch``); returns the summed loss and
@@ -302,7 +327,7 @@ def _traversal_features(t: Traversal, scnn: Frontend, cnn: Frontend | None, batc
     ev = []
     rgb = []
     with torch.no_grad():
-        flat = t.events.reshape(n * b, *t.events.shape[2:])
+        flat = frames_of(t.events).reshape_parts(*t.events.shape[2:])
         for s in range(0, len(flat), batch):
             ev.append(scnn(torch.from_numpy(flat[s:s + batch].astype(np.float32))).numpy())
         if cnn is not None and t.rgb is not None:
@@ -357,6 +382,14 @@ def cache_features(ds: WindowDataset, scnn: Frontend, cnn: Frontend | None, prog
     )
 
 
+def _thumb_source(t: Traversal, what: str, idx: slice) -> np.ndarray:
+    """Grey images (``rgb``: channel mean) or event-count images (``events``: summed over bins and polarities)."""
+    if what == "rgb":
+        assert t.rgb is not None
+        return t.rgb[idx].astype(np.float32).mean(1)
+    return t.events[idx].astype(np.float32).sum((1, 2))
+
+
 def nearest_neighbour_baseline(ds: WindowDataset, thumb_wh: tuple[int, int] = (16, 12)) -> dict[str, dict[str, float]]:
     """Per-environment top-1 of a cosine nearest neighbour on raw downsampled frames (grey RGB thumbnail, and
     event-count thumbnail), training traversals as the reference, test traversals as queries."""
@@ -374,14 +407,12 @@ def nearest_neighbour_matrix(ds: WindowDataset, thumb_wh: tuple[int, int] = (16,
     def thumbs(t: Traversal, what: str) -> np.ndarray:
         if (t.name, what) in cache:
             return cache[t.name, what]
-        if what == "rgb":
-            if t.rgb is None:
-                raise DatasetError(f"{ds.root}: traversal {t.name} has no colour frames but the dataset is not "
-                                   "events-only; rebuild it")
-            img = t.rgb.astype(np.float32).mean(1)
-        else:
-            img = t.events.astype(np.float32).sum((1, 2))
-        v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel() for i in img])
+        if what == "rgb" and t.rgb is None:
+            raise DatasetError(f"{ds.root}: traversal {t.name} has no colour frames but the dataset is not "
+                               "events-only; rebuild it")
+        # a block of frames at a time: a traversal's frames as float32 at once would grow with the route
+        v = np.stack([cv2.resize(i, thumb_wh, interpolation=cv2.INTER_AREA).ravel()
+                      for s in range(0, len(t), 256) for i in _thumb_source(t, what, slice(s, s + 256))])
         v -= v.mean(1, keepdims=True)
         cache[t.name, what] = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
         return cache[t.name, what]

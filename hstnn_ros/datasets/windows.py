@@ -6,7 +6,8 @@ Frames are made exactly as the online engine makes them (its cutter, ``EventBuff
 ``preprocess_rgbd``'s resize), so a model trained here sees at run time what it saw in training. Sources: bags
 (``BagFrames``), NeuroGPR folders (``neurogpr``), frame folders, AEDAT4 and raw EVT3 files (``recordings``).
 Bags are streamed (events older than the oldest pending frame are dropped); output is chunked safetensors files plus
-``manifest.json`` with a data fingerprint. Never pickled.
+``manifest.json`` with a data fingerprint. Never pickled. Loading memory-maps the chunks (``chunked``): a dataset's
+frames stay on disk until read, so memory does not grow with the route.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from typing import Any, Protocol
 
 import cv2
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from hstnn_ros import defaults
 from hstnn_ros.bags import BagError, BagReader
+from hstnn_ros.datasets.chunked import ChunkedArray, memmap_safetensors
 from hstnn_ros.datasets.errors import DatasetError
 from hstnn_ros.datasets.labels import Labelling, LabelSpec, place_labels
 from hstnn_ros.datasets.topics import Topics, resolve_topics
@@ -52,13 +53,14 @@ MAX_COUNT = 2047.0
 @dataclass
 class Traversal:
     """The frames of one traversal (all arrays indexed by decision frame: an RGB frame, or a virtual frame of an
-    events-only recording)."""
+    events-only recording). A loaded dataset's frame arrays are ``ChunkedArray`` views of its memory-mapped chunks:
+    index them along frames (``t.events[i]``, ``t.rgb[a:b]``) to read those frames; stamps and labels are in memory."""
 
     name: str
     env: str
-    events: np.ndarray  # float16 [n, bins, 2, H, W] event counts
-    rgb: np.ndarray | None  # uint8 [n, 3, H, W] (resized exactly as preprocess_rgbd does); None: events only
-    depth: np.ndarray | None  # float32 [n, 1, H, W] in [0, 1] (metres / depth_max_m)
+    events: np.ndarray | ChunkedArray  # float16 [n, bins, 2, H, W] event counts
+    rgb: np.ndarray | ChunkedArray | None  # uint8 [n, 3, H, W] (resized as preprocess_rgbd does); None: events only
+    depth: np.ndarray | ChunkedArray | None  # float32 [n, 1, H, W] in [0, 1] (metres / depth_max_m)
     stamps_ns: np.ndarray  # int64 [n]
     labels: np.ndarray  # int64 [n]
     split: str = "train"
@@ -71,10 +73,14 @@ class Traversal:
         """Front-end RGB(-D) input float32 ``[n, C, H, W]`` of the frames ``idx`` (== ``preprocess_rgbd``)."""
         if self.rgb is None:
             raise DatasetError(f"{self.source or self.name}: an events-only traversal has no RGB frames")
-        col = self.rgb[idx].astype(np.float32) / np.float32(255.0)
-        if self.depth is None:
-            return col
-        return np.concatenate([col, self.depth[idx].astype(np.float32)], axis=1)
+        return rgb_input(self.rgb[idx], None if self.depth is None else self.depth[idx])
+
+
+def rgb_input(rgb: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
+    """Front-end RGB(-D) input float32 ``[n, C, H, W]`` from stored frames: colour uint8 ``[n, 3, H, W]`` scaled to
+    [0, 1], then depth ``[n, 1, H, W]`` if given (== ``preprocess_rgbd``)."""
+    col = rgb.astype(np.float32) / np.float32(255.0)
+    return col if depth is None else np.concatenate([col, depth.astype(np.float32)], axis=1)
 
 
 @dataclass
@@ -507,8 +513,17 @@ def build_dataset(bags: Sequence[tuple[Path, str]], out: Path, *, topics: Topics
                               extra={"topics": vars(topics)})
 
 
+def _chunked(parts: list[np.ndarray], where: str) -> ChunkedArray:
+    try:
+        return ChunkedArray(parts)
+    except ValueError as exc:  # chunks of one traversal disagree on frame shape or type
+        raise DatasetError(f"{where}: its chunks do not fit together ({exc}); rebuild the dataset") from exc
+
+
 def load_dataset(root: Path | str, *, verify: bool = True, progress: bool = False) -> WindowDataset:
-    """Read a dataset written by :func:`build_dataset` (checksums verified unless ``verify`` is False)."""
+    """Read a dataset written by :func:`build_dataset` (checksums verified unless ``verify`` is False). The frame
+    arrays are memory-mapped (``Traversal``): loading holds only stamps and labels in memory, whatever the route's
+    length; the chunk files must stay in place while the dataset is used."""
     root = Path(root)
     mpath = root / MANIFEST
     if not mpath.is_file():
@@ -525,17 +540,22 @@ def load_dataset(root: Path | str, *, verify: bool = True, progress: bool = Fals
             path = root / c["file"]
             if not path.is_file():
                 raise DatasetError(f"{path}: chunk listed in {mpath} is missing; rebuild the dataset")
-            if verify and hashlib.sha256(path.read_bytes()).hexdigest() != c["sha256"]:
-                raise DatasetError(f"{path}: checksum mismatch (corrupt or modified); rebuild the dataset")
-            try:
-                arrays = load_file(str(path))
-            except (SafetensorError, OSError) as exc:
-                raise DatasetError(f"{path}: unreadable chunk ({exc}); rebuild the dataset") from exc
-            for k, v in arrays.items():
+            if verify:
+                with path.open("rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                if digest != c["sha256"]:
+                    raise DatasetError(f"{path}: checksum mismatch (corrupt or modified); rebuild the dataset")
+            for k, v in memmap_safetensors(path).items():
                 parts.setdefault(k, []).append(v)
-        cat = {k: np.concatenate(v) for k, v in parts.items()}
+        missing = {"events", "stamps_ns", "labels"} - parts.keys()
+        if missing:
+            raise DatasetError(f"{root}: traversal {t['name']} has no {', '.join(sorted(missing))} in its chunks; "
+                               "rebuild the dataset")
+        where = f"{root}: traversal {t['name']}"
+        rgb, depth = (_chunked(parts[k], where) if k in parts else None for k in ("rgb", "depth"))
         ds.traversals.append(Traversal(
-            name=t["name"], env=t["env"], events=cat["events"], rgb=cat.get("rgb"), depth=cat.get("depth"),
-            stamps_ns=cat["stamps_ns"], labels=cat["labels"], split=t["split"], source=t["source"],
+            name=t["name"], env=t["env"], events=_chunked(parts["events"], where), rgb=rgb, depth=depth,
+            stamps_ns=np.concatenate(parts["stamps_ns"]),
+            labels=np.concatenate(parts["labels"]), split=t["split"], source=t["source"],
         ))
     return ds
