@@ -28,6 +28,8 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from bench.timing import compare
+from hstnn_ros.learning.config import OptimConfig
+from hstnn_ros.learning.trainer import make_optimizer, train_step
 from hstnn_ros.model import HSTNN, HSTNNConfig
 
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::baddbmm",
@@ -127,7 +129,19 @@ def _inputs(name: str, cfg: HSTNNConfig, batch: int, steps: int) -> tuple[torch.
     return x, y
 
 
+def _package_trainer(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The package's own training step (``learning.trainer.train_step`` with its optimiser, as ``fit`` runs it)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, OptimConfig(lr=LR, clip=CLIP))
+
+    def step() -> float:
+        return float(train_step(model, x, y, opt, params=params, clip=CLIP))
+
+    return step
+
+
 def _trainer(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The reference's step, as public HSTNN code writes it: torch's default Adam, clipping, one loss."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=LR)
 
@@ -193,16 +207,16 @@ def run_workload(name: str, pairs: int) -> dict:
     x, y = _inputs(name, cfg, spec["batch"], spec["steps"])
     eq = check_equal(model, ref, x, y)
     load = os.getloadavg()[0]
-    cmp = compare(_trainer(ref, x, y), _trainer(model, x, y), pairs=pairs, name_a="per-step reference",
+    cmp = compare(_trainer(ref, x, y), _package_trainer(model, x, y), pairs=pairs, name_a="per-step reference",
                   name_b="package HSTNN")
-    split = profile_split(_trainer(model, x, y), reps=2)
+    split = profile_split(_package_trainer(model, x, y), reps=2)
     # one thread: no waiting for a second (busy) core at every parallel kernel, so what is left is the arithmetic
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cmp1 = compare(_trainer(ref, x, y), _trainer(model, x, y), pairs=pairs, name_a="per-step reference",
+        cmp1 = compare(_trainer(ref, x, y), _package_trainer(model, x, y), pairs=pairs, name_a="per-step reference",
                        name_b="package HSTNN")
-        split1 = profile_split(_trainer(model, x, y), reps=2)
+        split1 = profile_split(_package_trainer(model, x, y), reps=2)
     finally:
         torch.set_num_threads(threads)
     out = {"network": f"{cfg.input_size}-" + "-".join(f"({h.n_snn}+{h.n_rnn})" for h in cfg.hidden)

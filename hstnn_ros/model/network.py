@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hstnn_ros.model import sequence
 from hstnn_ros.model.component import HSTNN_KIND, Component
 from hstnn_ros.model.enums import Decoder, NonSpikingKind, Role, SpikingKind, SurrogateKind
 from hstnn_ros.model.errors import ModelError
 from hstnn_ros.model.neurons import ALIF, LIF, LSTM, RNN, Population, State
+from hstnn_ros.model.sequence import lif_sequence, rnn_sequence
 from hstnn_ros.model.surrogate import Surrogate
 
 
@@ -237,6 +239,14 @@ class HybridLayer(nn.Module):
         w, b = self.fused_input_weight()
         drive = F.linear(y, w, b)  # one GEMM over T*B rows for both populations
         d_s, d_r = drive.split([self.spec.n_snn, drive.shape[-1] - self.spec.n_snn], dim=-1)
+        if type(self.snn) is LIF and type(self.rnn) is RNN and torch.is_grad_enabled() and sequence.enabled() \
+                and not torch.jit.is_tracing():
+            # training: the recurrences as one autograd node each (model.sequence), same values, a cheaper backward
+            # (not when tracing, e.g. the ONNX export: a tracer records the step-by-step form, not a custom node)
+            snn = self.snn
+            s_all = lif_sequence(d_s, decay=snn.decay, v_th=snn.v_th, surrogate=snn.surrogate)
+            r_all = rnn_sequence(d_r, self.rnn.fc_rec.weight, None if masks is None else masks[1])
+            return (s_all, r_all) if masks is None else (s_all * masks[0], r_all)
         st_s, st_r = self.init_state(B, y.device, y.dtype)
         s_list, r_list = [], []
         for ds_t, dr_t in zip(d_s.unbind(0), d_r.unbind(0), strict=True):
