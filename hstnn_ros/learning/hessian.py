@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hstnn_ros.learning.errors import LearningError
+from hstnn_ros.model import sequence
 from hstnn_ros.model.enums import Role
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,9 @@ def estimate_importance(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Te
 
     def per_batch() -> Iterator[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
         for x, y in batches:
-            vhv = hutchinson_vhv(loss_fn(x, y), params, probes, gen)
+            with sequence.per_step():  # second order: the per-step graph's double backward is the faster one
+                loss = loss_fn(x, y)
+            vhv = hutchinson_vhv(loss, params, probes, gen)
             tr = {g.key: g.per_neuron([vhv[seen[id(p)]] for p in g.params]).sum(dim=1) for g in groups}
             yield tr, neuron_importance(groups, tr)
 
@@ -275,7 +278,11 @@ def removal_saliency(loss_fn: Callable[[torch.Tensor, torch.Tensor, Gates], torc
     gates = [(a_s.to(x.dtype).expand(B, -1).clone().requires_grad_(),
               a_r.to(x.dtype).expand(B, -1).clone().requires_grad_()) for a_s, a_r in alive]
     flat = [g for pair in gates for g in pair]
-    grads = torch.autograd.grad(loss_fn(x, y, gates), flat, create_graph=True, allow_unused=True)
+    # second order through the network: its per-step graph differentiates twice faster than model.sequence's
+    # whole-window nodes (measured: 203 vs 260 ms per batch of 256 on the paper-width network)
+    with sequence.per_step():
+        loss = loss_fn(x, y, gates)
+    grads = torch.autograd.grad(loss, flat, create_graph=True, allow_unused=True)
     grad = torch.cat([g.detach().sum(0) if g is not None else torch.zeros(f.shape[1], dtype=x.dtype)
                       for g, f in zip(grads, flat, strict=True)]).double()
     live = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
