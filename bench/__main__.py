@@ -1,6 +1,7 @@
 """Run every benchmark in this folder (or those named) and write the measured results to bench/results/.
 
-Usage: ``python -m bench [area ...]``; ``HSTNN_BENCH_QUICK=1`` selects each benchmark's quick mode.
+Usage: ``python -m bench [area ...]``; ``HSTNN_BENCH_QUICK=1`` selects each benchmark's quick mode;
+``HSTNN_BENCH_RESULTS=DIR`` writes the results there instead of ``bench/results/``.
 Results are measured in this run on this machine; nothing here is asserted.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -43,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             results[name] = {"error": traceback.format_exc(limit=3)}
         print(f"--- bench_{name}: {time.perf_counter() - t0:.1f} s", flush=True)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = Path(os.environ.get("HSTNN_BENCH_RESULTS") or HERE / "results")
+    out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"\nresults written to {out / 'latest.json'}")
     return 1 if failed else 0
