@@ -277,6 +277,51 @@ def test_removal_saliency_matches_exact_gate_derivatives() -> None:
     assert 0.2 < float(z2.mean()) < 3.0
 
 
+def test_fisher_curvature_equals_the_gate_hessian_in_expectation_over_the_models_labels() -> None:
+    """``removal_saliency_fisher``: the gradient is exact, and the curvature (per-sample gate gradients squared) is
+    the gates' Hessian diagonal in expectation over labels drawn from the model's own softmax (the log-loss identity
+    E_y[grad grad^T] = E_y[Hessian], which holds for any parameters of the logits): computed exactly per sample by
+    weighting every label with its probability, against exact per-sample Hessians."""
+    from hstnn_ros.learning.hessian import removal_saliency_fisher
+
+    m = _tiny_hstnn().double()
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(3, 4, 3, generator=g, dtype=torch.float64) * 2
+    sizes = [(sp.n_snn, sp.n_rnn) for sp in m.config.hidden]
+    n = sum(s + r for s, r in sizes)
+
+    def split(a: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        parts = a.split([k for s, r in sizes for k in (s, r)], dim=-1)
+        return [(parts[2 * i], parts[2 * i + 1]) for i in range(len(sizes))]
+
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor, gates: list) -> torch.Tensor:
+        return nn.functional.cross_entropy(m.run(xb, gates=gates).logits, yb)
+
+    alive = [(torch.ones(s, dtype=torch.bool), torch.ones(r, dtype=torch.bool)) for s, r in sizes]
+    ones = torch.ones(n, dtype=torch.float64)
+    for b in range(len(x)):
+        xb = x[b:b + 1]
+        with torch.no_grad():
+            prob = torch.softmax(m(xb), -1)[0]
+        fisher = torch.zeros(n, dtype=torch.float64)
+        hessian = torch.zeros(n, dtype=torch.float64)
+        for c in range(len(prob)):
+            yb = torch.tensor([c])
+            grad, curv = removal_saliency_fisher(loss_fn, xb, yb, alive)
+            exact_grad = torch.autograd.functional.jacobian(lambda a, xb=xb, yb=yb: loss_fn(xb, yb, split(a)), ones)
+            assert torch.allclose(grad, exact_grad, atol=1e-12)
+            fisher += prob[c] * curv
+            hessian += prob[c] * torch.autograd.functional.hessian(
+                lambda a, xb=xb, yb=yb: loss_fn(xb, yb, split(a)), ones).diagonal()
+        assert torch.allclose(fisher, hessian, rtol=1e-9, atol=1e-12), (fisher, hessian)
+        assert bool((fisher >= 0).all()) and bool(fisher.sum() > 0)
+    # a batch's curvature is that of its mean loss: the mean of its samples' own
+    y = torch.tensor([0, 2, 1])
+    batch = removal_saliency_fisher(loss_fn, x, y, alive)[1]
+    single = torch.stack([removal_saliency_fisher(loss_fn, x[b:b + 1], y[b:b + 1], alive)[1] for b in range(3)])
+    assert torch.allclose(batch, single.mean(0), rtol=1e-9, atol=1e-12)
+
+
 def test_removal_saliency_of_removed_neurons_is_zero_and_not_ranked(tmp_path) -> None:
     """Neurons already removed (gate 0) get score 0 and stay out of the reliability pools; the others are scored on
     the network without them."""

@@ -189,11 +189,13 @@ def test_full_sweep_several_seeds(tmp_path: Path) -> None:
         assert unit["training"]["seconds"] > 0
 
 
-def _adapted_digits(tmp_path: Path, seed: int) -> tuple:
+def _adapted_digits(tmp_path: Path, seed: int, criterion: str = "removal") -> tuple:
     from hstnn_ros.learning import Sweep, Unit, UnitKind
     from hstnn_ros.learning import network as net
 
-    sweep = Sweep(config_from_dict(_cfg([0.5, 0.9], [seed], epochs=40)), digits_features(), tmp_path)
+    raw = _cfg([0.5, 0.9], [seed], epochs=40)
+    raw["selection"] = {"criterion": criterion}
+    sweep = Sweep(config_from_dict(raw), digits_features(), tmp_path)
     sweep.units_dir.mkdir(parents=True)
     sweep.run_adaptation(Unit(UnitKind.ADAPTATION, seed))
     model, _ = net.load_model(sweep.unit_dir(Unit(UnitKind.ADAPTATION, seed)) / "bundle")
@@ -216,18 +218,19 @@ def test_ranking_reliability_grows_with_batches_on_a_trained_model(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_hessian_selection_beats_random_before_restoration(tmp_path: Path) -> None:
-    """Before Restoration, the networks the shipped Selection keeps are clearly better than random choices of the same
-    population sizes, at SNN ratios 0.5 and 0.9, over three seeds (10 random draws each); docs/reports/selection.md
-    has the measured numbers (python docs/reports/selection_evidence.py); the margins below leave room for other
-    CPUs."""
+@pytest.mark.parametrize("criterion", ["removal", "removal_fisher"])
+def test_hessian_selection_beats_random_before_restoration(tmp_path: Path, criterion: str) -> None:
+    """Before Restoration, the networks the shipped Selection keeps (and those of its Fisher-curvature variant) are
+    clearly better than random choices of the same population sizes, at SNN ratios 0.5 and 0.9, over three seeds
+    (10 random draws each); docs/reports/selection.md has the measured numbers (python
+    docs/reports/selection_evidence.py); the margins below leave room for other CPUs."""
     from hstnn_ros.learning import LayerScores, select_random
     from hstnn_ros.learning import network as net
     from hstnn_ros.learning.trainer import evaluate
 
     gains: dict[float, list[float]] = {0.5: [], 0.9: []}
     for seed in (0, 1, 2):
-        sweep, model = _adapted_digits(tmp_path / f"s{seed}", seed)
+        sweep, model = _adapted_digits(tmp_path / f"s{seed}", seed, criterion)
         full = [LayerScores(snn=torch.zeros(s), rnn=torch.zeros(r)) for s, r in net.sizes_of(model)]
         for ratio, gain in gains.items():
             kept, _ = sweep.select(model, ratio, seed)

@@ -78,7 +78,9 @@ class SelectionConfig:
     """Hessian-aware neuron scoring and ranking options.
 
     ``criterion``: what a neuron's score is (``SelectionCriterion``: ``removal`` = the loss change when the neuron
-    is removed, to second order in its output gate; ``trace`` = the paper's Eq. 13 afferent Hessian trace). The
+    is removed, to second order in its output gate, curvature by Hutchinson; ``removal_fisher`` = the same with the
+    curvature from the per-sample gate gradients' empirical Fisher, one backward per batch and no probes;
+    ``trace`` = the paper's Eq. 13 afferent Hessian trace). The
     network is pruned to the ratio's sizes in ``rounds`` steps, each re-scoring the neurons still present on the
     network with the earlier rounds' neurons removed (1 = the paper's one-shot ranking); the first round's scores
     are shared by every ratio. Per round, scores are averaged over batches of ``batch_size`` training windows,

@@ -15,12 +15,15 @@ class UnitKind(enum.Enum):
 
 
 class SelectionCriterion(enum.Enum):
-    """How Selection scores a neuron (both are second-order, Hessian-aware estimates of the loss change when the neuron
-    is pruned; docs/reports/selection.md has the measurements behind the default)."""
+    """How Selection scores a neuron (second-order estimates of the loss change when the neuron is pruned;
+    docs/reports/selection.md has the measurements behind the default)."""
 
     #: removal saliency: the loss change when the neuron's output gate goes 1 -> 0, ``-dL/da + 1/2 d2L/da2`` (Eq. 8
     #: for the perturbation that removes the neuron), curvature by Hutchinson over per-sample gates
     REMOVAL = "removal"
+    #: the same removal saliency with the curvature from the empirical Fisher of the per-sample gates,
+    #: ``d2L_b/da2 ~ (dL_b/da)^2`` (Fisher pruning): one backward per batch, no probe noise, no double backward
+    REMOVAL_FISHER = "removal_fisher"
     #: the paper's Eq. 13: Hutchinson trace of the Hessian block of the neuron's afferent weights x ``||w||^2 / numel``
     TRACE = "trace"
 

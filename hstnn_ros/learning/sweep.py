@@ -241,13 +241,14 @@ class Sweep:
         common: _EstimateOptions = {
             "probes": sel.probes, "min_batches": sel.min_batches, "max_batches": sel.max_batches,
             "tolerance": sel.tolerance, "rank_target": sel.rank_reliability, "seed": seed, "desc": desc}
-        if sel.criterion is SelectionCriterion.REMOVAL:
+        if sel.criterion in (SelectionCriterion.REMOVAL, SelectionCriterion.REMOVAL_FISHER):
             def gated_loss(x: torch.Tensor, y: torch.Tensor, gates: list[tuple[torch.Tensor, torch.Tensor]]
                            ) -> torch.Tensor:
                 return nn.functional.cross_entropy(model.run(x.to(device), gates=gates).logits, y.to(device))
 
             imp = estimate_removal_saliency(gated_loss, batches, net.gate_groups(model),
-                                            [(a.to(device), b.to(device)) for a, b in alive], **common)
+                                            [(a.to(device), b.to(device)) for a, b in alive],
+                                            fisher=sel.criterion is SelectionCriterion.REMOVAL_FISHER, **common)
         else:
             keep = None if n_removed == 0 else net.kept_of(alive)
 
