@@ -18,7 +18,8 @@ NOT_HERE = {"ros"}
 BENCHES = sorted(p.stem.removeprefix("bench_") for p in (REPO / "bench").glob("bench_*.py"))
 
 
-def test_every_benchmark_is_smoke_tested() -> None:
+def test_the_left_out_benchmark_still_exists() -> None:
+    """``NOT_HERE`` names real benchmarks, so leaving one out stays a visible choice."""
     assert set(BENCHES) - NOT_HERE and set(BENCHES) >= NOT_HERE
 
 

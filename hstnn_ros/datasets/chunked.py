@@ -94,14 +94,6 @@ class ChunkedArray:
     def dtype(self) -> np.dtype:
         return self.parts[0].dtype
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.parts)
-
     def __len__(self) -> int:
         return int(self.starts[-1])
 
