@@ -11,9 +11,13 @@ two lengths are measured in one run and their ratio printed. On the shorter rout
 dataset, every frame read once in shuffled batches of 128, event bins and RGB frames, as an epoch does) runs in a
 fresh process per length; its memory is the process's own (anonymous) memory, sampled while it reads: the dataset's
 frames are memory-mapped, so the pages it reads are page cache (``RssFile``, reclaimable), reported beside it.
+Training's data path (``load_feature_set`` + ``prepare_data`` on a feature set of the default route's size, 37,444
+windows of [9, 512] float32, random values) runs in a fresh process too: its allocation peak (tracemalloc: numpy and
+Python buffers) and own memory after splitting, as multiples of the features' bytes (1: the splits only).
 
-Quick mode (``HSTNN_BENCH_QUICK=1``): 20 s and 60 s of route; full mode: 60 s and 600 s (a 10-minute route; writing
-it takes about 15 minutes on 2 cores); ``HSTNN_BENCH_DATASET_SECONDS=30,120`` picks other lengths.
+Quick mode (``HSTNN_BENCH_QUICK=1``): 20 s and 60 s of route, 4,000 feature windows; full mode: 60 s and 600 s (a
+10-minute route; writing it takes about 15 minutes on 2 cores); ``HSTNN_BENCH_DATASET_SECONDS=30,120`` picks other
+lengths.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ import torch
 
 from bench.bench_memory import peak_rss_mb
 from hstnn_ros import defaults
+from hstnn_ros.datasets import FeatureSet, load_feature_set, save_feature_set
 from hstnn_ros.datasets.frontend_training import FrameInputs, cache_features, frozen_frontends
 from hstnn_ros.datasets.neurogpr import NeuroGPRFrames, export_neurogpr
 from hstnn_ros.datasets.synth import preset_config
@@ -44,6 +50,7 @@ from hstnn_ros.datasets.windows import (
     write_traversal,
 )
 from hstnn_ros.enums import Environment
+from hstnn_ros.learning.data import prepare_data
 from hstnn_ros.model import load_bundle
 from hstnn_ros.perception.window import window_from_metadata
 
@@ -113,6 +120,35 @@ def _pretrain_data(ds_dir: str) -> dict[str, float]:
             "frames_read": frames, "frames_per_s": frames / wall, "wall_s": wall}
 
 
+def _write_feature_set(path: Path, windows: int) -> int:
+    """A random feature set of ``windows`` windows of [9, 512] (6 traversals: 4 train, 1 val, 1 test); its bytes."""
+    rng = np.random.default_rng(0)
+    group = np.arange(windows, dtype=np.int32) * 6 // windows
+    save_feature_set(path, FeatureSet(features=rng.random((windows, 9, 512), dtype=np.float32),
+                                      labels=rng.integers(0, 100, windows), split=np.array([0, 0, 0, 0, 1, 2],
+                                                                                           np.int8)[group],
+                                      group=group, env=np.zeros(windows, np.int8), num_classes=100,
+                                      input_spiking=256, env_names=("env1",)))
+    return windows * 9 * 512 * 4
+
+
+def _training_data(path: str) -> dict[str, float]:
+    """Runs in a fresh process: ``load_feature_set`` + ``prepare_data`` (what ``hstnn-train`` does before its first
+    step): the allocation peak (tracemalloc) and the process's own memory growth with both alive, MB."""
+    anon0 = _memory_mb()["RssAnon"]
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    fs = load_feature_set(path)  # kept, as `hstnn-train` keeps it while its sweep runs
+    data = prepare_data(fs)
+    wall = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    mem = _memory_mb()
+    del fs
+    return {"alloc_peak_mb": peak, "anon_growth_mb": mem["RssAnon"] - anon0, "file_mapped_mb": mem["RssFile"],
+            "windows": len(data.train) + len(data.val) + len(data.test), "wall_s": wall}
+
+
 def _neurogpr(bag: Path, work: Path, input_hw: tuple[int, int]) -> dict[str, float]:
     """The NeuroGPR path on the same bag: export (frames/s, disk per frame) and dataset building from the export
     (windows/s: PNG + tensor reads and the sensor-resolution -> grid downscale)."""
@@ -166,6 +202,17 @@ def main() -> dict:
         else WindowSpec().input_hw
     out["input_hw"] = list(hw)
     with tempfile.TemporaryDirectory() as d:
+        fs_bytes = _write_feature_set(Path(d) / "features.safetensors", 4_000 if quick else 37_444)
+        with ctx.Pool(1) as pool:
+            td = pool.apply(_training_data, (str(Path(d) / "features.safetensors"),))
+        (Path(d) / "features.safetensors").unlink()
+        mb = fs_bytes / 2**20
+        out["training_data"] = {**td, "features_mb": mb, "alloc_peak_over_features": td["alloc_peak_mb"] / mb,
+                                "anon_growth_over_features": td["anon_growth_mb"] / mb}
+        print(f"training data: {td['windows']} windows ({mb:.0f} MB of features) loaded and split in "
+              f"{td['wall_s']:.1f} s; allocation peak {td['alloc_peak_mb']:.0f} MB "
+              f"({td['alloc_peak_mb'] / mb:.2f}x the features), own memory +{td['anon_growth_mb']:.0f} MB "
+              f"({td['anon_growth_mb'] / mb:.2f}x; 1 = the splits only)", flush=True)
         for seconds in lengths:
             bag, ds_dir = Path(d) / f"bag_{seconds:.0f}", Path(d) / f"ds_{seconds:.0f}"
             ds_dir.mkdir()

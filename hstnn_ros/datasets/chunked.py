@@ -30,10 +30,10 @@ _DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "U8": np.uin
 _MAX_HEADER = 1 << 20
 
 
-def memmap_safetensors(path: Path | str) -> dict[str, np.ndarray]:
+def memmap_safetensors(path: Path | str, fix: str = "rebuild the dataset") -> dict[str, np.ndarray]:
     """Every tensor of safetensors file ``path`` as a read-only memory map (zero-dimensional and empty tensors as
     small arrays). A header that does not describe the file (truncated, overlapping, unknown dtype) is refused with
-    the path."""
+    the path and ``fix``."""
     path = Path(path)
     size = path.stat().st_size
     try:
@@ -44,7 +44,7 @@ def memmap_safetensors(path: Path | str) -> dict[str, np.ndarray]:
                 raise ValueError(f"header length {n} does not fit the file's {size} bytes")
             header = json.loads(f.read(n))
     except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise DatasetError(f"{path}: not a safetensors file ({exc}); rebuild the dataset") from exc
+        raise DatasetError(f"{path}: not a safetensors file ({exc}); {fix}") from exc
     base = 8 + n
     out: dict[str, np.ndarray] = {}
     for name, info in header.items():
@@ -55,12 +55,11 @@ def memmap_safetensors(path: Path | str) -> dict[str, np.ndarray]:
             shape = tuple(int(s) for s in info["shape"])
             start, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{path}: tensor {name!r} has an unreadable header entry ({exc!r}); rebuild the "
-                               "dataset") from exc
+            raise DatasetError(f"{path}: tensor {name!r} has an unreadable header entry ({exc!r}); {fix}") from exc
         if min(shape, default=0) < 0 or not 0 <= start <= end or base + end > size \
                 or end - start != math.prod(shape) * dtype.itemsize:
             raise DatasetError(f"{path}: tensor {name!r} ({info['dtype']} {list(shape)} at bytes {start}-{end}) "
-                               f"does not fit the file's {size} bytes; rebuild the dataset")
+                               f"does not fit the file's {size} bytes; {fix}")
         if end == start or not shape:  # np.memmap refuses empty maps; a scalar is not worth one
             out[name] = np.fromfile(path, dtype=dtype, count=math.prod(shape), offset=base + start).reshape(shape)
         else:

@@ -1,7 +1,10 @@
 """Feature sets: the ``[N, T, F]`` tensors (plus labels and splits) that the HSTNN trains and evaluates on.
 
 The contract between the front-end feature cache (producer) and ``hstnn-train`` (consumer). Stored as one
-safetensors file (arrays) with a JSON header in the safetensors metadata; never pickled.
+safetensors file (arrays) with a JSON header in the safetensors metadata; never pickled. A loaded set's features are
+memory-mapped from its file (``datasets.chunked``): the windows a user selects are copied when selected (training's
+splits), so loading and splitting hold them once, not twice. Files are replaced atomically, so a set still mapped
+keeps reading the file it was loaded from.
 """
 
 from __future__ import annotations
@@ -9,14 +12,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
+from hstnn_ros.datasets.chunked import memmap_safetensors
 from hstnn_ros.datasets.errors import DatasetError
 
 FORMAT = "hstnn_ros.feature_set"
@@ -109,12 +114,13 @@ class FeatureSet:
         """SHA-256 over the arrays: identifies the exact data a model was trained on."""
         h = hashlib.sha256()
         for arr in (self.features, self.labels, self.split, self.group, self.env):
-            h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(np.ascontiguousarray(arr).data)  # the bytes, without a copy of a contiguous (mapped) array
         return h.hexdigest()
 
 
 def save_feature_set(path: Path | str, fs: FeatureSet) -> Path:
-    """Write ``fs`` to ``path`` (``.safetensors``) and return the path."""
+    """Write ``fs`` to ``path`` (``.safetensors``) and return the path. The file is written beside it and then
+    renamed over it: a feature set loaded (memory-mapped) from the old file keeps its data."""
     path = Path(path)
     header = {
         "format": FORMAT,
@@ -126,29 +132,34 @@ def save_feature_set(path: Path | str, fs: FeatureSet) -> Path:
         "meta": fs.meta,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {
-            "features": np.ascontiguousarray(fs.features, dtype=np.float32),
-            "labels": np.ascontiguousarray(fs.labels, dtype=np.int64),
-            "split": np.ascontiguousarray(fs.split, dtype=np.int8),
-            "group": np.ascontiguousarray(fs.group, dtype=np.int32),
-            "env": np.ascontiguousarray(fs.env, dtype=np.int8),
-        },
-        str(path),
-        metadata={"hstnn_ros": json.dumps(header)},
-    )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(
+            {
+                "features": np.ascontiguousarray(fs.features, dtype=np.float32),
+                "labels": np.ascontiguousarray(fs.labels, dtype=np.int64),
+                "split": np.ascontiguousarray(fs.split, dtype=np.int8),
+                "group": np.ascontiguousarray(fs.group, dtype=np.int32),
+                "env": np.ascontiguousarray(fs.env, dtype=np.int8),
+            },
+            str(tmp),
+            metadata={"hstnn_ros": json.dumps(header)},
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
     return path
 
 
 def load_feature_set(path: Path | str) -> FeatureSet:
-    """Read a feature set written by :func:`save_feature_set`, checking format and fingerprint."""
+    """Read a feature set written by :func:`save_feature_set`, checking format and fingerprint. Its features are a
+    read-only memory map of the file (index them to copy windows into memory)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such feature set file (build one with `hstnn-frontends cache`)")
     try:
         with safe_open(str(path), framework="numpy") as fh:
             header_txt = (fh.metadata() or {}).get("hstnn_ros")
-        arrays = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise DatasetError(f"{path}: not a readable safetensors feature set ({exc})") from exc
     if header_txt is None:
@@ -159,15 +170,16 @@ def load_feature_set(path: Path | str) -> FeatureSet:
             f"{path}: format {header.get('format')} v{header.get('format_version')}, "
             f"expected {FORMAT} v{FORMAT_VERSION}"
         )
+    arrays = memmap_safetensors(path, fix="rebuild the feature cache (`hstnn-frontends cache`)")
     missing = {"features", "labels", "split", "group", "env"} - set(arrays)
     if missing:
         raise DatasetError(f"{path}: missing arrays {sorted(missing)}")
     fs = FeatureSet(
-        features=arrays["features"],
-        labels=arrays["labels"],
-        split=arrays["split"],
-        group=arrays["group"],
-        env=arrays["env"],
+        features=np.asarray(arrays["features"]),  # mapped: read when used (page cache, not process memory)
+        labels=np.array(arrays["labels"]),
+        split=np.array(arrays["split"]),
+        group=np.array(arrays["group"]),
+        env=np.array(arrays["env"]),
         num_classes=int(header["num_classes"]),
         input_spiking=int(header["input_spiking"]),
         env_names=tuple(header["env_names"]),
