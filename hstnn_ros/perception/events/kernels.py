@@ -517,15 +517,19 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
         epoch = 0 if hh < 0 else hh >> 12
         prev = -1 if hh < 0 else hh & 0xFFF
         last = floor
+        # Per event only what can change per event: in order (times only rise within a packet, so the first
+        # event is the only one to compare with floor and reach, and the last the only one to compare with hi,
+        # after the loop), timed, inside the sensor. The time itself changes only with time words.
+        earliest = max(floor, reach)
+        tv = ((hh << 12) + cur_low) * 1000 + off
         ok = True
         for i in range(a, b):
             word = w[i]
             c = word >> 12
             v = word & 0xFFF
             if c == _E_ADDR_X:
-                tv = ((hh << 12) + cur_low) * 1000 + off
                 xv = v & 0x7FF
-                if hh < 0 or tv < reach or tv > hi or tv < last or xv >= width or yy >= height:
+                if hh < 0 or tv < earliest or xv >= width or yy >= height:
                     ok = False
                     break
                 t[k] = tv
@@ -533,11 +537,12 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
                 ys[k] = yy
                 ps[k] = (v >> 11) & 1
                 k += 1
-                last = tv
+                earliest = tv
             elif c == _E_ADDR_Y:
                 yy = v & 0x7FF
             elif c == _E_TIME_LOW:
                 cur_low = v
+                tv = ((hh << 12) + cur_low) * 1000 + off
             elif c == _E_TIME_HIGH:
                 if prev >= 0:
                     d = v - prev
@@ -549,6 +554,7 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
                 prev = v
                 hh = (epoch << 12) + v
                 cur_low = 0
+                tv = (hh << 12) * 1000 + off
             elif c == _E_EXT_TRIGGER:
                 if hh >= 0:
                     tt[j] = ((hh << 12) + cur_low) * 1000 + off
@@ -558,6 +564,9 @@ def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.nd
             elif c == 1 or (c >= _E_VECT_BASE_X and c <= _E_VECT_8) or (c >= 0xB and c <= 0xD):
                 ok = False  # unknown words, or vector words (the vectorised path decodes those)
                 break
+        if ok and k > k0:
+            last = t[k - 1]
+            ok = last <= hi
         if ok and k > k0:
             for r in range(j0, j):
                 if tt[r] < lo or tt[r] > hi + first_tol:

@@ -184,7 +184,8 @@ class StreamDecoder:
         self._marks1 = np.zeros(2, np.int64)  # one packet's word marks and stamp for the fast path
         self._stamp1 = np.zeros(1, np.int64)
         self.counters = DecodeCounters()
-        self.last_triggers = Triggers(np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+        self._triggers = _NO_TRIGGERS
+        self._trigger_views: tuple[np.ndarray, int, int, int, int] | None = None  # see ``last_triggers``
         self._evt3 = codecs.Evt3State()
         self._cmp = codecs.LibcaerCmpState()
         self._clock = PacketClock()
@@ -194,6 +195,22 @@ class StreamDecoder:
         self._encoding: str | None = None
         self._offset_ns: int | None = None
         self._last_t = _NO_TIME
+
+    @property
+    def last_triggers(self) -> Triggers:
+        """The trigger edges of the previous packet. The fast path leaves them in its output buffer and they are
+        viewed only when read (few streams read them; three views per packet cost about as much as decoding a
+        hundred events)."""
+        if self._trigger_views is not None:
+            buf, n, at_t, at_id, at_edge = self._trigger_views  # (the fast path's buffer: count and byte offsets)
+            self._triggers = Triggers(np.ndarray(n, _I64, buf, at_t), np.ndarray(n, _U8, buf, at_id),
+                                      np.ndarray(n, _U8, buf, at_edge))
+            self._trigger_views = None
+        return self._triggers
+
+    @last_triggers.setter
+    def last_triggers(self, value: Triggers) -> None:
+        self._triggers, self._trigger_views = value, None
 
     def reset(self) -> None:
         """Forget the stream state (after a seek or a camera restart); counters are kept."""
@@ -486,9 +503,7 @@ class StreamDecoder:
             if j:
                 c.triggers += j
                 tr = 13 * n_x + 8 * n_tr
-                self.last_triggers = Triggers(np.ndarray(j - tr_last, _I64, buf, 8 * (n_x + tr_last)),
-                                              np.ndarray(j - tr_last, _U8, buf, tr + tr_last),
-                                              np.ndarray(j - tr_last, _U8, buf, tr + n_tr + tr_last))
+                self._trigger_views = (buf, j - tr_last, 8 * (n_x + tr_last), tr + tr_last, tr + n_tr + tr_last)
             else:
                 self.last_triggers = _NO_TRIGGERS
         at = 8 * (n_x + n_tr)
