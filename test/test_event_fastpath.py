@@ -1,7 +1,8 @@
-"""The decoders' fast paths against their reference paths: the compiled plain-packet path of ``StreamDecoder``
-(``kernels.evt3_plain``, per message and in ``decode_many`` runs) against the full path (``fast=False``), and the CDR
-field reader (``bags.cdr.read_event_packet``) against rosbags' deserializer. Equal means everything: every batch's
-events and sensor size, the triggers, the counters, the carried state and the held events at the end."""
+"""The decoders' fast paths against their reference paths: the compiled plain-packet paths of ``StreamDecoder``
+(``kernels.evt3_plain``, per message and in ``decode_many`` runs; ``kernels.libcaer_plain``) against the full path
+(``fast=False``), and the CDR field reader (``bags.cdr.read_event_packet``) against rosbags' deserializer. Equal
+means everything: every batch's events and sensor size, the triggers, the counters, the carried state and the held
+events at the end."""
 
 from __future__ import annotations
 
@@ -116,8 +117,8 @@ def other_streams(draw: st.DrawFn, enc: str) -> list[bytes]:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fast_check_equals_full_path_for_other_encodings(enc: str, data: st.DataObject) -> None:
-    """libcaer, libcaer_cmp and dvs arrays from CDR bytes, damaged or not: the fast check (``kernels.plain_check``)
-    returns what the full path returns and leaves the decoder in the same state."""
+    """libcaer, libcaer_cmp and dvs arrays from CDR bytes, damaged or not: the fast paths (``kernels.libcaer_plain``,
+    ``kernels.plain_check``) return what the full path returns and leave the decoder in the same state."""
     msgs = data.draw(other_streams(enc))
     kind = DVS if enc == "dvs" else PACKET
     fast, full = pev.StreamDecoder(), pev.StreamDecoder(fast=False)
@@ -186,7 +187,7 @@ def test_fast_path_equals_full_path_on_real_bags(shared_data: Path, name: str, d
             d[int(rng.integers(0, len(d)))] = int(rng.integers(0, 256))
     fast, full = pev.StreamDecoder(), pev.StreamDecoder(fast=False)
     taken = 0
-    plain, columns = fast._plain, fast._plain_columns
+    plain, columns, libcaer = fast._plain, fast._plain_columns, fast._plain_libcaer
 
     def counted(*args: Any) -> Any:
         nonlocal taken
@@ -200,7 +201,13 @@ def test_fast_path_equals_full_path_on_real_bags(shared_data: Path, name: str, d
         taken += out is not None
         return out
 
-    fast._plain, fast._plain_columns = counted, counted_columns
+    def counted_libcaer(*args: Any) -> Any:
+        nonlocal taken
+        out = libcaer(*args)
+        taken += out is not None
+        return out
+
+    fast._plain, fast._plain_columns, fast._plain_libcaer = counted, counted_columns, counted_libcaer
     for t, d in msgs:
         assert _rows(fast.decode(t, bytes(d))) == _rows(full.decode(t, bytes(d)))
     assert _state(fast) == _state(full)

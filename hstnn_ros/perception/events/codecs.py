@@ -19,6 +19,10 @@ from hstnn_ros.perception.errors import DecodeError
 from hstnn_ros.perception.events.batch import EventBatch
 from hstnn_ros.perception.events.kernels import evt3_scalar, libcaer_cmp_words, libcaer_events
 
+#: The empty defaults of ``Decoded``, shared (five new empty arrays per packet cost as much as decoding a small one).
+_NONE_I64: np.ndarray = np.zeros(0, np.int64)
+_NONE_U8: np.ndarray = np.zeros(0, np.uint8)
+
 
 @dataclass
 class Decoded:
@@ -29,13 +33,13 @@ class Decoded:
     x: np.ndarray
     y: np.ndarray
     p: np.ndarray
-    trig_t_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    trig_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
-    trig_edge: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
+    trig_t_ns: np.ndarray = field(default_factory=lambda: _NONE_I64)
+    trig_id: np.ndarray = field(default_factory=lambda: _NONE_U8)
+    trig_edge: np.ndarray = field(default_factory=lambda: _NONE_U8)
     problems: list[str] = field(default_factory=list)
     #: with ``marks`` (evt3): events and triggers decoded before each marked word (packet boundaries)
-    ev_at_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    trig_at_marks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ev_at_marks: np.ndarray = field(default_factory=lambda: _NONE_I64)
+    trig_at_marks: np.ndarray = field(default_factory=lambda: _NONE_I64)
 
 
 def _ffill(mask: np.ndarray) -> np.ndarray:

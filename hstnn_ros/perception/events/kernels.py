@@ -460,6 +460,48 @@ def plain_check(t: np.ndarray, x: np.ndarray, y: np.ndarray, hist: np.ndarray, f
 
 
 @_compiled()
+def libcaer_plain(w: np.ndarray, time_base_ns: int, hist: np.ndarray, floor: int, stamp: int,  # noqa: PLR0917
+                  width: int, height: int, prm: np.ndarray) -> tuple:
+    """The fast path of ``StreamDecoder`` for one libcaer polarity packet: ``libcaer_events`` and ``plain_check`` in
+    one call on the payload's little-endian int32 words ``w`` (data, stamp pairs). Returns ``(plain, t, x, y, p,
+    new floor)``; when the packet is not plain (see ``plain_check``) the clock state is unchanged and the full path
+    decides. Times must only rise in a plain packet, so only its first event is compared with ``floor`` and the
+    window's reach, and only its last with the window's top; the per-event checks are branch-free (they
+    vectorise), which is faster than stopping at the first bad event in packets that are almost always plain."""
+    n = w.shape[0] // 2
+    t = np.empty(n, np.int64)
+    xs = np.empty(n, np.uint16)
+    ys = np.empty(n, np.uint16)
+    ps = np.empty(n, np.uint8)
+    known, _lo, hi, reach = _clock_window(hist, stamp, floor, prm)
+    if not known:
+        return False, t, xs, ys, ps, floor
+    roll = 0
+    prev = np.int64(0)
+    for i in range(n):
+        s = np.int64(w[2 * i + 1])
+        if i > 0 and s < prev - (1 << 30):
+            roll += 1
+        prev = s
+        t[i] = time_base_ns + (s + (roll << 31)) * 1000
+    bad = False
+    for i in range(n):
+        d = np.int64(w[2 * i]) & 0xFFFFFFFF
+        xv = (d >> 17) & 0x7FFF
+        yv = (d >> 2) & 0x7FFF
+        bad |= bool((xv >= width) | (yv >= height))
+        xs[i] = xv
+        ys[i] = yv
+        ps[i] = (d >> 1) & 1
+    for i in range(1, n):
+        bad |= t[i] < t[i - 1]
+    if bad or (n and (t[0] < max(floor, reach) or t[n - 1] > hi)):
+        return False, t, xs, ys, ps, floor
+    _clock_plain(hist, stamp, n > 0, t[0] if n else 0, t[n - 1] if n else 0, prm)
+    return True, t, xs, ys, ps, t[n - 1] if n else floor
+
+
+@_compiled()
 def evt3_plain(w: np.ndarray, marks: np.ndarray, stamps: np.ndarray, hist: np.ndarray,  # noqa: PLR0917, C901, PLR0912, PLR0915  numba decoder state machine; calls cost per event
                high: int, low: int, y: int, off: int, floor: int, width: int, height: int, prm: np.ndarray) -> tuple:
     """The fast path of ``StreamDecoder`` for evt3 packets without vector words: decode, packet check and stream

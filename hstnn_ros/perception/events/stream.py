@@ -40,6 +40,7 @@ from hstnn_ros.perception.events.kernels import (
     aedat_events_ok,
     check_events,
     evt3_plain,
+    libcaer_plain,
     plain_check,
     resync_events,
     scan_columns,
@@ -67,6 +68,8 @@ WRAP_NS = {Encoding.EVT3.value: (1 << codecs.EVT3_TIME_BITS) * 1000,
 #: The fast path's encoding, bound once: the per-message checks compare against a module global (a plain str
 #: comparison), where ``Encoding.EVT3`` would look the member up on the class each time (~70 ns a check).
 _EVT3 = Encoding.EVT3
+_LIBCAER = Encoding.LIBCAER
+_I4 = np.dtype("<i4")
 _NO_TIME = int(np.iinfo(np.int64).min)  # "no time yet" for the stream's latest time
 #: Most evt3 packets ``decode_many`` decodes in one call (a run with a packet that needs the check is decoded again
 #: message by message: the cap bounds that cost).
@@ -168,9 +171,9 @@ class StreamDecoder:
     packet's trigger edges.
 
     ``fast`` (default): a packet the checks would keep as decoded (*plain*: the common case) takes one compiled pass
-    (``kernels.evt3_plain`` decodes and checks evt3; ``kernels.plain_check`` checks decoded libcaer / libcaer_cmp
-    packets and dvs arrays); any other packet, and every packet with ``fast=False``, the full path. Both give the
-    same batches, counters and state (``test_event_fastpath.py``).
+    (``kernels.evt3_plain`` and ``kernels.libcaer_plain`` decode and check evt3 and libcaer; ``kernels.plain_check``
+    checks decoded libcaer_cmp packets and dvs arrays); any other packet, and every packet with ``fast=False``, the
+    full path. Both give the same batches, counters and state (``test_event_fastpath.py``).
     """
 
     def __init__(self, msgtype: str | None = None, time_mode: TimeMode = TimeMode.ROS, strict: bool = False,
@@ -365,9 +368,14 @@ class StreamDecoder:
     def _packet(self, stamp: int, width: int, height: int, enc: str, time_base: int,  # noqa: PLR0917, C901, PLR0912, PLR0915  packet validation, checks in order
                 payload: Any, try_fast: bool = True) -> EventBatch:
         """One event packet from its fields (a message object's, or read straight from CDR bytes); ``try_fast``:
-        the evt3 fast path was not tried on it yet."""
-        if try_fast and enc == _EVT3 and self.fast and self._encoding == _EVT3 and self._held is None:
-            batch = self._plain_one(stamp, width, height, payload)
+        the fast path (evt3, libcaer) was not tried on it yet."""
+        if try_fast and self.fast and enc == self._encoding and self._held is None:
+            if enc == _EVT3:
+                batch = self._plain_one(stamp, width, height, payload)
+            elif enc == _LIBCAER:
+                batch = self._plain_libcaer(stamp, width, height, time_base, payload)
+            else:
+                batch = None
             if batch is not None:
                 return batch
         size = self._check_size(width, height)
@@ -468,6 +476,29 @@ class StreamDecoder:
         self._marks1[1] = len(w)
         self._stamp1[0] = stamp
         return self._plain(w, self._marks1, self._stamp1, off)[0]
+
+    def _plain_libcaer(self, stamp: int, width: int, height: int, time_base: int,
+                       payload: Any) -> EventBatch | None:
+        """The compiled fast path (``kernels.libcaer_plain``: decode and check in one pass) for one libcaer packet of
+        a stream already decoding libcaer at this size; None (nothing changed) when the packet is not plain or the
+        path does not apply (then the full path decodes it, with the same result for plain packets)."""
+        if (width, height) != self._size or not 0 <= time_base < MAX_TIME_BASE_NS:
+            return None
+        try:
+            w = np.frombuffer(payload, _I4)
+        except (ValueError, TypeError):  # not whole words: the full path says why
+            return None
+        if not len(w) or len(w) % 2:  # empty, or a truncated event: counted by the full path
+            return None
+        plain, t, x, y, p, last = libcaer_plain(w, time_base, self._clock.h, self._last_t, stamp, width, height,
+                                                KERNEL_PARAMS)
+        if not plain:
+            return None
+        self._last_t = last
+        self._pending_size = None
+        self.counters.events += len(t)
+        self.last_triggers = _NO_TRIGGERS
+        return EventBatch.trusted(t, x, y, p, width, height)
 
     def _plain_columns(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray, stamp: int,  # noqa: PLR0917
                        width: int, height: int) -> EventBatch | None:
@@ -674,9 +705,10 @@ def warm_up() -> float:
     for enc, encode in ENCODERS.items():
         payload, base = encode(batch)
         dec.reset()
-        # evt3 twice more: the second packet of a stream takes the fast path (read-only and writable payloads)
+        # evt3 and libcaer twice more: the second packet of a stream takes the fast path (read-only and writable
+        # payloads)
         ro = np.frombuffer(payload, np.uint8)
-        for events in [ro, ro, bytearray(payload)] if enc == Encoding.EVT3 else [ro]:
+        for events in [ro, ro, bytearray(payload)] if enc in (_EVT3, _LIBCAER) else [ro]:
             dec.decode(SimpleNamespace(encoding=enc, time_base=base, width=8, height=8, header=header, events=events))
     dec.reset()
     dec.decode(DVS_MSGTYPES[0], encode_dvs_event_array(batch))
