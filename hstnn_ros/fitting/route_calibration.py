@@ -53,7 +53,8 @@ def window_outputs(model: HSTNN, features: np.ndarray, batch_size: int = 256) ->
     model.eval()
     probs, feats = [], []
     for i in range(0, len(features), batch_size):
-        rec = model.run(torch.from_numpy(np.ascontiguousarray(features[i:i + batch_size])))
+        rec = model.run(torch.from_numpy(np.array(features[i:i + batch_size], np.float32)))  # a copy: a loaded
+        # feature set is a read-only map
         if rec.readout_input is None:  # HSTNN.run always records it
             raise FitError("the HSTNN's run recorded no readout input; cannot calibrate the unknown-place detector")
         probs.append(torch.softmax(rec.logits.float(), dim=1))
